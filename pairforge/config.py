@@ -1,0 +1,170 @@
+"""RunConfig: the validated YAML that drives a run.
+
+Unknown keys are errors (a typo must not silently fall back to a default), relative paths resolve against the
+config file's folder, and ``fingerprint()`` names the config's content for caching and lineage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _CorpusBase(_Strict):
+    path: str = Field(description="A file or a glob of shards; .gz and .zst are read transparently.")
+    name: str | None = Field(default=None, description="Source label on every record; defaults to the format.")
+
+    @property
+    def source(self) -> str:
+        return self.name or self.format  # type: ignore[attr-defined, no-any-return]
+
+
+class WudaoCorpus(_CorpusBase):
+    format: Literal["wudao"]
+    records_key: str = Field(
+        default="RECORDS", description="Key of the record array in dump files shaped {KEY: [...]}"
+    )
+
+
+class M3eCorpus(_CorpusBase):
+    format: Literal["m3e"]
+    documents: bool = Field(default=True, description="Also turn the passage-side texts into documents.")
+
+
+class SimclueCorpus(_CorpusBase):
+    format: Literal["simclue"]
+    documents: bool = True
+
+
+class PairsTsvCorpus(_CorpusBase):
+    format: Literal["pairs_tsv"]
+    documents: bool = False
+
+
+class SquadCorpus(_CorpusBase):
+    format: Literal["squad"]
+    role: Literal["train", "eval"] = Field(default="eval", description="Human questions are held out by default.")
+
+
+class JsonlCorpus(_CorpusBase):
+    format: Literal["jsonl"]
+    text_field: str = "text"
+    title_field: str | None = "title"
+    id_field: str | None = "id"
+
+
+class ParquetCorpus(_CorpusBase):
+    format: Literal["parquet"]
+    text_field: str = "text"
+    title_field: str | None = "title"
+    id_field: str | None = "id"
+
+
+CorpusConfig = Annotated[
+    WudaoCorpus | M3eCorpus | SimclueCorpus | PairsTsvCorpus | SquadCorpus | JsonlCorpus | ParquetCorpus,
+    Field(discriminator="format"),
+]
+
+
+class NormalizeConfig(_Strict):
+    t2s: bool = Field(default=False, description="Traditional → simplified Chinese with OpenCC.")
+    fold_punctuation: bool = Field(default=False, description="Also fold Chinese full-width punctuation to ASCII.")
+
+
+class WindowConfig(_Strict):
+    max_length: int = Field(default=1024, gt=0, description="Upper bound per passage, in tokens (or characters).")
+    min_length: int = Field(default=64, ge=1, description="Shorter windows are dropped (counted as too_short).")
+    overlap: int = Field(
+        default=0, ge=0, description="Trailing sentences up to this length repeat in the next window."
+    )
+    tokenizer: str | None = Field(default=None, description="Local Hugging Face tokenizer folder; None = characters.")
+    long_chars: int = Field(default=512, gt=0, description="Passages longer than this many characters are 'long'.")
+    long_short_ratio: float | None = Field(
+        default=2.0, gt=0, description="Keep at most 1 short passage per this many long ones; None keeps all."
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> WindowConfig:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) is larger than max_length ({self.max_length})")
+        if self.overlap >= self.max_length:
+            raise ValueError(f"overlap ({self.overlap}) must be smaller than max_length ({self.max_length})")
+        return self
+
+
+class IngestConfig(_Strict):
+    shard_rows: int = Field(default=20_000, gt=0, description="Passages per Parquet shard.")
+    max_document_chars: int = Field(default=2_000_000, gt=0, description="Longer documents are quarantined.")
+
+
+class RunConfig(_Strict):
+    name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
+    workdir: str = "work"
+    corpora: list[CorpusConfig] = Field(min_length=1)
+    normalize: NormalizeConfig = NormalizeConfig()
+    window: WindowConfig = WindowConfig()
+    ingest: IngestConfig = IngestConfig()
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML RunConfig; relative paths resolve against the file's folder."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        config = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
+    return _resolve_paths(config, path.resolve().parent)
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p)) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key '{key}'")
+        else:
+            lines.append(f"{path}: {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the discriminator value into the error location (corpora.0.wudao.foo); drop it.
+    return part in {"wudao", "m3e", "simclue", "pairs_tsv", "squad", "jsonl", "parquet"}
+
+
+def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
+    def resolve(p: str) -> str:
+        return p if "://" in p or Path(p).is_absolute() else str(base / p)
+
+    corpora = [c.model_copy(update={"path": resolve(c.path)}) for c in config.corpora]
+    window = config.window
+    if window.tokenizer and (base / window.tokenizer).exists():
+        window = window.model_copy(update={"tokenizer": resolve(window.tokenizer)})
+    return config.model_copy(update={"corpora": corpora, "workdir": resolve(config.workdir), "window": window})

@@ -1,0 +1,95 @@
+"""Shard discovery and streaming reads: globs, .gz/.zst, line numbers, per-line UTF-8 and JSON checks."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from pairforge.records import Rejected
+
+RAW_KEEP = 2_000  # characters of a bad record kept in quarantine; file:line points at the rest
+
+
+class CorpusPathError(FileNotFoundError):
+    """A corpus path or glob that matches no file."""
+
+
+def expand_paths(pattern: str) -> list[str]:
+    """The files a path or glob names, sorted so shard order is stable; an error if there are none."""
+    paths = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not paths:
+        raise CorpusPathError(f"{pattern}: no such file (or the glob matches nothing)")
+    return paths
+
+
+def open_binary(path: str) -> IO[bytes]:
+    """Open a shard for streaming, decompressing .gz and .zst on the fly."""
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.endswith(".zst"):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return open(path, "rb")
+
+
+def iter_lines(path: str) -> Iterator[tuple[int, str] | Rejected]:
+    """Yield (line number, text) for each non-blank line; undecodable lines come back as Rejected."""
+    with open_binary(path) as raw:
+        for number, line in enumerate(io.BufferedReader(raw), start=1):  # type: ignore[arg-type]
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield Rejected(path, number, "invalid_utf8", str(exc), _excerpt(line))
+                continue
+            text = text.rstrip("\r\n")
+            if text.strip():
+                yield number, text
+
+
+def iter_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
+    """Yield (line number, object) for each JSON Lines record; broken lines come back as Rejected."""
+    for item in iter_lines(path):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        number, text = item
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield Rejected(path, number, "invalid_json", str(exc), text[:RAW_KEEP])
+            continue
+        if not isinstance(obj, dict):
+            yield Rejected(path, number, "not_an_object", type(obj).__name__, text[:RAW_KEEP])
+            continue
+        yield number, obj
+
+
+def get_text(obj: dict[str, Any], *names: str) -> str | None:
+    """The first of ``names`` present in ``obj`` as a string (numbers are accepted and stringified)."""
+    for name in names:
+        value = obj.get(name)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def get_texts(obj: dict[str, Any], name: str) -> list[str] | None:
+    """A string or list-of-strings field as a list; None when missing or of another type."""
+    value = obj.get(name)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
+def _excerpt(line: bytes) -> str:
+    return line[:RAW_KEEP].decode("utf-8", errors="backslashreplace")

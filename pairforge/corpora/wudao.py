@@ -1,0 +1,80 @@
+"""WuDao: JSON Lines {title, text, id, ...} or the dump layout, a JSON array (or {"RECORDS": [...]}) of
+{id, uniqueKey, titleUkey, dataType, title, content}. Dumps are streamed with ijson, never loaded whole."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import ijson
+
+from pairforge.config import WudaoCorpus
+from pairforge.corpora.files import RAW_KEEP, get_text, iter_json_lines, open_binary
+from pairforge.records import Document, Record, Rejected
+
+
+def read_wudao(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
+    """Yield a Document per WuDao record of one shard, in either layout."""
+    if _is_json_lines(path):
+        for item in iter_json_lines(path):
+            if isinstance(item, Rejected):
+                yield item
+            else:
+                yield _to_document(path, corpus, item[1], line=item[0])
+        return
+    yield from _read_dump(path, corpus)
+
+
+def _read_dump(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
+    with open_binary(path) as raw:
+        first = _first_byte(raw)
+    prefix = "item" if first == b"[" else f"{corpus.records_key}.item"
+    index = 0
+    try:
+        with open_binary(path) as raw:
+            for index, obj in enumerate(ijson.items(raw, prefix, use_float=True), start=1):
+                if isinstance(obj, dict):
+                    yield _to_document(path, corpus, obj, record=index)
+                else:
+                    yield Rejected(path, None, "not_an_object", type(obj).__name__, record=index)
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
+        # A dump is one JSON value: past a syntax error nothing more can be read from this shard.
+        yield Rejected(path, None, "invalid_json", f"{exc} (rest of the file not read)", record=index + 1)
+
+
+def _to_document(
+    path: str, corpus: WudaoCorpus, obj: dict[str, Any], *, line: int | None = None, record: int | None = None
+) -> Record:
+    text = get_text(obj, "content", "text")
+    if text is None:
+        reason = "wrong_type" if ("content" in obj or "text" in obj) else "missing_field"
+        return Rejected(path, line, reason, "content/text", json.dumps(obj, ensure_ascii=False)[:RAW_KEEP], record)
+    raw_id = get_text(obj, "id", "uniqueKey")
+    position = f"L{line}" if line is not None else f"R{record}"
+    return Document(
+        id=f"{Path(path).name}:{raw_id if raw_id else position}",
+        source=corpus.source,
+        title=get_text(obj, "title") or "",
+        text=text,
+        meta={"file": path, "line": line, "record": record, "data_type": obj.get("dataType", "")},
+    )
+
+
+def _is_json_lines(path: str) -> bool:
+    with open_binary(path) as raw:
+        for line in raw:
+            if line.strip():
+                try:
+                    return isinstance(json.loads(line), dict)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    return False
+    return True
+
+
+def _first_byte(raw: Any) -> bytes:
+    while chunk := raw.read(1):
+        if not chunk.isspace():
+            return bytes(chunk)
+    return b""

@@ -1,0 +1,52 @@
+"""Text normalisation, applied once at ingest.
+
+NFKC folds full-width ASCII letters, digits and symbols (``ＡＢＣ１２３`` → ``ABC123``) and the ideographic
+space. Plain NFKC would also turn Chinese punctuation (，！？；：（）…～) into ASCII, which makes the text read
+unlike the Chinese the models will see at inference time; those marks are kept unless
+``fold_punctuation`` is set.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+# Full-width punctuation conventionally used in Chinese; kept by default (see module docstring).
+CJK_PUNCTUATION = "，！？；：（）…～"
+# Stand-ins from a Private Use Area block that NFKC leaves alone.
+_PUA_BASE = 0xF0000
+_PROTECT = str.maketrans({ch: chr(_PUA_BASE + i) for i, ch in enumerate(CJK_PUNCTUATION)})
+_RESTORE = str.maketrans({chr(_PUA_BASE + i): ch for i, ch in enumerate(CJK_PUNCTUATION)})
+
+# C0/C1 control characters except tab and newline, DEL, and zero-width format characters.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u2060\ufeff]")
+_HSPACE = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def normalize_text(text: str, *, t2s: bool = False, fold_punctuation: bool = False) -> str:
+    """Return ``text`` normalised: NFKC, control characters removed, whitespace collapsed.
+
+    Runs of spaces and tabs become one space; any whitespace run holding a newline becomes one newline,
+    so paragraph breaks survive. ``t2s`` converts traditional to simplified Chinese with OpenCC.
+    """
+    if not fold_punctuation:
+        text = text.translate(_PROTECT)
+    text = unicodedata.normalize("NFKC", text)
+    if not fold_punctuation:
+        text = text.translate(_RESTORE)
+    text = _CONTROL.sub("", text)
+    text = _NEWLINES.sub("\n", text)
+    text = _HSPACE.sub(" ", text).strip()
+    if t2s and text:
+        text = _opencc_t2s().convert(text)
+    return text
+
+
+@lru_cache(maxsize=1)
+def _opencc_t2s() -> Any:
+    import opencc  # imported lazily: only configs with t2s pay for it
+
+    return opencc.OpenCC("t2s")
