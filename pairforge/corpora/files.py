@@ -34,14 +34,15 @@ def open_binary(path: str) -> IO[bytes]:
     if path.endswith(".zst"):
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+        return io.BufferedReader(reader)  # type: ignore[arg-type]  # line iteration needs a buffered reader
     return open(path, "rb")
 
 
 def iter_lines(path: str) -> Iterator[tuple[int, str] | Rejected]:
     """Yield (line number, text) for each non-blank line; undecodable lines come back as Rejected."""
     with open_binary(path) as raw:
-        for number, line in enumerate(io.BufferedReader(raw), start=1):  # type: ignore[arg-type]
+        for number, line in enumerate(raw, start=1):
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError as exc:
