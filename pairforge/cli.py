@@ -60,7 +60,7 @@ def ingest(
 
             summary = run_ingest(run_config, strict=strict, limit=limit, progress=progress)
     except (ConfigError, CorpusPathError, StrictModeError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     _print_summary(summary)
     if as_json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,7 +30,7 @@ class _CorpusBase(_Strict):
 
     @property
     def source(self) -> str:
-        return self.name or self.format  # type: ignore[attr-defined, no-any-return]
+        return self.name or self.format  # type: ignore[attr-defined]
 
 
 class WudaoCorpus(_CorpusBase):
@@ -161,7 +162,7 @@ def _is_union_tag(part: Any) -> bool:
 
 def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     def resolve(p: str) -> str:
-        return p if "://" in p or Path(p).is_absolute() else str(base / p)
+        return p if "://" in p or Path(p).is_absolute() else os.path.normpath(base / p)
 
     corpora = [c.model_copy(update={"path": resolve(c.path)}) for c in config.corpora]
     window = config.window

@@ -30,12 +30,12 @@ def expand_paths(pattern: str) -> list[str]:
 def open_binary(path: str) -> IO[bytes]:
     """Open a shard for streaming, decompressing .gz and .zst on the fly."""
     if path.endswith(".gz"):
-        return gzip.open(path, "rb")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
     if path.endswith(".zst"):
         import zstandard
 
         reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]  # line iteration needs a buffered reader
+        return io.BufferedReader(reader)  # line iteration needs a buffered reader
     return open(path, "rb")
 
 

@@ -17,11 +17,12 @@ def read_simclue(path: str, corpus: SimclueCorpus) -> Iterator[Record]:
     """Yield the pairs (or, for the sentence corpus, the documents) of one SimCLUE file."""
     name = Path(path).name
     if name.removesuffix(".gz").removesuffix(".zst").endswith(".txt"):
-        for item in iter_lines(path):
-            if isinstance(item, Rejected):
-                yield item
+        for sentence in iter_lines(path):
+            if isinstance(sentence, Rejected):
+                yield sentence
             else:
-                yield Document(f"{name}:L{item[0]}", corpus.source, "", item[1], {"file": path, "line": item[0]})
+                number, text = sentence
+                yield Document(f"{name}:L{number}", corpus.source, "", text, {"file": path, "line": number})
         return
     for item in iter_json_lines(path):
         if isinstance(item, Rejected):

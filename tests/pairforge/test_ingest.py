@@ -32,7 +32,9 @@ def write_bad_corpus(folder: Path) -> tuple[Path, Path]:
     wudao = folder / "bad.jsonl"
     wudao.write_bytes(b"\n".join(lines) + b"\n")
     tsv = folder / "pairs.txt"
-    tsv.write_text("今天天气好\t今天天气不错\t1\n只有一列\n坏标签\t坏标签\tyes\n明天下雨吗\t明天会下雨吗\t0\n", encoding="utf-8")
+    tsv.write_text(
+        "今天天气好\t今天天气不错\t1\n只有一列\n坏标签\t坏标签\tyes\n明天下雨吗\t明天会下雨吗\t0\n", encoding="utf-8"
+    )
     return wudao, tsv
 
 
