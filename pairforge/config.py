@@ -112,6 +112,57 @@ class IngestConfig(_Strict):
     max_document_chars: int = Field(default=2_000_000, gt=0, description="Longer documents are quarantined.")
 
 
+class SamplingConfig(_Strict):
+    n: int = Field(default=1, ge=1, description="Completions per request (several samples share one prefill).")
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    max_tokens: int = Field(default=384, gt=0)
+    seed: int = Field(default=0, description="Per request on GPU; engine-wide on the CPU build (see README).")
+
+
+class VllmConfig(_Strict):
+    dtype: str = "auto"
+    max_model_len: int | None = 4096
+    max_num_seqs: int | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    enable_prefix_caching: bool = True
+    block_size: int | None = Field(default=None, description="None: 32 on CPU (caches the shared prompt head).")
+    enforce_eager: bool = False
+    kv_cache_gib: int | None = Field(default=None, ge=1, description="CPU only: KV cache GiB; default 2.")
+    structured_outputs_backend: Literal["xgrammar", "guidance", "outlines", "auto"] = "xgrammar"
+    disable_any_whitespace: bool = Field(default=True, description="Grammar without free whitespace runs.")
+
+
+class OpenAIConfig(_Strict):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key_env: str = Field(default="OPENAI_API_KEY", description="Name of the variable holding the key.")
+    concurrency: int = Field(default=16, ge=1)
+    timeout_s: float = Field(default=300, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    json_schema: bool = Field(default=True, description="Send response_format json_schema.")
+
+
+class TransformersConfig(_Strict):
+    batch_size: int = Field(default=8, ge=1)
+    dtype: str = "bfloat16"
+
+
+class GenerateConfig(_Strict):
+    backend: Literal["vllm", "openai", "transformers"] = "vllm"
+    model: str = Field(default="demo", description="Model folder or hub id; 'demo' = the prepared demo model.")
+    served_model_name: str | None = Field(default=None, description="openai: model name the server knows.")
+    kinds: list[Literal["qp", "sp"]] = Field(default=["qp", "sp"], min_length=1)
+    prompt_versions: dict[str, str] = Field(default={"qp": "v1", "sp": "v1"})
+    counts: dict[str, int] = Field(default={"qp": 3, "sp": 1}, description="Items asked per request, by kind.")
+    structured_output: bool = True
+    chunk_size: int = Field(default=256, ge=1, description="Requests per engine call and ledger commit.")
+    sampling: SamplingConfig = SamplingConfig()
+    vllm: VllmConfig = VllmConfig()
+    openai: OpenAIConfig = OpenAIConfig()
+    transformers: TransformersConfig = TransformersConfig()
+
+
 class RunConfig(_Strict):
     name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
     workdir: str = "work"
@@ -119,6 +170,7 @@ class RunConfig(_Strict):
     normalize: NormalizeConfig = NormalizeConfig()
     window: WindowConfig = WindowConfig()
     ingest: IngestConfig = IngestConfig()
+    generate: GenerateConfig = GenerateConfig()
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""
@@ -168,4 +220,9 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     window = config.window
     if window.tokenizer and (base / window.tokenizer).exists():
         window = window.model_copy(update={"tokenizer": resolve(window.tokenizer)})
-    return config.model_copy(update={"corpora": corpora, "workdir": resolve(config.workdir), "window": window})
+    generate = config.generate
+    if (base / generate.model).exists():
+        generate = generate.model_copy(update={"model": resolve(generate.model)})
+    return config.model_copy(
+        update={"corpora": corpora, "workdir": resolve(config.workdir), "window": window, "generate": generate}
+    )

@@ -1,0 +1,1 @@
+"""Generation: prompts → LLM → ledger → parsed pairs with located evidence."""

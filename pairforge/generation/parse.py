@@ -1,0 +1,136 @@
+"""Parse what the LLM wrote into (text, evidence) items, or say exactly why not.
+
+Recovery is tolerant (code fences, prose around the JSON, raw control characters inside strings,
+traditional characters), but every failure has a kind and is counted, never a silent None:
+``empty``, ``truncated``, ``refusal``, ``invalid_json``, ``schema``, ``not_chinese``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+from pairforge.text import normalize_text
+
+FAILURE_KINDS = ("empty", "truncated", "refusal", "invalid_json", "schema", "not_chinese")
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+_REFUSAL = re.compile(
+    r"抱歉|对不起|我无法|无法(?:回答|提供|完成)|我不能|作为(?:一个)?(?:AI|人工智能)"
+    r"|I'?m sorry|I cannot|I can'?t|As an AI",
+    re.I,
+)
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+@dataclass(slots=True)
+class Item:
+    """One generated query or sentence with the evidence the model quoted."""
+
+    text: str
+    evidence: str
+    type: str = ""
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """The kept items; ``failure`` is set when none could be kept; ``dropped`` counts items dropped by kind."""
+
+    items: list[Item] = field(default_factory=list)
+    failure: str | None = None
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def parse_generation(raw: str, *, schema: dict[str, Any], finish_reason: str = "stop") -> ParseResult:
+    """Parse one completion against ``schema`` (a prompt's answer schema)."""
+    text = raw.strip()
+    if not text:
+        return ParseResult(failure="empty")
+    obj = extract_json(text)
+    if obj is None:
+        if finish_reason == "length":
+            return ParseResult(failure="truncated")
+        return ParseResult(failure="refusal" if _REFUSAL.search(text) else "invalid_json")
+    list_key = next((k for k, v in schema["properties"].items() if v.get("type") == "array"), "")
+    raw_items = obj.get(list_key) if isinstance(obj, dict) else None
+    if not isinstance(raw_items, list) or not raw_items:
+        return ParseResult(failure="schema")
+    item_schema = schema["properties"][list_key]["items"]
+    result = ParseResult()
+    for raw_item in raw_items:
+        kept = _check_item(raw_item, item_schema)
+        if isinstance(kept, str):
+            result.dropped[kept] += 1
+        else:
+            result.items.append(kept)
+    if not result.items:
+        result.failure = "not_chinese" if set(result.dropped) == {"not_chinese"} else "schema"
+    return result
+
+
+def extract_json(text: str) -> Any | None:
+    """The first JSON object in ``text``: the whole text, a fenced block, or the first balanced {...}."""
+    candidates = [text, *(m.group(1) for m in _FENCE.finditer(text))]
+    start = text.find("{")
+    if start >= 0:
+        end = _balanced_end(text, start)
+        if end is not None:
+            candidates.append(text[start:end])
+    for candidate in candidates:
+        try:
+            # strict=False accepts raw control characters inside strings, which small models emit.
+            obj = json.loads(candidate.strip(), strict=False)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            return obj
+    return None
+
+
+def _balanced_end(text: str, start: int) -> int | None:
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def _check_item(raw_item: Any, item_schema: dict[str, Any]) -> Item | str:
+    try:
+        jsonschema.validate(raw_item, item_schema)
+    except jsonschema.ValidationError:
+        return "schema"
+    text_key = next(k for k in ("query", "sentence") if k in raw_item)
+    text = normalize_text(raw_item[text_key], t2s=True)
+    evidence = normalize_text(raw_item["evidence"], t2s=True)
+    if not text or not evidence:
+        return "empty"
+    if not is_chinese(text):
+        return "not_chinese"
+    return Item(text=text, evidence=evidence, type=raw_item.get("type", ""))
+
+
+def is_chinese(text: str, min_share: float = 0.5) -> bool:
+    """At least one CJK character, and CJK at least ``min_share`` of the CJK + Latin letters."""
+    cjk = len(_CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    return cjk > 0 and cjk / (cjk + latin) >= min_share

