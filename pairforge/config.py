@@ -141,6 +141,7 @@ class OpenAIConfig(_Strict):
     timeout_s: float = Field(default=300, gt=0)
     max_retries: int = Field(default=5, ge=0)
     json_schema: bool = Field(default=True, description="Send response_format json_schema.")
+    send_seed: bool = Field(default=True, description="Send sampling.seed per request; false for a vLLM CPU server.")
 
 
 class TransformersConfig(_Strict):

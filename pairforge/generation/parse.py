@@ -25,7 +25,7 @@ _REFUSAL = re.compile(
     re.I,
 )
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
+_LATIN = re.compile(r"[A-Za-z]+")  # a Latin word weighs as much as one CJK character
 
 
 @dataclass(slots=True)
@@ -130,7 +130,7 @@ def _check_item(raw_item: Any, item_schema: dict[str, Any]) -> Item | str:
 
 
 def is_chinese(text: str, min_share: float = 0.5) -> bool:
-    """At least one CJK character, and CJK at least ``min_share`` of the CJK + Latin letters."""
+    """At least one CJK character, and CJK characters at least ``min_share`` of CJK characters + Latin words."""
     cjk = len(_CJK.findall(text))
     latin = len(_LATIN.findall(text))
     return cjk > 0 and cjk / (cjk + latin) >= min_share

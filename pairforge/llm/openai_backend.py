@@ -54,8 +54,9 @@ class OpenAIBackend:
             "temperature": s.temperature,
             "top_p": s.top_p,
             "max_tokens": s.max_tokens,
-            "seed": s.seed,
         }
+        if o.send_seed:  # a vLLM server on the CPU crashes on per-request seeds (see README)
+            body["seed"] = s.seed
         if request.schema and self.config.structured_output and o.json_schema:
             body["response_format"] = {
                 "type": "json_schema",
