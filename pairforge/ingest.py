@@ -1,5 +1,5 @@
 """Ingest: read every corpus, normalise once, quarantine bad records, window documents into passages,
-sample by length, and write ``workdir/passages/*.parquet`` plus ``workdir/pairs/human-*.parquet``."""
+sample by length, and write ``workdir/passages/*.parquet`` plus ``workdir/human_pairs/human-*.parquet``."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def run_ingest(
     summary = IngestSummary(workdir=str(workdir), config_fingerprint=config.fingerprint())
     quarantine = Quarantine(workdir / "quarantine" / "ingest.jsonl", strict=strict)
     passages = ShardWriter(staging / "windows", "passages", PASSAGE_SCHEMA, config.ingest.shard_rows)
-    pairs = ShardWriter(staging / "pairs", "human", HUMAN_PAIR_SCHEMA, config.ingest.shard_rows)
+    pairs = ShardWriter(staging / "human_pairs", "human", HUMAN_PAIR_SCHEMA, config.ingest.shard_rows)
     stats = WindowStats()
     by_source: dict[str, Counter[str]] = {}
     try:
@@ -231,7 +231,7 @@ def _sample_and_publish(staging: Path, workdir: Path, config: RunConfig, summary
     summary.short_passages = summary.passages - summary.long_passages
     summary.sampled_out = n_short - summary.short_passages
     summary.length_histogram = {label: bins.get(label, 0) for label in _bin_labels()}
-    for name in ("passages", "pairs"):
+    for name in ("passages", "human_pairs"):
         shutil.rmtree(workdir / name, ignore_errors=True)
         (staging / name).rename(workdir / name)
     shutil.rmtree(staging)

@@ -6,11 +6,11 @@ import glob
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pairforge.records import Rejected
+from pairforge.records import Document, HumanPair, Record, Rejected
 
 RAW_KEEP = 2_000  # characters of a bad record kept in quarantine; file:line points at the rest
 
@@ -69,6 +69,26 @@ def iter_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]] | Rejected
             yield Rejected(path, number, "not_an_object", type(obj).__name__, text[:RAW_KEEP])
             continue
         yield number, obj
+
+
+def read_json_records(
+    path: str, convert: Callable[[dict[str, Any], int], Record | Sequence[Record] | str]
+) -> Iterator[Record]:
+    """JSON Lines records turned into Documents/HumanPairs by ``convert(obj, line)``; a string it returns is
+    a drop reason, and the record goes to quarantine with it."""
+    for item in iter_json_lines(path):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        line, obj = item
+        converted = convert(obj, line)
+        if isinstance(converted, str):
+            raw = json.dumps(obj, ensure_ascii=False, default=str)[:RAW_KEEP]
+            yield Rejected(path, line, converted, ",".join(sorted(obj))[:200], raw)
+        elif isinstance(converted, Document | HumanPair | Rejected):
+            yield converted
+        else:
+            yield from converted
 
 
 def get_text(obj: dict[str, Any], *names: str) -> str | None:

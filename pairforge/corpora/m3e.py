@@ -3,30 +3,19 @@ output}, and scored {text1|sentence1, text2|sentence2, label}."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pairforge.config import M3eCorpus
-from pairforge.corpora.files import RAW_KEEP, get_text, get_texts, iter_json_lines
-from pairforge.records import HumanPair, Record, Rejected
+from pairforge.corpora.files import get_text, get_texts, read_json_records
+from pairforge.records import HumanPair, Record
 
 
 def read_m3e(path: str, corpus: M3eCorpus) -> Iterator[Record]:
     """Yield the HumanPairs of one m3e/uniem JSONL shard (ingest turns their texts into documents)."""
-    for item in iter_json_lines(path):
-        if isinstance(item, Rejected):
-            yield item
-            continue
-        line, obj = item
-        pairs = parse_m3e_record(obj, f"{Path(path).name}:L{line}", corpus.source)
-        if isinstance(pairs, str):
-            yield Rejected(
-                path, line, pairs, ",".join(sorted(obj))[:200], json.dumps(obj, ensure_ascii=False)[:RAW_KEEP]
-            )
-            continue
-        yield from pairs
+    name = Path(path).name
+    return read_json_records(path, lambda obj, line: parse_m3e_record(obj, f"{name}:L{line}", corpus.source))
 
 
 def parse_m3e_record(obj: dict[str, Any], pair_id: str, source: str) -> list[HumanPair] | str:

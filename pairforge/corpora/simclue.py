@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from pairforge.config import SimclueCorpus
-from pairforge.corpora.files import RAW_KEEP, get_text, iter_json_lines, iter_lines
+from pairforge.corpora.files import get_text, iter_lines, read_json_records
 from pairforge.corpora.m3e import parse_label
 from pairforge.records import Document, HumanPair, Record, Rejected
 
@@ -24,18 +23,7 @@ def read_simclue(path: str, corpus: SimclueCorpus) -> Iterator[Record]:
                 number, text = sentence
                 yield Document(f"{name}:L{number}", corpus.source, "", text, {"file": path, "line": number})
         return
-    for item in iter_json_lines(path):
-        if isinstance(item, Rejected):
-            yield item
-            continue
-        line, obj = item
-        pair = _to_pair(obj, f"{name}:L{line}", corpus.source)
-        if isinstance(pair, str):
-            yield Rejected(
-                path, line, pair, ",".join(sorted(obj))[:200], json.dumps(obj, ensure_ascii=False)[:RAW_KEEP]
-            )
-            continue
-        yield pair
+    yield from read_json_records(path, lambda obj, line: _to_pair(obj, f"{name}:L{line}", corpus.source))
 
 
 def _to_pair(obj: dict, pair_id: str, source: str) -> HumanPair | str:

@@ -24,6 +24,7 @@ from pairforge.generation.parse import parse_generation
 from pairforge.generation.requests import LONG_CHARS, PlannedRequest, plan_requests, sampling_dict
 from pairforge.llm import Backend, create_backend
 from pairforge.models import resolve_model
+from pairforge.shards import ShardWriter
 
 PAIR_SCHEMA = pa.schema(
     [
@@ -48,6 +49,7 @@ PAIR_SCHEMA = pa.schema(
     ]
 )
 
+PAIRS_PER_SHARD = 50_000
 ProgressFn = Callable[[int, int], None]  # (requests done, requests to send)
 
 
@@ -106,8 +108,8 @@ def run_generate(
     summary = GenerateSummary(passages=len(passages), requests=len(planned), model=gen.model, backend=gen.backend)
     ledger = Ledger(workdir / "ledger.sqlite")
     try:
-        missing = set(ledger.missing(p.request.key for p in planned))
-        to_send = [p for p in planned if p.request.key in missing]
+        missing = set(ledger.missing(p.key for p in planned))
+        to_send = [p for p in planned if p.key in missing]
         summary.cached = summary.requests - len(to_send)
         if to_send:
             owned = backend is None
@@ -119,10 +121,9 @@ def run_generate(
                 if owned:
                     backend.close()
             summary.generate_seconds = round(time.perf_counter() - t0, 3)
-        rows = {row.key: row for row in ledger.get(p.request.key for p in planned)}
+        _write_pairs(planned, ledger, workdir, summary)
     finally:
         ledger.close()
-    _write_pairs(planned, rows, workdir, summary)
     summary.seconds = round(time.perf_counter() - started, 3)
     (workdir / "generate_summary.json").write_text(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     return summary
@@ -142,7 +143,7 @@ def _send(
     errors: Counter[str] = Counter()
     for i in range(0, len(to_send), chunk_size):
         chunk = to_send[i : i + chunk_size]
-        completions = backend.generate([p.request for p in chunk])
+        completions = backend.generate([p.chat_request() for p in chunk])
         rows = []
         for planned, done in zip(chunk, completions, strict=True):
             if done.error is not None:
@@ -172,35 +173,37 @@ def _send(
     summary.backend_errors = dict(errors)
 
 
-def _write_pairs(
-    planned: list[PlannedRequest], rows: dict[str, LedgerRow], workdir: Path, summary: GenerateSummary
-) -> None:
+def _write_pairs(planned: list[PlannedRequest], ledger: Ledger, workdir: Path, summary: GenerateSummary) -> None:
+    """Parse every ledger row of ``planned`` into pairs, reading and writing in bounded chunks."""
     failures: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
     by_kind: Counter[str] = Counter()
-    out: list[dict[str, Any]] = []
-    for p in planned:
-        row = rows.get(p.request.key)
-        if row is None:
-            continue
-        summary.tokens_in += row.tokens_in
-        summary.tokens_out += row.tokens_out
-        for sample, (text, reason) in enumerate(zip(row.outputs, row.finish_reasons, strict=True)):
-            summary.samples += 1
-            parsed = parse_generation(text, schema=p.request.schema or {}, finish_reason=reason)
-            dropped.update(parsed.dropped)
-            if parsed.failure:
-                failures[parsed.failure] += 1
-                continue
-            for item in parsed.items:
-                out.append(_pair_row(p, row, sample, item, summary))
-                by_kind[p.kind] += 1
-    summary.pairs = len(out)
-    summary.pairs_by_kind, summary.failures, summary.dropped_items = dict(by_kind), dict(failures), dict(dropped)
     staging = workdir / ".pairs-staging"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist(out, schema=PAIR_SCHEMA), staging / "generated-00000.parquet")
+    writer = ShardWriter(staging, "generated", PAIR_SCHEMA, PAIRS_PER_SHARD)
+    for i in range(0, len(planned), 1000):
+        chunk = planned[i : i + 1000]
+        rows = {row.key: row for row in ledger.get(p.key for p in chunk)}
+        for p in chunk:
+            row = rows.get(p.key)
+            if row is None:  # failed in the backend this run; the next run sends it again
+                continue
+            summary.tokens_in += row.tokens_in
+            summary.tokens_out += row.tokens_out
+            for sample, (text, reason) in enumerate(zip(row.outputs, row.finish_reasons, strict=True)):
+                summary.samples += 1
+                parsed = parse_generation(text, schema=p.schema, finish_reason=reason)
+                dropped.update(parsed.dropped)
+                if parsed.failure:
+                    failures[parsed.failure] += 1
+                    continue
+                for item in parsed.items:
+                    writer.add(_pair_row(p, row, sample, item, summary))
+                    by_kind[p.kind] += 1
+    if not writer.close():  # an empty table still tells readers the schema
+        pq.write_table(PAIR_SCHEMA.empty_table(), staging / "generated-00000.parquet")
+    summary.pairs = sum(by_kind.values())
+    summary.pairs_by_kind, summary.failures, summary.dropped_items = dict(by_kind), dict(failures), dict(dropped)
     shutil.rmtree(workdir / "pairs", ignore_errors=True)
     staging.rename(workdir / "pairs")
 

@@ -75,8 +75,12 @@ class VllmBackend:
         return [results[r.key] for r in requests]
 
     def close(self) -> None:
+        """Stop the engine's processes now (left to interpreter exit, their shutdown can hang)."""
         import gc
 
+        engine_core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
+        if engine_core is not None:
+            engine_core.shutdown()
         self.llm = None
         gc.collect()
 

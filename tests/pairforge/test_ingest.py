@@ -75,7 +75,7 @@ def test_bad_records_are_quarantined_with_reasons_and_good_ones_kept(tmp_path: P
     passages = pq.read_table(tmp_path / "work/passages")
     assert {d.split(":")[1] for d in passages["doc_id"].to_pylist()} == {"ok-1", "ok-2", "ok-3"}
     assert any(t.startswith("ABC123：") for t in passages["text"].to_pylist())  # normalised once, at ingest
-    assert pq.read_table(tmp_path / "work/pairs")["label"].to_pylist() == [1.0, 0.0]
+    assert pq.read_table(tmp_path / "work/human_pairs")["label"].to_pylist() == [1.0, 0.0]
 
 
 def test_strict_stops_at_the_first_bad_record_naming_file_and_line(tmp_path: Path) -> None:

@@ -59,8 +59,7 @@ def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: P
     config = load_config(config_path)
     run_ingest(config, limit=40)
     expected = {
-        p.request.key
-        for p in plan_requests(read_passages(Path(config.workdir)), config.generate, config.generate.model)
+        p.key for p in plan_requests(read_passages(Path(config.workdir)), config.generate, config.generate.model)
     }
     assert len(expected) >= 40
     ledger = Path(config.workdir) / "ledger.sqlite"
