@@ -31,7 +31,10 @@ $(DEMO_STAMP): $(STAMP)
 
 demo: $(DEMO_STAMP)
 	$(BIN)/pairforge ingest configs/demo.yaml
+	$(BIN)/pairforge dedup configs/demo.yaml --target passages
 	$(BIN)/pairforge generate configs/demo.yaml
+	$(BIN)/pairforge filter configs/demo.yaml
+	$(BIN)/pairforge dedup configs/demo.yaml --target pairs
 
 test: $(STAMP)
 	$(BIN)/ruff check .
