@@ -9,8 +9,12 @@ from typing import Any
 from pairforge.config import FilterConfig
 
 _REFUSAL = re.compile(r"抱歉|对不起|无法(?:回答|提供|完成)|作为(?:一个)?(?:AI|人工智能)|I'?m sorry|I cannot", re.I)
+# Placeholders, schema words and pieces of the prompt's own instructions echoed back; or a leading
+# punctuation mark, the sign of a fragment cut out of a longer text.
 _LEFTOVER = re.compile(
-    r"……|\.\.\.|<\/?passage>|‹/?passage›|问题\s*\d|查询\s*\d|句子\s*\d|query|evidence|factoid|keyword|[{}\[\]]", re.I
+    r"……|\.\.\.|<\/?passage>|‹/?passage›|问题\s*\d|查询\s*\d|句子\s*\d|query|evidence|factoid|keyword|JSON"
+    r"|指令|普通文本|标注|[{}\[\]]|^[，。、；：,.;:!?！？）)]",
+    re.I,
 )
 _CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
 # Question shells with nothing to ask about once the question words are removed.
