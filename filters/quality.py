@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from pairforge.config import FilterConfig
+from pairforge.generation.parse import REFUSAL
 
-_REFUSAL = re.compile(r"抱歉|对不起|无法(?:回答|提供|完成)|作为(?:一个)?(?:AI|人工智能)|I'?m sorry|I cannot", re.I)
 # Placeholders, schema words and pieces of the prompt's own instructions echoed back; or a leading
 # punctuation mark, the sign of a fragment cut out of a longer text.
 _LEFTOVER = re.compile(
@@ -26,7 +26,7 @@ _QUESTION_WORDS = re.compile(
 def check_quality(pair: dict[str, Any], config: FilterConfig) -> str | None:
     """``refusal``, ``template_leftover``, ``repeated_characters``, ``no_content`` or None."""
     query = pair["query"]
-    if _REFUSAL.search(query):
+    if REFUSAL.search(query):
         return "refusal"
     if _LEFTOVER.search(query):
         return "template_leftover"

@@ -19,7 +19,7 @@ from pairforge.text import normalize_text
 
 FAILURE_KINDS = ("empty", "truncated", "refusal", "invalid_json", "schema", "not_chinese")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
-_REFUSAL = re.compile(
+REFUSAL = re.compile(
     r"抱歉|对不起|我无法|无法(?:回答|提供|完成)|我不能|作为(?:一个)?(?:AI|人工智能)"
     r"|I'?m sorry|I cannot|I can'?t|As an AI",
     re.I,
@@ -55,7 +55,7 @@ def parse_generation(raw: str, *, schema: dict[str, Any], finish_reason: str = "
     if obj is None:
         if finish_reason == "length":
             return ParseResult(failure="truncated")
-        return ParseResult(failure="refusal" if _REFUSAL.search(text) else "invalid_json")
+        return ParseResult(failure="refusal" if REFUSAL.search(text) else "invalid_json")
     list_key = next((k for k, v in schema["properties"].items() if v.get("type") == "array"), "")
     raw_items = obj.get(list_key) if isinstance(obj, dict) else None
     if not isinstance(raw_items, list) or not raw_items:
