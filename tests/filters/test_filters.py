@@ -21,6 +21,7 @@ PASSAGE = ("长江是中国第一长河，也是亚洲最长的河流，全长�
         ("Where does the Yangtze start?", "not_chinese"),
         ("長江的源頭在哪座雪山？", "traditional_script"),
         ("抱歉，我无法回答这个问题", "refusal"),
+        ("为什么我不能登录网上银行", None),  # a real query, not a refusal
         ("问题1：长江有多长？", "template_leftover"),
         ('{"query": "长江"}', "template_leftover"),
         ("长江有多长……", "template_leftover"),
