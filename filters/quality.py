@@ -7,7 +7,10 @@ import re
 from typing import Any
 
 from pairforge.config import FilterConfig
-from pairforge.generation.parse import REFUSAL
+
+# Narrower than the parser's refusal pattern: "我不能…" / "我无法…" begin many real search queries.
+_REFUSAL = re.compile(r"抱歉|对不起|无法(?:回答|提供|完成)|作为(?:一个)?(?:AI|人工智能)|I'?m sorry|I cannot", re.I)
+
 
 # Placeholders, schema words and pieces of the prompt's own instructions echoed back; or a leading
 # punctuation mark, the sign of a fragment cut out of a longer text.
@@ -26,7 +29,7 @@ _QUESTION_WORDS = re.compile(
 def check_quality(pair: dict[str, Any], config: FilterConfig) -> str | None:
     """``refusal``, ``template_leftover``, ``repeated_characters``, ``no_content`` or None."""
     query = pair["query"]
-    if REFUSAL.search(query):
+    if _REFUSAL.search(query):
         return "refusal"
     if _LEFTOVER.search(query):
         return "template_leftover"
