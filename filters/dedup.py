@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from filters.lsh import cluster_signatures, optimal_bands
 from filters.minhash import signatures
+from filters.sharded import cluster_shards, keep_mask
 from pairforge.config import DedupConfig, RunConfig
 
 
@@ -54,33 +55,30 @@ def cluster_texts(texts: list[str], config: DedupConfig) -> np.ndarray:
 
 
 def run_dedup(config: RunConfig, target: Literal["passages", "pairs"] = "passages") -> DedupSummary:
-    """Deduplicate ``workdir/<target>`` in place; clusters go to ``workdir/dedup/<target>-clusters.parquet``."""
+    """Deduplicate ``workdir/<target>`` in place, shard by shard; every id's cluster goes to
+    ``workdir/dedup/<target>-clusters.parquet``."""
     started = time.perf_counter()
     workdir = Path(config.workdir)
     folder = workdir / target
     shards = sorted(folder.glob("*.parquet"))
     if not shards:
         raise FileNotFoundError(f"{folder}: nothing to deduplicate; run the stage that writes it first")
-    table = pq.read_table(shards)
-    table = table.take(pc.sort_indices(table, [("id", "ascending")]))  # representative = smallest id
-    texts = table["text" if target == "passages" else "query"].to_pylist()
-    clusters = cluster_texts(texts, config.dedup)
+    column = "text" if target == "passages" else "query"
+    clusters = cluster_shards(shards, column, config.dedup, workdir / "dedup" / f".{target}-scratch")
     if target == "pairs":
-        # A near-duplicate query is a duplicate only for the same passage; across passages it is kept.
-        firsts: dict[tuple[int, str], int] = {}
-        passage_ids = table["passage_id"].to_pylist()
-        clusters = np.array(
-            [firsts.setdefault((int(c), p), i) for i, (c, p) in enumerate(zip(clusters, passage_ids, strict=True))]
-        )
-    keep = clusters == np.arange(len(clusters))
-    ids = table["id"]
-    audit = pa.table({"id": ids, "cluster": pc.take(ids, pa.array(clusters)), "kept": pa.array(keep)})
-    (workdir / "dedup").mkdir(parents=True, exist_ok=True)
+        # A near-duplicate query is a duplicate only for the same passage; across passages both are kept.
+        passage_of = pa.concat_tables(pq.read_table(s, columns=["id", "passage_id"]) for s in shards)
+        clusters = _per_passage(clusters.join(passage_of, "id"))
+    keep = keep_mask(clusters)
+    audit = clusters.append_column("kept", keep)
     pq.write_table(audit, workdir / "dedup" / f"{target}-clusters.parquet")
+    kept_ids = clusters["id"].filter(keep)
     staging = workdir / f".{target}-dedup"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    pq.write_table(table.filter(pa.array(keep)), staging / f"{target}-dedup-00000.parquet")
+    for shard in shards:
+        table = pq.read_table(shard)
+        pq.write_table(table.filter(pc.is_in(table["id"], value_set=kept_ids)), staging / shard.name)
     shutil.rmtree(folder)
     staging.rename(folder)
     bands, rows = optimal_bands(
@@ -91,14 +89,26 @@ def run_dedup(config: RunConfig, target: Literal["passages", "pairs"] = "passage
     )
     summary = DedupSummary(
         target=target,
-        input=len(texts),
-        kept=int(keep.sum()),
+        input=len(clusters),
+        kept=len(kept_ids),
         bands=bands,
         rows=rows,
-        clusters=len(np.unique(clusters)),
+        clusters=len(pc.unique(clusters["cluster"])),
     )
     reason = "near_duplicate_passage" if target == "passages" else "near_duplicate_query"
     summary.dropped = {reason: summary.input - summary.kept} if summary.input > summary.kept else {}
     summary.seconds = round(time.perf_counter() - started, 3)
     (workdir / f"dedup_{target}_summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     return summary
+
+
+def _per_passage(table: pa.Table) -> pa.Table:
+    """Re-cluster (id, cluster, passage_id) so a cluster is a query cluster *within one passage*."""
+    ordered = table.sort_by([("cluster", "ascending"), ("passage_id", "ascending"), ("id", "ascending")])
+    cluster, passage, ids = (ordered[c].to_pylist() for c in ("cluster", "passage_id", "id"))
+    reps, current, key = [], "", None
+    for c, p, i in zip(cluster, passage, ids, strict=True):
+        if (c, p) != key:
+            key, current = (c, p), i
+        reps.append(current)
+    return pa.table({"id": ordered["id"], "cluster": pa.array(reps, type=pa.string())}).sort_by("id")
