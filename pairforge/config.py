@@ -187,6 +187,14 @@ class FilterConfig(_Strict):
     )
     max_copy_share: float = Field(default=0.8, gt=0, le=1, description="... or one this share of which is copied.")
     max_char_run: int = Field(default=4, ge=2, description="Longer runs of one repeated character are degenerate.")
+    consistency_top_k: int | None = Field(
+        default=20, ge=1, description="Round trip: the query must retrieve its passage in BM25's top k (None: off)."
+    )
+    contamination: list[CorpusConfig] = Field(
+        default=[], description="Evaluation sets; pairs whose query or passage nearly matches them are dropped."
+    )
+    contamination_threshold: float = Field(default=0.8, gt=0, lt=1)
+    contamination_ngram: int = Field(default=5, ge=1)
 
 
 class RunConfig(_Strict):
@@ -248,9 +256,18 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     window = config.window
     if window.tokenizer and (base / window.tokenizer).exists():
         window = window.model_copy(update={"tokenizer": resolve(window.tokenizer)})
+    filter_ = config.filter.model_copy(
+        update={"contamination": [c.model_copy(update={"path": resolve(c.path)}) for c in config.filter.contamination]}
+    )
     generate = config.generate
     if (base / generate.model).exists():
         generate = generate.model_copy(update={"model": resolve(generate.model)})
     return config.model_copy(
-        update={"corpora": corpora, "workdir": resolve(config.workdir), "window": window, "generate": generate}
+        update={
+            "corpora": corpora,
+            "workdir": resolve(config.workdir),
+            "window": window,
+            "generate": generate,
+            "filter": filter_,
+        }
     )

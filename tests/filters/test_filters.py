@@ -7,8 +7,10 @@ from filters.run import drop_reason
 from pairforge.config import RunConfig
 
 CONFIG = RunConfig.model_validate({"corpora": [{"format": "jsonl", "path": "x"}]})
-PASSAGE = ("长江是中国第一长河，也是亚洲最长的河流，全长约6300千米。长江发源于青藏高原唐古拉山脉主峰各拉丹冬雪山一带，"
-           "干流自西向东横贯中国中部，最后在上海注入东海。2021年起，长江流域重点水域实行十年禁渔。")
+PASSAGE = (
+    "长江是中国第一长河，也是亚洲最长的河流，全长约6300千米。长江发源于青藏高原唐古拉山脉主峰各拉丹冬雪山一带，"
+    "干流自西向东横贯中国中部，最后在上海注入东海。2021年起，长江流域重点水域实行十年禁渔。"
+)
 
 
 @pytest.mark.parametrize(

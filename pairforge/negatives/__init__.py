@@ -1,0 +1,1 @@
+"""Hard-negative mining: BM25 (and, later, dense) candidates and their selection."""
