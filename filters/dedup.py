@@ -5,6 +5,7 @@ One representative per cluster, the smallest id; every row keeps its cluster id 
 
 from __future__ import annotations
 
+import glob
 import json
 import shutil
 import time
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 
 from filters.lsh import cluster_signatures, optimal_bands
 from filters.minhash import signatures
-from filters.sharded import cluster_shards, keep_mask
+from filters.sharded import cluster_shards, keep_mask, write_index
 from pairforge.config import DedupConfig, RunConfig
 
 
@@ -64,12 +65,15 @@ def run_dedup(config: RunConfig, target: Literal["passages", "pairs"] = "passage
     if not shards:
         raise FileNotFoundError(f"{folder}: nothing to deduplicate; run the stage that writes it first")
     column = "text" if target == "passages" else "query"
-    clusters = cluster_shards(shards, column, config.dedup, workdir / "dedup" / f".{target}-scratch")
+    prior = _prior_indexes(config.dedup.against) if target == "passages" else []
+    clusters = cluster_shards(shards, column, config.dedup, workdir / "dedup" / f".{target}-scratch", prior=prior)
+    earlier = clusters["earlier"]
     if target == "pairs":
         # A near-duplicate query is a duplicate only for the same passage; across passages both are kept.
         passage_of = pa.concat_tables(pq.read_table(s, columns=["id", "passage_id"]) for s in shards)
         clusters = _per_passage(clusters.join(passage_of, "id"))
-    keep = keep_mask(clusters)
+    representative = keep_mask(clusters)
+    keep = pc.and_(representative, pc.invert(earlier)) if prior else representative
     audit = clusters.append_column("kept", keep)
     pq.write_table(audit, workdir / "dedup" / f"{target}-clusters.parquet")
     kept_ids = clusters["id"].filter(keep)
@@ -81,6 +85,11 @@ def run_dedup(config: RunConfig, target: Literal["passages", "pairs"] = "passage
         pq.write_table(table.filter(pc.is_in(table["id"], value_set=kept_ids)), staging / shard.name)
     shutil.rmtree(folder)
     staging.rename(folder)
+    if target == "passages":  # what this run keeps, for later versions to dedup against
+        kept = pq.read_table(sorted(folder.glob("*.parquet")), columns=["id", "text"])
+        write_index(
+            workdir / "dedup" / "passages-index", kept["id"].to_pylist(), kept["text"].to_pylist(), config.dedup
+        )
     bands, rows = optimal_bands(
         config.dedup.threshold,
         config.dedup.num_perm,
@@ -96,7 +105,10 @@ def run_dedup(config: RunConfig, target: Literal["passages", "pairs"] = "passage
         clusters=len(pc.unique(clusters["cluster"])),
     )
     reason = "near_duplicate_passage" if target == "passages" else "near_duplicate_query"
-    summary.dropped = {reason: summary.input - summary.kept} if summary.input > summary.kept else {}
+    # A text whose cluster holds an earlier version's text is "seen", whatever its rank in the cluster.
+    seen = pc.sum(earlier).as_py() if prior else 0
+    near = len(clusters) - summary.kept - seen
+    summary.dropped = {k: v for k, v in ((reason, near), ("seen_in_earlier_version", seen)) if v}
     summary.seconds = round(time.perf_counter() - started, 3)
     (workdir / f"dedup_{target}_summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     return summary
@@ -112,3 +124,13 @@ def _per_passage(table: pa.Table) -> pa.Table:
             key, current = (c, p), i
         reps.append(current)
     return pa.table({"id": ordered["id"], "cluster": pa.array(reps, type=pa.string())}).sort_by("id")
+
+
+def _prior_indexes(patterns: list[str]) -> list[Path]:
+    folders = []
+    for pattern in patterns:
+        found = sorted(Path(p) for p in glob.glob(pattern) if (Path(p) / "meta.json").is_file())
+        if not found:
+            raise FileNotFoundError(f"dedup.against: {pattern}: no MinHash index there")
+        folders.extend(found)
+    return folders

@@ -174,6 +174,9 @@ class DedupConfig(_Strict):
     false_positive_weight: float = Field(default=0.1, ge=0, le=1)
     false_negative_weight: float = Field(default=0.9, ge=0, le=1)
     seed: int = 1
+    against: list[str] = Field(
+        default=[], description="Index folders (or globs) of earlier versions; texts they hold are dropped."
+    )
 
 
 class FilterConfig(_Strict):
@@ -259,6 +262,7 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     filter_ = config.filter.model_copy(
         update={"contamination": [c.model_copy(update={"path": resolve(c.path)}) for c in config.filter.contamination]}
     )
+    dedup = config.dedup.model_copy(update={"against": [resolve(p) for p in config.dedup.against]})
     generate = config.generate
     if (base / generate.model).exists():
         generate = generate.model_copy(update={"model": resolve(generate.model)})
@@ -269,5 +273,6 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             "window": window,
             "generate": generate,
             "filter": filter_,
+            "dedup": dedup,
         }
     )

@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
+from filters.dedup import run_dedup
 from pairforge.cli import app
+from pairforge.config import load_config
 from tests.filters.planted import planted_set
 
 
@@ -44,3 +47,35 @@ def test_dedup_passages_cli_keeps_the_smallest_id_of_each_cluster(shared_data: P
     assert kept == {f"p{i:04d}" for i in range(40)} | {f"p{i:04d}" for i in range(60, 70)}
     audit = pq.read_table(workdir / "dedup" / "passages-clusters.parquet").to_pylist()
     assert {r["id"]: r["cluster"] for r in audit}["p0045"] == "p0005"
+
+
+def test_a_later_run_drops_what_an_earlier_version_holds(shared_data: Path, tmp_path: Path) -> None:
+    texts = planted_set(shared_data, 40)  # originals p0000..p0039, near copies of p0000..p0019 as p0040..p0059
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    write_passages(v1, texts[:30])
+    (tmp_path / "v1.yaml").write_text(f"workdir: {v1}\ncorpora:\n  - {{format: jsonl, path: x}}\n")
+    first = run_dedup(load_config(tmp_path / "v1.yaml"))
+    assert first.kept == 30 and (v1 / "dedup" / "passages-index" / "meta.json").is_file()
+    # v2 brings 10 new originals, near copies of 20 texts v1 already holds, and one exact repeat of v1
+    write_passages(v2, [*texts[30:60], texts[5]])
+    (tmp_path / "v2.yaml").write_text(
+        f"workdir: {v2}\ncorpora:\n  - {{format: jsonl, path: x}}\ndedup:\n  against: ['{v1}/dedup/*-index']\n"
+    )
+    second = run_dedup(load_config(tmp_path / "v2.yaml"))
+    assert second.input == 31 and second.kept == 10
+    assert second.dropped == {"seen_in_earlier_version": 21}
+    assert len(pq.read_table(v2 / "passages")) == 10
+
+
+def test_an_index_with_other_minhash_settings_is_refused(shared_data: Path, tmp_path: Path) -> None:
+    v1, v2 = tmp_path / "v1", tmp_path / "v2"
+    write_passages(v1, planted_set(shared_data, 10)[:4])
+    write_passages(v2, planted_set(shared_data, 10)[4:8])
+    (tmp_path / "v1.yaml").write_text(f"workdir: {v1}\ncorpora:\n  - {{format: jsonl, path: x}}\n")
+    run_dedup(load_config(tmp_path / "v1.yaml"))
+    (tmp_path / "v2.yaml").write_text(
+        f"workdir: {v2}\ncorpora:\n  - {{format: jsonl, path: x}}\n"
+        f"dedup: {{ngram: 3, against: ['{v1}/dedup/passages-index']}}\n"
+    )
+    with pytest.raises(ValueError, match="MinHash settings"):
+        run_dedup(load_config(tmp_path / "v2.yaml"))
