@@ -17,11 +17,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from filters.lsh import cluster_signatures, optimal_bands
 from filters.minhash import signatures
 from filters.sharded import cluster_shards, keep_mask, write_index
 from pairforge.config import DedupConfig, RunConfig
+from pairforge.store import Store
 
 
 @dataclass
@@ -65,7 +67,7 @@ def run_dedup(config: RunConfig, target: Literal["passages", "pairs"] = "passage
     if not shards:
         raise FileNotFoundError(f"{folder}: nothing to deduplicate; run the stage that writes it first")
     column = "text" if target == "passages" else "query"
-    prior = _prior_indexes(config.dedup.against) if target == "passages" else []
+    prior = _prior_indexes(config) if target == "passages" else []
     clusters = cluster_shards(shards, column, config.dedup, workdir / "dedup" / f".{target}-scratch", prior=prior)
     earlier = clusters["earlier"]
     if target == "pairs":
@@ -126,9 +128,23 @@ def _per_passage(table: pa.Table) -> pa.Table:
     return pa.table({"id": ordered["id"], "cluster": pa.array(reps, type=pa.string())}).sort_by("id")
 
 
-def _prior_indexes(patterns: list[str]) -> list[Path]:
+def _prior_indexes(config: RunConfig) -> list[Path]:
+    """The MinHash indexes of earlier versions: every published version's, plus ``dedup.against``."""
     folders = []
-    for pattern in patterns:
+    if config.dedup.against_store:
+        store = Store(config.store)
+        for version in store.versions(config.name):
+            remote = f"{store.path(config.name, version)}/index/passages"
+            if not store.fs.exists(f"{remote}/meta.json"):
+                continue
+            if isinstance(store.fs, LocalFileSystem):
+                folders.append(Path(remote))
+            else:  # indexes are memory-mapped, so a remote one is fetched once into the workdir
+                local = Path(config.workdir) / "dedup" / "prior" / f"v{version}"
+                if not (local / "meta.json").is_file():
+                    store.fs.get(remote, str(local), recursive=True)
+                folders.append(local)
+    for pattern in config.dedup.against:
         found = sorted(Path(p) for p in glob.glob(pattern) if (Path(p) / "meta.json").is_file())
         if not found:
             raise FileNotFoundError(f"dedup.against: {pattern}: no MinHash index there")

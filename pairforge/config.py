@@ -177,6 +177,7 @@ class DedupConfig(_Strict):
     against: list[str] = Field(
         default=[], description="Index folders (or globs) of earlier versions; texts they hold are dropped."
     )
+    against_store: bool = Field(default=True, description="Also dedup against every published version of the dataset.")
 
 
 class FilterConfig(_Strict):
@@ -203,6 +204,7 @@ class FilterConfig(_Strict):
 class RunConfig(_Strict):
     name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
     workdir: str = "work"
+    store: str = Field(default="store", description="Versioned dataset store: a folder or an fsspec URL (s3://...).")
     corpora: list[CorpusConfig] = Field(min_length=1)
     normalize: NormalizeConfig = NormalizeConfig()
     window: WindowConfig = WindowConfig()
@@ -270,6 +272,7 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         update={
             "corpora": corpora,
             "workdir": resolve(config.workdir),
+            "store": resolve(config.store),
             "window": window,
             "generate": generate,
             "filter": filter_,

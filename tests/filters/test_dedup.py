@@ -79,3 +79,24 @@ def test_an_index_with_other_minhash_settings_is_refused(shared_data: Path, tmp_
     )
     with pytest.raises(ValueError, match="MinHash settings"):
         run_dedup(load_config(tmp_path / "v2.yaml"))
+
+
+@pytest.mark.parametrize("store_url", ["local", "memory://pairforge-test-store"])
+def test_v2_drops_what_published_v1_holds(shared_data: Path, tmp_path: Path, store_url: str) -> None:
+    from pairforge.store import Store
+
+    store_url = str(tmp_path / "store") if store_url == "local" else store_url
+    texts = planted_set(shared_data, 40)
+    run1, run2 = tmp_path / "run1", tmp_path / "run2"
+    for run, chunk in ((run1, texts[:30]), (run2, [*texts[30:60], texts[5]])):
+        write_passages(run, chunk)
+        (run / "run.yaml").write_text(
+            f"name: zh-pairs\nworkdir: {run}\nstore: '{store_url}'\ncorpora:\n  - {{format: jsonl, path: x}}\n"
+        )
+    assert run_dedup(load_config(run1 / "run.yaml")).kept == 30
+    store = Store(store_url)
+    index = run1 / "dedup" / "passages-index"
+    v1 = store.publish("zh-pairs", lambda folder, fs: fs.put(str(index), f"{folder}/index/passages", recursive=True))
+    assert v1 == 1 and store.latest("zh-pairs") == 1
+    second = run_dedup(load_config(run2 / "run.yaml"))
+    assert (second.input, second.kept, second.dropped) == (31, 10, {"seen_in_earlier_version": 21})
