@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from pairforge.store import Store, StoreError
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    return Store(str(tmp_path / "store") if request.param == "local" else f"memory://{tmp_path.name}")
+
+
+def test_versions_count_up_and_latest_points_at_the_newest(store: Store) -> None:
+    assert store.versions("ds") == [] and store.latest("ds") is None
+    for n in (1, 2, 3):
+        assert store.publish("ds", lambda folder, fs, n=n: fs.pipe(f"{folder}/data.txt", str(n).encode())) == n
+    assert store.versions("ds") == [1, 2, 3]
+    assert store.fs.cat(f"{store.path('ds', 1)}/data.txt") == b"1"  # earlier versions are untouched
+    assert store.fs.cat(f"{store.root}/ds/latest") == b"v3\n"
+
+
+def test_a_failed_write_leaves_no_version(store: Store) -> None:
+    def crash(folder: str, fs) -> None:
+        fs.pipe(f"{folder}/half.txt", b"half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        store.publish("ds", crash)
+    assert store.versions("ds") == []
+    assert [p for p in store.fs.ls(f"{store.root}/ds", detail=False) if ".staging" in p] == []
+
+
+def test_concurrent_publishers_get_distinct_complete_versions(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "store"))
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda: results.append(store.publish(
+        "ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"x")))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [1, 2, 3, 4] == store.versions("ds")
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden", "x" * 70, "a..b"])
+def test_names_cannot_escape_the_store(store: Store, name: str) -> None:
+    with pytest.raises(StoreError):
+        store.publish(name, lambda folder, fs: None)
+
+
+def test_missing_version(store: Store) -> None:
+    with pytest.raises(StoreError, match="no version v7"):
+        store.path("ds", 7)
