@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -45,17 +46,14 @@ class BM25Index:
         self.weights = sp.csr_matrix((data, tf.indices, tf.indptr), shape=(n_docs, n_terms)).T.tocsr()
         self.n_docs = n_docs
 
-    def _query_matrix(self, queries: Sequence[Sequence[str]]) -> sp.csr_matrix:
-        rows, cols = [], []
-        for q, tokens in enumerate(queries):
-            for token in tokens:
-                term = self.vocab.get(token)
-                if term is not None:
-                    rows.append(q)
-                    cols.append(term)
-        matrix = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(queries), len(self.vocab)))
-        matrix.sum_duplicates()
-        return matrix
+    def _query_terms(self, queries: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Known query terms flattened, with offsets: (terms, offsets). Repeats are kept (rank-bm25 does)."""
+        terms: list[int] = []
+        offsets = [0]
+        for tokens in queries:
+            terms.extend(t for t in (self.vocab.get(token) for token in tokens) if t is not None)
+            offsets.append(len(terms))
+        return np.asarray(terms, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
 
     def get_scores(self, query: Sequence[str]) -> np.ndarray:
         """Scores of every document for one tokenised query (rank-bm25's ``get_scores``)."""
@@ -63,21 +61,60 @@ class BM25Index:
 
     def scores(self, queries: Sequence[Sequence[str]]) -> np.ndarray:
         """A dense (queries × documents) score matrix; call it on batches to bound memory."""
-        return np.asarray((self._query_matrix(queries) @ self.weights).todense())
+        terms, offsets = self._query_terms(queries)
+        w = self.weights
+        return _dense_scores(w.indptr, w.indices, w.data, terms, offsets, self.n_docs)
 
-    def search(self, queries: Sequence[Sequence[str]], k: int, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: Sequence[Sequence[str]], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` document indices and scores per query, best first (ties: lower index first)."""
-        k = min(k, self.n_docs)
-        top_idx = np.zeros((len(queries), k), dtype=np.int64)
-        top_scores = np.zeros((len(queries), k))
-        for start in range(0, len(queries), batch):
-            scores = self.scores(queries[start : start + batch])
-            part = (
-                np.argpartition(-scores, k - 1, axis=1)[:, :k]
-                if k < self.n_docs
-                else np.tile(np.arange(self.n_docs), (len(scores), 1))
-            )
-            for i, (row, cand) in enumerate(zip(scores, part, strict=True)):
-                order = cand[np.lexsort((cand, -row[cand]))]
-                top_idx[start + i], top_scores[start + i] = order, row[order]
-        return top_idx, top_scores
+        terms, offsets = self._query_terms(queries)
+        w = self.weights
+        return _top_k(w.indptr, w.indices, w.data, terms, offsets, self.n_docs, min(k, self.n_docs))
+
+
+@numba.njit(cache=True, parallel=True)
+def _dense_scores(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, terms: np.ndarray, offsets: np.ndarray, n_docs: int
+) -> np.ndarray:
+    out = np.zeros((offsets.shape[0] - 1, n_docs))
+    for q in numba.prange(offsets.shape[0] - 1):
+        for t in terms[offsets[q] : offsets[q + 1]]:
+            for j in range(indptr[t], indptr[t + 1]):
+                out[q, indices[j]] += data[j]
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _top_k(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    data: np.ndarray,
+    terms: np.ndarray,
+    offsets: np.ndarray,
+    n_docs: int,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    n_queries = offsets.shape[0] - 1
+    top_idx = np.zeros((n_queries, k), dtype=np.int64)
+    top_scores = np.zeros((n_queries, k))
+    for q in numba.prange(n_queries):
+        scores = np.zeros(n_docs)
+        for t in terms[offsets[q] : offsets[q + 1]]:
+            for j in range(indptr[t], indptr[t + 1]):
+                scores[indices[j]] += data[j]
+        best_i = np.full(k, n_docs, dtype=np.int64)  # sorted: score desc, then index asc
+        best_s = np.full(k, -np.inf)
+        for d in range(n_docs):  # insertion into a sorted buffer of k; most documents fail the first test
+            s = scores[d]
+            if s < best_s[k - 1] or (s == best_s[k - 1] and d > best_i[k - 1]):
+                continue
+            pos = k - 1
+            while pos > 0 and (best_s[pos - 1] < s or (best_s[pos - 1] == s and best_i[pos - 1] > d)):
+                best_s[pos] = best_s[pos - 1]
+                best_i[pos] = best_i[pos - 1]
+                pos -= 1
+            best_s[pos] = s
+            best_i[pos] = d
+        top_idx[q] = best_i
+        top_scores[q] = best_s
+    return top_idx, top_scores

@@ -58,8 +58,9 @@ class Store:
             raise StoreError(f"{dataset}: no version v{version} in {self.url}")
         return f"{self._dataset(dataset)}/v{version}"
 
-    def publish(self, dataset: str, write: Callable[[str, fsspec.AbstractFileSystem], None],
-                lock_timeout_s: float = 600) -> int:
+    def publish(
+        self, dataset: str, write: Callable[[str, fsspec.AbstractFileSystem], None], lock_timeout_s: float = 600
+    ) -> int:
         """Create the next version: ``write(folder, fs)`` fills a staging folder, which is then renamed to
         ``v<N>`` atomically. Returns N."""
         folder = self._dataset(dataset)
