@@ -14,12 +14,9 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from pairforge.negatives.tokenize import tokenize
 
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """jieba tokens (rjieba: the same segmenter in Rust), whitespace tokens dropped."""
-    import rjieba
-
-    return [[t for t in rjieba.cut(text) if t.strip()] for text in texts]
+__all__ = ["BM25Index", "tokenize"]
 
 
 class BM25Index:

@@ -36,8 +36,12 @@ def test_a_failed_write_leaves_no_version(store: Store) -> None:
 def test_concurrent_publishers_get_distinct_complete_versions(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "store"))
     results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(store.publish(
-        "ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"x")))) for _ in range(4)]
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"x")))
+        )
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
