@@ -21,6 +21,8 @@ from pairforge.quarantine import StrictModeError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Training data for Chinese text-embedding models.")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.")
 app.add_typer(models_app, name="models")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on human-labelled data.")
+app.add_typer(eval_app, name="eval")
 err = Console(stderr=True)
 
 
@@ -162,6 +164,28 @@ def filter_pairs(
     )
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD-style JSON (e.g. CMRC 2018).")],
+    t2s: Annotated[bool, typer.Option("--t2s", help="Convert traditional to simplified first.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON line last.")] = False,
+) -> None:
+    """BM25 recall@1/5/10: every paragraph in the pool, every human question a query."""
+    from pairforge.negatives.evaluate import evaluate_retrieval
+
+    if not squad.is_file():
+        err.print(f"[red]error:[/red] {squad}: no such file", highlight=False)
+        raise typer.Exit(2)
+    report = evaluate_retrieval(squad, t2s=t2s)
+    err.print(
+        f"BM25 on {report.passages:,} passages, {report.queries:,} questions: recall@1 {report.recall_at_1:.4f}"
+        f", @5 {report.recall_at_5:.4f}, @10 {report.recall_at_10:.4f}; {report.seconds:.1f} s",
+        highlight=False,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
 
 
 @models_app.command("prepare-demo")

@@ -44,3 +44,17 @@ def test_search_returns_the_best_first_and_recall_on_cmrc(cmrc) -> None:
     assert np.all(np.diff(scores, axis=1) <= 1e-12)
     recall_at_5 = np.mean([g in row[:5] for g, row in zip(gold, top, strict=True)])
     assert recall_at_5 >= 0.98, recall_at_5
+
+
+def test_eval_retrieval_cli_on_cmrc_trial(shared_data: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pairforge.cli import app
+
+    squad = shared_data / "cmrc2018" / "cmrc2018_trial.squad.json"
+    result = CliRunner().invoke(app, ["eval", "retrieval", "--squad", str(squad), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["passages"], report["queries"]) == (256, 1000)  # 2 of the 1,002 questions are empty
+    assert report["recall_at_1"] <= report["recall_at_5"] <= report["recall_at_10"]
+    assert report["recall_at_5"] >= 0.95
