@@ -7,9 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from filters.lsh import optimal_bands
+from filters.lsh import bucket_keys, optimal_bands
 from filters.minhash import signatures
-from filters.sharded import _bucket_keys
 from pairforge.config import CorpusConfig
 from pairforge.corpora import expand_paths, read_shard
 from pairforge.records import Document, HumanPair
@@ -24,7 +23,7 @@ class ContaminationIndex:
         self.bands, self.rows = optimal_bands(threshold, num_perm, 0.1, 0.9)
         self.signatures = signatures(list(texts), num_perm=num_perm, n=ngram)
         self.buckets: dict[int, list[int]] = defaultdict(list)
-        for i, keys in enumerate(_bucket_keys(self.signatures, self.bands, self.rows)):
+        for i, keys in enumerate(bucket_keys(self.signatures, self.bands, self.rows)):
             for key in keys:
                 self.buckets[int(key)].append(i)
         self.size = len(texts)
@@ -34,7 +33,7 @@ class ContaminationIndex:
         sigs = signatures(list(texts), num_perm=self.num_perm, n=self.ngram)
         need = int(np.ceil(self.threshold * self.num_perm - 1e-9))
         hit = np.zeros(len(texts), dtype=bool)
-        for i, keys in enumerate(_bucket_keys(sigs, self.bands, self.rows)):
+        for i, keys in enumerate(bucket_keys(sigs, self.bands, self.rows)):
             candidates = {j for key in keys for j in self.buckets.get(int(key), ())}
             hit[i] = any(np.count_nonzero(self.signatures[j] == sigs[i]) >= need for j in candidates)
         return hit

@@ -46,24 +46,26 @@ def cluster_signatures(
     n = signatures.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    keys = _band_keys(signatures, bands, rows)
+    keys = bucket_keys(signatures, bands, rows)
     parent = np.arange(n, dtype=np.int64)
     need = int(np.ceil(threshold * signatures.shape[1] - 1e-9))
     for band in range(bands):
         order = np.argsort(keys[:, band], kind="stable")
-        _join_bucket_runs(keys[order, band], order, signatures, parent, need, max_compare)
-    return _roots(parent)
+        join_bucket_runs(keys[order, band], order, signatures, parent, need, max_compare)
+    return find_roots(parent)
 
 
 @numba.njit(cache=True)
-def _band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    n = signatures.shape[0]
+def bucket_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit bucket id per (document, band): FNV-1a over the band's rows, the band number mixed in so one
+    key space serves all bands."""
+    n = sigs.shape[0]
     keys = np.empty((n, bands), dtype=np.uint64)
     for d in range(n):
         for band in range(bands):
-            h = np.uint64(14695981039346656037)
+            h = np.uint64(14695981039346656037) ^ np.uint64(band)
             for k in range(band * rows, band * rows + rows):
-                h = (h ^ np.uint64(signatures[d, k])) * np.uint64(1099511628211)
+                h = (h ^ np.uint64(sigs[d, k])) * np.uint64(1099511628211)
             keys[d, band] = h
     return keys
 
@@ -77,9 +79,11 @@ def _find(parent: np.ndarray, i: int) -> int:
 
 
 @numba.njit(cache=True)
-def _join_bucket_runs(
+def join_bucket_runs(
     sorted_keys: np.ndarray, order: np.ndarray, signatures: np.ndarray, parent: np.ndarray, need: int, max_compare: int
 ) -> None:
+    """Union documents that share a bucket (runs of equal ``sorted_keys``; ``order`` gives their indices) when
+    at least ``need`` signature positions agree; each is compared with up to ``max_compare`` earlier members."""
     n = sorted_keys.shape[0]
     start = 0
     while start < n:
@@ -106,7 +110,8 @@ def _join_bucket_runs(
 
 
 @numba.njit(cache=True)
-def _roots(parent: np.ndarray) -> np.ndarray:
+def find_roots(parent: np.ndarray) -> np.ndarray:
+    """The root of every element of a union-find ``parent`` array."""
     out = np.empty(parent.shape[0], dtype=np.int64)
     for i in range(parent.shape[0]):
         out[i] = _find(parent, i)

@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-import numba
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from filters.lsh import _join_bucket_runs, _roots, optimal_bands
+from filters.lsh import bucket_keys, find_roots, join_bucket_runs, optimal_bands
 from filters.minhash import signatures
 from pairforge.config import DedupConfig
 
@@ -51,7 +50,7 @@ def cluster_shards(
     def add(sigs: np.ndarray, shard_ids: pa.Array, sig_out: BinaryIO) -> None:
         nonlocal total
         sigs.tofile(sig_out)
-        keys = _bucket_keys(sigs, bands, rows).ravel()
+        keys = bucket_keys(sigs, bands, rows).ravel()
         index = np.repeat(np.arange(total, total + len(sigs), dtype=np.int64), bands)
         part = (keys % np.uint64(partitions)).astype(np.int64)
         for p, (key_file, idx_file) in enumerate(bucket_files):
@@ -89,11 +88,11 @@ def cluster_shards(
                 continue
             keys, index = np.fromfile(key_file, dtype=np.uint64), np.fromfile(idx_file, dtype=np.int64)
             order = np.lexsort((index, keys))  # by bucket, then by document: earlier ids come first
-            _join_bucket_runs(keys[order], index[order], np.asarray(sigs_all), parent, need, 64)
+            join_bucket_runs(keys[order], index[order], np.asarray(sigs_all), parent, need, 64)
             if progress:
                 progress("buckets", p + 1)
         del sigs_all
-    roots = _roots(parent)
+    roots = find_roots(parent)
     shutil.rmtree(scratch, ignore_errors=True)
     return _smallest_id_per_cluster(pa.chunked_array(ids, type=pa.string()), roots, n_prior)
 
@@ -132,20 +131,6 @@ def _tokens(texts: list[str]) -> list[list[str]]:
     import rjieba
 
     return [rjieba.cut(t) for t in texts]
-
-
-@numba.njit(cache=True)
-def _bucket_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """One 64-bit bucket id per (document, band); the band number is mixed in, so one key space serves all."""
-    n = sigs.shape[0]
-    keys = np.empty((n, bands), dtype=np.uint64)
-    for d in range(n):
-        for band in range(bands):
-            h = np.uint64(14695981039346656037) ^ np.uint64(band)
-            for k in range(band * rows, band * rows + rows):
-                h = (h ^ np.uint64(sigs[d, k])) * np.uint64(1099511628211)
-            keys[d, band] = h
-    return keys
 
 
 def _smallest_id_per_cluster(ids: pa.ChunkedArray, roots: np.ndarray, n_prior: int) -> pa.Table:
