@@ -16,7 +16,7 @@ import numpy as np
 from datasketch import MinHash
 from passages import real_passages
 
-from filters.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures
+from pairforge.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures
 
 
 def _edit(text: str, rate: float, rng: random.Random) -> str:

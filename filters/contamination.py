@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from filters.lsh import bucket_keys, optimal_bands
-from filters.minhash import signatures
 from pairforge.config import CorpusConfig
 from pairforge.corpora import expand_paths, read_shard
+from pairforge.minhash import signatures
 from pairforge.records import Document, HumanPair
 from pairforge.text import normalize_text
 

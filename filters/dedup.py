@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from filters.lsh import cluster_signatures, optimal_bands
-from filters.minhash import signatures
 from filters.sharded import cluster_shards, keep_mask, write_index
 from pairforge.config import DedupConfig, RunConfig
+from pairforge.minhash import signatures
 from pairforge.store import Store
 
 

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from filters.lsh import bucket_keys, find_roots, join_bucket_runs, optimal_bands
-from filters.minhash import signatures
 from pairforge.config import DedupConfig
+from pairforge.minhash import signatures
 
 ProgressFn = Callable[[str, int], None]
 

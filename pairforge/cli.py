@@ -166,6 +166,29 @@ def filter_pairs(
         sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
 
 
+@app.command()
+def mine(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+) -> None:
+    """Hard negatives: candidates for every pair (WORKDIR/candidates), then selection (WORKDIR/examples)."""
+    from pairforge.negatives.mine import run_mine
+
+    try:
+        summary = run_mine(load_config(config))
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    err.print(
+        f"mine: {summary.queries:,} queries, {summary.with_full_negatives:,} with all negatives, shortfall "
+        f"{summary.shortfall:,}, skipped {summary.skipped or 'none'}; positive score mean "
+        f"{summary.positive_score_mean}, negative {summary.negative_score_mean}; {summary.seconds:.1f} s",
+        highlight=False,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     squad: Annotated[Path, typer.Option("--squad", help="SQuAD-style JSON (e.g. CMRC 2018).")],

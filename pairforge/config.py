@@ -201,6 +201,22 @@ class FilterConfig(_Strict):
     contamination_ngram: int = Field(default=5, ge=1)
 
 
+class MineConfig(_Strict):
+    """Hard-negative mining, with sentence-transformers' parameter names."""
+
+    range_min: int = Field(default=0, ge=0, description="Skip this many top-ranked candidates.")
+    range_max: int = Field(default=50, ge=1, description="Candidates kept per query and retriever.")
+    num_negatives: int = Field(default=7, ge=1)
+    sampling_strategy: Literal["top", "random"] = "top"
+    relative_margin: float | None = Field(default=0.05, ge=0, lt=1, description="neg <= (1 - m) * pos score.")
+    absolute_margin: float | None = Field(default=None, description="neg <= pos score - m.")
+    max_score: float | None = None
+    retriever: Literal["bm25", "dense"] = "bm25"
+    dense_model: str | None = Field(default=None, description="sentence-transformers model folder for dense.")
+    near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="MinHash J of a positive's twin.")
+    seed: int = 0
+
+
 class RunConfig(_Strict):
     name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
     workdir: str = "work"
@@ -212,6 +228,7 @@ class RunConfig(_Strict):
     generate: GenerateConfig = GenerateConfig()
     dedup: DedupConfig = DedupConfig()
     filter: FilterConfig = FilterConfig()
+    mine: MineConfig = MineConfig()
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""

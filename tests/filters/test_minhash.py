@@ -11,8 +11,8 @@ from datasketch.lsh import _optimal_param
 
 from filters.dedup import cluster_texts
 from filters.lsh import optimal_bands
-from filters.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
 from pairforge.config import DedupConfig
+from pairforge.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
 from tests.filters.planted import exact_jaccard, planted_set, real_passages, true_pairs
 
 
