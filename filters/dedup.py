@@ -13,16 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from filters.lsh import cluster_signatures, optimal_bands
+from filters.lsh import optimal_bands
 from filters.sharded import cluster_shards, keep_mask, write_index
-from pairforge.config import DedupConfig, RunConfig
-from pairforge.minhash import signatures
+from pairforge.config import RunConfig
 from pairforge.store import Store
 
 
@@ -41,20 +39,6 @@ class DedupSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def cluster_texts(texts: list[str], config: DedupConfig) -> np.ndarray:
-    """Cluster ids (index of the cluster's first text) for ``texts``, in the order given."""
-    tokens = None
-    if config.unit == "word":
-        import rjieba
-
-        tokens = [rjieba.cut(t) for t in texts]
-    sigs = signatures(texts, num_perm=config.num_perm, n=config.ngram, seed=config.seed, tokens=tokens)
-    bands, rows = optimal_bands(
-        config.threshold, config.num_perm, config.false_positive_weight, config.false_negative_weight
-    )
-    return cluster_signatures(sigs, config.threshold, bands, rows)
 
 
 def run_dedup(config: RunConfig, target: Literal["passages", "pairs"] = "passages") -> DedupSummary:

@@ -35,26 +35,6 @@ def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_we
     return best
 
 
-def cluster_signatures(
-    signatures: np.ndarray, threshold: float, bands: int, rows: int, max_compare: int = 64
-) -> np.ndarray:
-    """Cluster ids (the smallest member index) for each row of ``signatures``.
-
-    Within a bucket, each document is compared with up to ``max_compare`` earlier members; joining needs an
-    estimated Jaccard >= threshold. Rows are expected in id order, so a cluster's id is its smallest id.
-    """
-    n = signatures.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = bucket_keys(signatures, bands, rows)
-    parent = np.arange(n, dtype=np.int64)
-    need = int(np.ceil(threshold * signatures.shape[1] - 1e-9))
-    for band in range(bands):
-        order = np.argsort(keys[:, band], kind="stable")
-        join_bucket_runs(keys[order, band], order, signatures, parent, need, max_compare)
-    return find_roots(parent)
-
-
 @numba.njit(cache=True)
 def bucket_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One 64-bit bucket id per (document, band): FNV-1a over the band's rows, the band number mixed in so one

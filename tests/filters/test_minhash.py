@@ -5,12 +5,14 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
 
-from filters.dedup import cluster_texts
 from filters.lsh import optimal_bands
+from filters.sharded import cluster_shards
 from pairforge.config import DedupConfig
 from pairforge.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
 from tests.filters.planted import exact_jaccard, planted_set, real_passages, true_pairs
@@ -48,10 +50,13 @@ def test_bands_and_rows_are_datasketchs(threshold: float) -> None:
     assert optimal_bands(threshold, 256, 0.2, 0.8) == _optimal_param(threshold, 256, 0.2, 0.8)
 
 
-def test_planted_duplicates_recall_and_precision(shared_data: Path) -> None:
+def test_planted_duplicates_recall_and_precision(shared_data: Path, tmp_path: Path) -> None:
     texts = planted_set(shared_data, 200)
     truth = true_pairs(texts, 0.8)
-    clusters = cluster_texts(texts, DedupConfig(threshold=0.8))
+    shard = tmp_path / "passages-00000.parquet"
+    pq.write_table(pa.table({"id": [f"p{i:04d}" for i in range(len(texts))], "text": texts}), shard)
+    table = cluster_shards([shard], "text", DedupConfig(threshold=0.8), tmp_path / "scratch", partitions=4)
+    clusters = [int(c[1:]) for c in table["cluster"].to_pylist()]  # rows come back in id order
     members = defaultdict(list)
     for i, c in enumerate(clusters):
         members[int(c)].append(i)
