@@ -234,6 +234,38 @@ class MineConfig(_Strict):
         return self
 
 
+class ExportConfig(_Strict):
+    """What a published version holds besides ``data/`` (each format optional)."""
+
+    flagembedding: bool = Field(default=True, description="flagembedding/<kind>.jsonl, one file per kind.")
+    length_buckets: list[int] = Field(
+        default_factory=list, description="Passage-length bucket edges (characters) for FlagEmbedding files."
+    )
+    sentence_transformers: bool = Field(default=True, description="anchor, positive, negative_1..n Parquet.")
+    uniem: bool = Field(default=False, description="uniem / m3e {text, text_pos, text_neg} JSONL.")
+    cosent: bool = Field(default=True, description="(sentence1, sentence2, score) from scored human pairs.")
+    query_instructions: dict[str, str] = Field(
+        default_factory=lambda: {
+            "qp": "为这个句子生成表示以用于检索相关文章：",
+            "sp": "为这个句子生成表示以用于检索相关文章：",
+            "human": "为这个句子生成表示以用于检索相关文章：",
+        },
+        description="FlagEmbedding's `prompt` field per kind (stella's retrieval instruction).",
+    )
+    card_examples: int = Field(default=10, ge=0)
+    seed: int = 0
+
+
+class FlowConfig(_Strict):
+    """How ``pairforge run`` executes the pipeline flow."""
+
+    task_runner: Literal["thread", "process", "dask"] = "thread"
+    dask_address: str | None = Field(default=None, description="An existing Dask scheduler; none: a LocalCluster.")
+    dask_workers: int = Field(default=2, ge=1)
+    llm_concurrency: int = Field(default=1, ge=1, description="LLM tasks running at once (global limit).")
+    retries: int = Field(default=2, ge=0, description="Retries of I/O and LLM tasks.")
+
+
 class RunConfig(_Strict):
     name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
     workdir: str = "work"
@@ -246,6 +278,8 @@ class RunConfig(_Strict):
     dedup: DedupConfig = DedupConfig()
     filter: FilterConfig = FilterConfig()
     mine: MineConfig = MineConfig()
+    export: ExportConfig = ExportConfig()
+    flow: FlowConfig = FlowConfig()
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""

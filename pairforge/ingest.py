@@ -10,7 +10,7 @@ import re
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ class IngestSummary:
     by_source: dict[str, dict[str, int]] = field(default_factory=dict)
     length_histogram: dict[str, int] = field(default_factory=dict)
     input_bytes: int = 0
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # {path, source, bytes, sha256, complete}
+    skipped_inputs: int = 0  # shards an earlier version already covers (the watermark)
     seconds: float = 0.0
     workdir: str = ""
     config_fingerprint: str = ""
@@ -56,9 +58,16 @@ class IngestSummary:
 
 
 def run_ingest(
-    config: RunConfig, *, strict: bool = False, limit: int | None = None, progress: ProgressFn | None = None
+    config: RunConfig,
+    *,
+    strict: bool = False,
+    limit: int | None = None,
+    progress: ProgressFn | None = None,
+    covered: Collection[str] = (),
 ) -> IngestSummary:
-    """Ingest every corpus of ``config``; bad records are quarantined (or, with ``strict``, raise)."""
+    """Ingest every corpus of ``config``; bad records are quarantined (or, with ``strict``, raise).
+
+    Shards whose content sha256 is in ``covered`` (an earlier version's watermark) are skipped."""
     started = time.perf_counter()
     shards = [(corpus, path) for corpus in config.corpora for path in expand_paths(corpus.path)]  # fail early
     tokenizer = load_tokenizer(config.window.tokenizer)
@@ -76,7 +85,14 @@ def run_ingest(
             if limit is not None and summary.documents >= limit:
                 break
             counts = by_source.setdefault(corpus.source, Counter())
-            summary.input_bytes += Path(path).stat().st_size
+            digest = file_sha256(path)
+            if digest in covered:
+                summary.skipped_inputs += 1
+                continue
+            size = Path(path).stat().st_size
+            summary.input_bytes += size
+            entry = {"path": path, "source": corpus.source, "bytes": size, "sha256": digest, "complete": False}
+            summary.inputs.append(entry)
             for doc in _documents(path, corpus, config, quarantine, pairs, counts):
                 summary.documents += 1
                 counts["documents"] += 1
@@ -87,6 +103,8 @@ def run_ingest(
                     progress(path, summary.documents, summary.input_bytes)
                 if limit is not None and summary.documents >= limit:
                     break
+            else:
+                entry["complete"] = True  # a shard cut short by --limit is not covered
             if progress:
                 progress(path, summary.documents, summary.input_bytes)
     finally:
@@ -101,6 +119,15 @@ def run_ingest(
     summary.seconds = round(time.perf_counter() - started, 3)
     (workdir / "ingest_summary.json").write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     return summary
+
+
+def file_sha256(path: str) -> str:
+    """The sha256 of a shard's bytes: its identity in the watermark (renaming it does not make it new)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _documents(
