@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,8 @@ import jinja2.meta
 PROMPTS_DIR = Path(__file__).resolve().parent
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 DELIMITERS = ("<passage>", "</passage>")
+# The delimiters and their look-alikes (any case, spaces inside the brackets): what a passage must not contain.
+_DELIMITER_LIKE = re.compile(r"<(\s*/?\s*passage\s*)>", re.I)
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,14 @@ def load_prompt(name: str, version: str = "v1", lang: str = "zh") -> Prompt:
 def render_prompt(prompt: Prompt, passage: str, *, count: int, long_chars: int = 512) -> str:
     """The user message for one passage. The passage goes inside the delimiters; delimiter look-alikes in
     the passage are neutralised so the text cannot close the data block and speak as instructions."""
-    safe = passage
-    for tag in DELIMITERS:
-        safe = safe.replace(tag, tag.replace("<", "‹").replace(">", "›"))
+    safe = _DELIMITER_LIKE.sub(r"‹\1›", passage)  # same length: offsets into the passage still hold
     long_passage = len(passage) > long_chars
     return _template(prompt.text).render(
         passage=safe,
         count=count,
         long_passage=long_passage,
         long_chars=long_chars,
-        tail_start=passage[long_chars : long_chars + 12] if long_passage else "",
+        tail_start=safe[long_chars : long_chars + 12] if long_passage else "",  # quoted outside the delimiters
     )
 
 

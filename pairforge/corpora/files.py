@@ -6,6 +6,7 @@ import glob
 import gzip
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -13,6 +14,10 @@ from typing import IO, Any
 from pairforge.records import Document, HumanPair, Record, Rejected
 
 RAW_KEEP = 2_000  # characters of a bad record kept in quarantine; file:line points at the rest
+# Errors of a damaged shard (a cut .gz, a bad compressed block): past one, nothing more can be read from it.
+READ_ERRORS = (OSError, EOFError)
+# A \uD800-\uDFFF escape; json.loads joins valid pairs, so only lone surrogates survive (and cannot be stored).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class CorpusPathError(FileNotFoundError):
@@ -41,16 +46,20 @@ def open_binary(path: str) -> IO[bytes]:
 
 def iter_lines(path: str) -> Iterator[tuple[int, str] | Rejected]:
     """Yield (line number, text) for each non-blank line; undecodable lines come back as Rejected."""
-    with open_binary(path) as raw:
-        for number, line in enumerate(raw, start=1):
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield Rejected(path, number, "invalid_utf8", str(exc), _excerpt(line))
-                continue
-            text = text.rstrip("\r\n")
-            if text.strip():
-                yield number, text
+    number = 0
+    try:
+        with open_binary(path) as raw:
+            for number, line in enumerate(raw, start=1):
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield Rejected(path, number, "invalid_utf8", str(exc), _excerpt(line))
+                    continue
+                text = text.rstrip("\r\n")
+                if text.strip():
+                    yield number, text
+    except READ_ERRORS as exc:
+        yield Rejected(path, number + 1, "unreadable", f"{exc} (rest of the file not read)")
 
 
 def iter_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
@@ -65,8 +74,14 @@ def iter_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]] | Rejected
         except json.JSONDecodeError as exc:
             yield Rejected(path, number, "invalid_json", str(exc), text[:RAW_KEEP])
             continue
+        except RecursionError:
+            yield Rejected(path, number, "too_deep", "JSON nested too deeply", text[:RAW_KEEP])
+            continue
         if not isinstance(obj, dict):
             yield Rejected(path, number, "not_an_object", type(obj).__name__, text[:RAW_KEEP])
+            continue
+        if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(obj):
+            yield Rejected(path, number, "invalid_unicode", "a lone surrogate escape", text[:RAW_KEEP])
             continue
         yield number, obj
 
@@ -83,8 +98,7 @@ def read_json_records(
         line, obj = item
         converted = convert(obj, line)
         if isinstance(converted, str):
-            raw = json.dumps(obj, ensure_ascii=False, default=str)[:RAW_KEEP]
-            yield Rejected(path, line, converted, ",".join(sorted(obj))[:200], raw)
+            yield Rejected(path, line, converted, ",".join(sorted(obj))[:200], json_excerpt(obj))
         elif isinstance(converted, Document | HumanPair | Rejected):
             yield converted
         else:
@@ -110,6 +124,24 @@ def get_texts(obj: dict[str, Any], name: str) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return value
     return None
+
+
+def json_excerpt(obj: Any) -> str:
+    """The start of ``obj`` as JSON for quarantine; a value nested too deeply to dump is only named."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, default=str)[:RAW_KEEP]
+    except (RecursionError, ValueError):
+        return f"<{type(obj).__name__} nested too deeply to show>"
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (RecursionError, ValueError):
+        return False
+    return False
 
 
 def _excerpt(line: bytes) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pairforge.config import JsonlCorpus, ParquetCorpus
-from pairforge.corpora.files import RAW_KEEP, get_text, iter_json_lines
+from pairforge.corpora.files import READ_ERRORS, get_text, iter_json_lines, json_excerpt
 from pairforge.records import Document, Record, Rejected
 
 
@@ -23,25 +22,28 @@ def read_jsonl(path: str, corpus: JsonlCorpus) -> Iterator[Record]:
 
 def read_parquet(path: str, corpus: ParquetCorpus) -> Iterator[Record]:
     """Yield a Document per Parquet row, reading one record batch at a time."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     wanted = [f for f in (corpus.text_field, corpus.title_field, corpus.id_field) if f]
-    parquet = pq.ParquetFile(path)
-    columns = [c for c in wanted if c in parquet.schema_arrow.names]
     row = 0
-    for batch in parquet.iter_batches(batch_size=4096, columns=columns):
-        for obj in batch.to_pylist():
-            row += 1
-            yield _to_document(path, corpus, obj, row)
+    try:
+        parquet = pq.ParquetFile(path)
+        columns = [c for c in wanted if c in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+            for obj in batch.to_pylist():
+                row += 1
+                yield _to_document(path, corpus, obj, row)
+    except (pa.ArrowException, *READ_ERRORS) as exc:
+        # A damaged file (cut short, not Parquet at all): past the error nothing more can be read from it.
+        yield Rejected(path, None, "invalid_parquet", f"{exc} (rest of the file not read)", record=row + 1)
 
 
 def _to_document(path: str, corpus: JsonlCorpus | ParquetCorpus, obj: dict[str, Any], line: int) -> Record:
     text = get_text(obj, corpus.text_field)
     if text is None:
         reason = "wrong_type" if obj.get(corpus.text_field) is not None else "missing_field"
-        return Rejected(
-            path, line, reason, corpus.text_field, json.dumps(obj, ensure_ascii=False, default=str)[:RAW_KEEP]
-        )
+        return Rejected(path, line, reason, corpus.text_field, json_excerpt(obj))
     raw_id = get_text(obj, corpus.id_field) if corpus.id_field else None
     title = (get_text(obj, corpus.title_field) if corpus.title_field else None) or ""
     doc_id = f"{Path(path).name}:{raw_id if raw_id else f'L{line}'}"

@@ -3,6 +3,7 @@ output}, and scored {text1|sentence1, text2|sentence2, label}."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,12 @@ def parse_label(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        label = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip())
+            label = float(value.strip())
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    return label if math.isfinite(label) else None  # NaN and inf are no grade

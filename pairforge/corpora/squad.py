@@ -10,7 +10,7 @@ from typing import Any
 import ijson
 
 from pairforge.config import SquadCorpus
-from pairforge.corpora.files import get_text, open_binary
+from pairforge.corpora.files import READ_ERRORS, get_text, open_binary
 from pairforge.records import Document, HumanPair, Record, Rejected
 
 
@@ -21,7 +21,7 @@ def read_squad(path: str, corpus: SquadCorpus) -> Iterator[Record]:
         with open_binary(path) as raw:
             for index, article in enumerate(ijson.items(raw, "data.item", use_float=True), start=1):
                 yield from _read_article(path, corpus, article, index)
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
+    except (ijson.JSONError, UnicodeDecodeError, *READ_ERRORS) as exc:
         yield Rejected(path, None, "invalid_json", f"{exc} (rest of the file not read)", record=index + 1)
 
 
@@ -44,4 +44,12 @@ def _read_article(path: str, corpus: SquadCorpus, article: Any, index: int) -> I
                 yield Rejected(path, None, "missing_field", f"{para_id}: qas[].question", record=index)
                 continue
             qa_id = get_text(qa, "id") or f"{para_id}.{question[:8]}"
-            yield HumanPair(f"{name}:{qa_id}", corpus.source, "positive", question, context, role=corpus.role)
+            given = qa.get("answers")
+            answers = [
+                a["text"]
+                for a in (given if isinstance(given, list) else [])
+                if isinstance(a, dict) and isinstance(a.get("text"), str)
+            ]
+            yield HumanPair(
+                f"{name}:{qa_id}", corpus.source, "positive", question, context, role=corpus.role, answers=answers
+            )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,13 @@ from typing import Any
 import ijson
 
 from pairforge.config import WudaoCorpus
-from pairforge.corpora.files import RAW_KEEP, get_text, iter_json_lines, open_binary
+from pairforge.corpora.files import READ_ERRORS, get_text, iter_json_lines, json_excerpt, open_binary
 from pairforge.records import Document, Record, Rejected
 
 
 def read_wudao(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
     """Yield a Document per WuDao record of one shard, in either layout."""
-    if _is_json_lines(path):
+    if _is_json_lines(path, corpus.records_key):
         for item in iter_json_lines(path):
             if isinstance(item, Rejected):
                 yield item
@@ -28,18 +29,18 @@ def read_wudao(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
 
 
 def _read_dump(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
-    with open_binary(path) as raw:
-        first = _first_byte(raw)
-    prefix = "item" if first == b"[" else f"{corpus.records_key}.item"
     index = 0
     try:
+        with open_binary(path) as raw:
+            first = _first_byte(raw)
+        prefix = "item" if first == b"[" else f"{corpus.records_key}.item"
         with open_binary(path) as raw:
             for index, obj in enumerate(ijson.items(raw, prefix, use_float=True), start=1):
                 if isinstance(obj, dict):
                     yield _to_document(path, corpus, obj, record=index)
                 else:
                     yield Rejected(path, None, "not_an_object", type(obj).__name__, record=index)
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
+    except (ijson.JSONError, UnicodeDecodeError, *READ_ERRORS) as exc:
         # A dump is one JSON value: past a syntax error nothing more can be read from this shard.
         yield Rejected(path, None, "invalid_json", f"{exc} (rest of the file not read)", record=index + 1)
 
@@ -50,7 +51,7 @@ def _to_document(
     text = get_text(obj, "content", "text")
     if text is None:
         reason = "wrong_type" if ("content" in obj or "text" in obj) else "missing_field"
-        return Rejected(path, line, reason, "content/text", json.dumps(obj, ensure_ascii=False)[:RAW_KEEP], record)
+        return Rejected(path, line, reason, "content/text", json_excerpt(obj), record)
     raw_id = get_text(obj, "id", "uniqueKey")
     position = f"L{line}" if line is not None else f"R{record}"
     return Document(
@@ -62,15 +63,26 @@ def _to_document(
     )
 
 
-def _is_json_lines(path: str) -> bool:
-    with open_binary(path) as raw:
-        for line in raw:
-            if line.strip():
-                try:
-                    return isinstance(json.loads(line), dict)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    return False
-    return True
+def _is_json_lines(path: str, records_key: str) -> bool:
+    """JSON Lines unless the file starts like a dump: an array, ``{`` alone or ``{"RECORDS": ...`` on the first
+    line, or one line holding the whole dump. A broken first record does not make a JSON Lines shard a dump."""
+    try:
+        with open_binary(path) as raw:
+            lines = (line.strip() for line in raw)
+            first = next((line for line in lines if line), b"")
+            try:
+                obj = json.loads(first)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                opener = rb'^(\[|\{\s*$|\{\s*"' + re.escape(records_key.encode()) + rb'"\s*:)'
+                return re.match(opener, first) is None
+            except RecursionError:  # complete, but nested too deeply to load
+                obj = [] if first.startswith(b"[") else None
+            if isinstance(obj, dict):
+                return not isinstance(obj.get(records_key), list)
+            # A whole array: the dump itself if nothing follows, else a bad first record.
+            return not isinstance(obj, list) or next((line for line in lines if line), None) is not None
+    except READ_ERRORS:
+        return True  # the line reader quarantines what cannot be read
 
 
 def _first_byte(raw: Any) -> bytes:

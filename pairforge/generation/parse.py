@@ -85,7 +85,7 @@ def extract_json(text: str) -> Any | None:
         try:
             # strict=False accepts raw control characters inside strings, which small models emit.
             obj = json.loads(candidate.strip(), strict=False)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # nested past the recursion limit: not an answer either
             continue
         if isinstance(obj, dict):
             return obj

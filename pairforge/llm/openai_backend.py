@@ -4,6 +4,7 @@ bounded retries with exponential backoff on 5xx, 429, timeouts and dropped conne
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 from collections.abc import Sequence
@@ -78,19 +79,49 @@ class OpenAIBackend:
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
                 error = type(exc).__name__
                 continue
-            choices = response.choices or []
-            if not choices:
+            except (json.JSONDecodeError, UnicodeDecodeError, openai.APIResponseValidationError):
+                error = "invalid_response"  # a body cut short on the way: as retryable as a dropped connection
+                continue
+            answer = _read_choices(response)
+            if answer is None:
+                error = "invalid_response"
+                continue
+            if not answer[0]:
                 error = "no_choices"
                 continue
-            usage = response.usage
+            usage = getattr(response, "usage", None)
             return Completion(
                 key=request.key,
-                outputs=[c.message.content or "" for c in choices],
-                finish_reasons=[str(c.finish_reason) for c in choices],
-                tokens_in=usage.prompt_tokens if usage else 0,
-                tokens_out=usage.completion_tokens if usage else 0,
+                outputs=answer[0],
+                finish_reasons=answer[1],
+                tokens_in=_count(usage, "prompt_tokens"),
+                tokens_out=_count(usage, "completion_tokens"),
             )
         return Completion(key=request.key, outputs=[], finish_reasons=[], error=error or "failed")
 
     def close(self) -> None:
         pass
+
+
+def _read_choices(response: Any) -> tuple[list[str], list[str]] | None:
+    """The choices' texts and finish reasons, or None when the body is not shaped like a chat completion (the
+    SDK builds responses without validating them, and a non-string text would poison the ledger)."""
+    choices = getattr(response, "choices", ...)
+    if choices is ...:
+        return None
+    if not isinstance(choices, list):
+        return None if choices else ([], [])
+    outputs, reasons = [], []
+    for choice in choices:
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None)
+        if message is None or not isinstance(content, str | None):
+            return None
+        outputs.append(content or "")
+        reasons.append(str(getattr(choice, "finish_reason", None)))
+    return outputs, reasons
+
+
+def _count(usage: Any, name: str) -> int:
+    value = getattr(usage, name, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -25,7 +25,7 @@ class StoreError(RuntimeError):
 
 def validate_name(name: str) -> str:
     """A dataset name: letters, digits, ``.``, ``_``, ``-``; never a path (nothing can escape the store)."""
-    if not _NAME.match(name) or ".." in name:
+    if not _NAME.fullmatch(name) or ".." in name:  # fullmatch: `$` would let a trailing newline through
         raise StoreError(f"invalid dataset name {name!r}: use letters, digits, '.', '_' and '-' (no '..')")
     return name
 
