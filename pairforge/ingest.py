@@ -67,55 +67,119 @@ def run_ingest(
 ) -> IngestSummary:
     """Ingest every corpus of ``config``; bad records are quarantined (or, with ``strict``, raise).
 
-    Shards whose content sha256 is in ``covered`` (an earlier version's watermark) are skipped."""
+    Shards whose content sha256 is in ``covered`` (an earlier version's watermark) are skipped. The same
+    two steps run shard-parallel under the Prefect flow: ``ingest_shard`` per shard, then ``publish_ingest``."""
     started = time.perf_counter()
-    shards = [(corpus, path) for corpus in config.corpora for path in expand_paths(corpus.path)]  # fail early
+    shards = list_shards(config)
     tokenizer = load_tokenizer(config.window.tokenizer)
-    workdir = Path(config.workdir)
-    staging = workdir / ".ingest-staging"
+    staging = Path(config.workdir) / ".ingest-staging"
     shutil.rmtree(staging, ignore_errors=True)
-    summary = IngestSummary(workdir=str(workdir), config_fingerprint=config.fingerprint())
-    quarantine = Quarantine(workdir / "quarantine" / "ingest.jsonl", strict=strict)
-    passages = ShardWriter(staging / "windows", "passages", PASSAGE_SCHEMA, config.ingest.shard_rows)
-    pairs = ShardWriter(staging / "human_pairs", "human", HUMAN_PAIR_SCHEMA, config.ingest.shard_rows)
-    stats = WindowStats()
-    by_source: dict[str, Counter[str]] = {}
+    results, documents = [], 0
+    for n, (corpus_index, path) in enumerate(shards):
+        if limit is not None and documents >= limit:
+            break
+        left = None if limit is None else limit - documents
+        result = ingest_shard(
+            config, corpus_index, path, staging / f"{n:05d}", strict=strict, limit=left, covered=covered,
+            tokenizer=tokenizer, progress=progress,
+        )  # fmt: skip
+        documents += result["documents"]
+        results.append(result)
+    return publish_ingest(config, results, started=started)
+
+
+def list_shards(config: RunConfig) -> list[tuple[int, str]]:
+    """(corpus index, file) for every input shard, in config order; an error if a corpus path matches nothing."""
+    return [(i, path) for i, corpus in enumerate(config.corpora) for path in expand_paths(corpus.path)]
+
+
+def ingest_shard(
+    config: RunConfig,
+    corpus_index: int,
+    path: str,
+    out: Path,
+    *,
+    strict: bool = False,
+    limit: int | None = None,
+    covered: Collection[str] = (),
+    tokenizer: Any | None = None,
+    progress: ProgressFn | None = None,
+    digest: str | None = None,
+) -> dict[str, Any]:
+    """Read, normalise and window one shard into ``out/`` (windows, human pairs, quarantine). Returns its
+    counts as plain JSON: the unit of work (and of caching) of the flow."""
+    corpus = config.corpora[corpus_index]
+    digest = digest or file_sha256(path)
+    size = Path(path).stat().st_size
+    result: dict[str, Any] = {"path": path, "source": corpus.source, "bytes": size, "sha256": digest, "out": str(out),
+                              "skipped": digest in covered, "complete": False, "documents": 0}  # fmt: skip
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    if result["skipped"]:
+        return result
+    if tokenizer is None and config.window.tokenizer:
+        tokenizer = load_tokenizer(config.window.tokenizer)
+    quarantine = Quarantine(out / "quarantine.jsonl", strict=strict)
+    passages = ShardWriter(out / "windows", "passages", PASSAGE_SCHEMA, config.ingest.shard_rows)
+    pairs = ShardWriter(out / "human_pairs", "human", HUMAN_PAIR_SCHEMA, config.ingest.shard_rows)
+    stats, counts = WindowStats(), Counter[str]()
     try:
-        for corpus, path in shards:
-            if limit is not None and summary.documents >= limit:
+        for doc in _documents(path, corpus, config, quarantine, pairs, counts):
+            result["documents"] += 1
+            for passage in window_document(doc, config.window, tokenizer, stats):
+                passages.add(_passage_row(passage))
+                counts["windows"] += 1
+            if progress and result["documents"] % 500 == 0:
+                progress(path, result["documents"], size)
+            if limit is not None and result["documents"] >= limit:
                 break
-            counts = by_source.setdefault(corpus.source, Counter())
-            digest = file_sha256(path)
-            if digest in covered:
-                summary.skipped_inputs += 1
-                continue
-            size = Path(path).stat().st_size
-            summary.input_bytes += size
-            entry = {"path": path, "source": corpus.source, "bytes": size, "sha256": digest, "complete": False}
-            summary.inputs.append(entry)
-            for doc in _documents(path, corpus, config, quarantine, pairs, counts):
-                summary.documents += 1
-                counts["documents"] += 1
-                for passage in window_document(doc, config.window, tokenizer, stats):
-                    passages.add(_passage_row(passage))
-                    counts["windows"] += 1
-                if progress and summary.documents % 500 == 0:
-                    progress(path, summary.documents, summary.input_bytes)
-                if limit is not None and summary.documents >= limit:
-                    break
-            else:
-                entry["complete"] = True  # a shard cut short by --limit is not covered
-            if progress:
-                progress(path, summary.documents, summary.input_bytes)
+        else:
+            result["complete"] = True  # a shard cut short by --limit is not covered
     finally:
         quarantine.close()
     pairs.close()
     passages.close()
+    if progress:
+        progress(path, result["documents"], size)
+    result.update(counts=dict(counts), too_short=stats.too_short, quarantine=dict(quarantine.counts))
+    return result
+
+
+def publish_ingest(config: RunConfig, results: list[dict[str, Any]], *, started: float | None = None) -> IngestSummary:
+    """Merge the shards' outputs, sample short passages, and swap ``passages/`` and ``human_pairs/`` into place."""
+    started = time.perf_counter() if started is None else started
+    workdir = Path(config.workdir)
+    staging = workdir / ".ingest-staging"
+    summary = IngestSummary(workdir=str(workdir), config_fingerprint=config.fingerprint())
+    by_source: dict[str, Counter[str]] = {}
+    (workdir / "quarantine").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging / "human_pairs", ignore_errors=True)
+    (staging / "human_pairs").mkdir(parents=True)
+    windows: list[Path] = []
+    reasons: Counter[str] = Counter()
+    with (workdir / "quarantine" / "ingest.jsonl").open("w", encoding="utf-8") as quarantined:
+        for n, r in enumerate(results):
+            if r["skipped"]:
+                summary.skipped_inputs += 1
+                continue
+            counts = by_source.setdefault(r["source"], Counter())
+            counts["documents"] += r["documents"]
+            counts.update(r["counts"])
+            summary.documents += r["documents"]
+            summary.input_bytes += r["bytes"]
+            summary.too_short_windows += r["too_short"]
+            reasons.update(r["quarantine"])
+            summary.inputs.append({k: r[k] for k in ("path", "source", "bytes", "sha256", "complete")})
+            out = Path(r["out"])
+            windows += sorted((out / "windows").glob("*.parquet"))
+            for shard in sorted((out / "human_pairs").glob("*.parquet")):  # shard outputs stay (cached by flows)
+                shutil.copyfile(shard, staging / "human_pairs" / f"{n:05d}-{shard.name}")
+            if (out / "quarantine.jsonl").exists():
+                quarantined.write((out / "quarantine.jsonl").read_text(encoding="utf-8"))
     summary.human_pairs = sum(c["human_pairs"] for c in by_source.values())
-    summary.too_short_windows = stats.too_short
-    summary.quarantined, summary.quarantine_reasons = quarantine.total, dict(quarantine.counts)
+    summary.quarantined, summary.quarantine_reasons = sum(reasons.values()), dict(reasons)
     summary.by_source = {source: dict(c) for source, c in by_source.items()}
-    _sample_and_publish(staging, workdir, config, summary)
+    _sample_and_publish(windows, staging, workdir, config, summary)
     summary.seconds = round(time.perf_counter() - started, 3)
     (workdir / "ingest_summary.json").write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
     return summary
@@ -230,11 +294,12 @@ def _pair_row(p: HumanPair) -> dict[str, Any]:
     }
 
 
-def _sample_and_publish(staging: Path, workdir: Path, config: RunConfig, summary: IngestSummary) -> None:
+def _sample_and_publish(
+    windows: list[Path], staging: Path, workdir: Path, config: RunConfig, summary: IngestSummary
+) -> None:
     """Keep every long passage and at most one short one per ``long_short_ratio`` long ones, chosen by a
     seeded hash of the id (deterministic, streaming); then swap the staged folders into place."""
     long_chars, ratio = config.window.long_chars, config.window.long_short_ratio
-    windows = sorted((staging / "windows").glob("*.parquet"))
     lengths = [pq.read_table(p, columns=["char_len"])["char_len"] for p in windows]
     n_long = sum(pc.sum(pc.greater(c, long_chars)).as_py() or 0 for c in lengths)
     n_short = sum(len(c) for c in lengths) - n_long
@@ -243,14 +308,14 @@ def _sample_and_publish(staging: Path, workdir: Path, config: RunConfig, summary
     out.mkdir(parents=True, exist_ok=True)
     bins: Counter[str] = Counter()
     kept_long = 0
-    for path in windows:
+    for n, path in enumerate(windows):
         table = pq.read_table(path)
         keep = [
             n > long_chars or _unit_hash(config.window.seed, i) < keep_short
             for i, n in zip(table["id"].to_pylist(), table["char_len"].to_pylist(), strict=True)
         ]
         table = table.filter(keep)
-        pq.write_table(table, out / path.name)
+        pq.write_table(table, out / f"passages-{n:05d}.parquet")
         for n in table["char_len"].to_pylist():
             bins[_bin_label(n)] += 1
             kept_long += n > long_chars
