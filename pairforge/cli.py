@@ -7,11 +7,19 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from pairforge.config import load_config
@@ -255,6 +263,240 @@ def eval_negatives(
 def _require_file(path: Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
+    resume: Annotated[
+        bool, typer.Option("--resume/--fresh", help="Skip finished work (default), or recompute every stage.")
+    ] = True,
+    limit: Annotated[int | None, typer.Option("--limit", help="Generate for at most N passages.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON line last.")] = False,
+) -> None:
+    """The whole pipeline as a Prefect flow (temporary local server; nothing to start by hand)."""
+    with user_errors():
+        cfg = load_config(config)
+        from pairforge.export import read_watermark
+
+        covered = read_watermark(cfg.store, cfg.name)
+        if dry_run:
+            from pairforge.plan import plan_run
+
+            plan = plan_run(cfg, covered, limit)
+            for key, value in plan.items():
+                err.print(f"{key:<24}{value}", highlight=False)
+            print_json(plan, as_json)
+            return
+        result = _run_with_progress(config, fresh=not resume, limit=limit)
+    _print_funnel(result)
+    print_json(result, as_json)
+
+
+def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[str, object]:
+    from flows.pipeline import run_pipeline
+    from flows.progress import listen
+
+    columns = [
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[unit]}"),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=False) as progress:
+        bars: dict[str, TaskID] = {}
+
+        def update(stage: str, unit: str, done: int, total: int | None) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total, unit=unit)
+            progress.update(bars[stage], completed=done, total=total)
+
+        stop = listen(update)
+        try:
+            return run_pipeline(config, fresh=fresh, limit=limit)
+        finally:
+            stop()
+
+
+def _print_funnel(result: dict[str, object]) -> None:
+    table = Table(title=f"{result['dataset']} v{result['version']} → {result['path']}")
+    for col in ("stage", "in", "out", "dropped"):
+        table.add_column(col)
+    funnel = result.get("funnel") or []
+    for row in funnel if isinstance(funnel, list) else []:
+        dropped = ", ".join(f"{k} {v:,}" for k, v in (row.get("dropped") or {}).items())
+        table.add_row(str(row.get("stage")), f"{row.get('in', '')}", f"{row.get('out', '')}", dropped)
+    err.print(table)
+    err.print(f"report: pairforge report {result['path']}   ({result['seconds']} s)", highlight=False)
+
+
+@app.command()
+def deploy(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
+    cron: Annotated[str, typer.Option("--cron", help="Cron schedule, e.g. '0 2 * * *'.")],
+    name: Annotated[str, typer.Option("--name", help="Deployment name.")] = "nightly",
+) -> None:
+    """Serve the pipeline on a cron schedule from this process (Ctrl-C stops); no prefect.yaml needed."""
+    with user_errors():
+        load_config(config)
+        from flows.deploy import serve_pipeline
+
+        serve_pipeline(config, cron, name)
+
+
+@app.command("export")
+def export_version(
+    config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+) -> None:
+    """Publish the workdir as the next immutable version: data, training formats, dataset card, manifest."""
+    from pairforge.export import run_export
+
+    with user_errors(), _store_errors():
+        summary = run_export(load_config(config))
+    dropped = {fmt: reasons for fmt, reasons in summary.dropped.items() if reasons}
+    err.print(
+        f"export {summary.dataset} v{summary.version} (parent {summary.parent or 'none'}) → {summary.path}\n"
+        f"examples {summary.examples or 'none'}, {len(summary.files)} files, left out {dropped or 'none'};"
+        f" {summary.seconds:.1f} s",
+        highlight=False,
+    )
+    print_json(summary.to_dict(), as_json)
+
+
+versions_app = typer.Typer(no_args_is_help=True, help="List, show and compare published dataset versions.")
+app.add_typer(versions_app, name="versions")
+StoreOption = Annotated[str | None, typer.Option("--store", help="Store folder or fsspec URL (default: store).")]
+StoreConfigOption = Annotated[Path | None, typer.Option("--config", help="RunConfig whose store to use.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON line last.")]
+
+
+@versions_app.command("list")
+def versions_list(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    store: StoreOption = None,
+    config: StoreConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The published versions: created_at, examples (by kind), parent."""
+    from pairforge.store.catalog import list_versions
+
+    with user_errors(), _store_errors():
+        rows = list_versions(_open_store(store, config), dataset)
+    table = Table(title=f"{dataset}: {len(rows)} versions")
+    for col in ("version", "created_at", "examples", "by kind", "parent"):
+        table.add_column(col)
+    for r in rows:
+        by_kind = ", ".join(f"{k} {n:,}" for k, n in r["by_kind"].items())
+        table.add_row(f"v{r['version']}", r["created_at"], f"{r['examples']:,}", by_kind, _vname(r["parent"]))
+    err.print(table)
+    print_json({"dataset": dataset, "versions": rows}, as_json)
+
+
+@versions_app.command("show")
+def versions_show(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    version: Annotated[str, typer.Argument(help="Version: 3 or v3.")],
+    store: StoreOption = None,
+    config: StoreConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One version's manifest: lineage, counts, funnel (without the config and file list)."""
+    from pairforge.store.catalog import show_version
+
+    with user_errors(), _store_errors():
+        shown = show_version(_open_store(store, config), dataset, _parse_version(version))
+    gen, code = shown.get("generation", {}), shown.get("code_version", {})
+    prompts = ", ".join(p["id"] for p in gen.get("prompts", [])) or "-"
+    dirty = " (local changes)" if code.get("git_dirty") else ""
+    err.print(
+        f"{dataset} v{shown['version']} at {shown['path']}\ncreated {shown['created_at']}, parent"
+        f" {_vname(shown['parent'])}; examples {shown['examples']}; {shown['files']} files, {shown['bytes']:,} bytes\n"
+        f"model {gen.get('model')}, backend {gen.get('backend')}, prompts {prompts}\n"
+        f"config {shown['config_fingerprint'][:16]}, pairforge {code.get('package')} git {code.get('git_sha')}{dirty},"
+        f" watermark {len(shown.get('watermark', []))} shards",
+        highlight=False,
+        markup=False,
+    )
+    table = Table(title="funnel")
+    for col in ("stage", "unit", "in", "out", "dropped"):
+        table.add_column(col, justify="right" if col in ("in", "out") else "left")
+    for row in shown.get("funnel", []):
+        dropped = ", ".join(f"{reason} {n:,}" for reason, n in row["dropped"].items()) or "-"
+        table.add_row(row["stage"], row["unit"], f"{row['in']:,}", f"{row['out']:,}", dropped)
+    err.print(table)
+    print_json(shown, as_json)
+
+
+@versions_app.command("diff")
+def versions_diff(
+    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
+    a: Annotated[str, typer.Argument(help="The earlier version: 1 or v1.")],
+    b: Annotated[str, typer.Argument(help="The later version.")],
+    store: StoreOption = None,
+    config: StoreConfigOption = None,
+    show: Annotated[int, typer.Option("--show", help="List at most N added and removed pair ids.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Counts by kind, examples added and removed (by pair id), and config keys that changed."""
+    from pairforge.store.catalog import diff_versions
+
+    with user_errors(), _store_errors():
+        diff = diff_versions(_open_store(store, config), dataset, _parse_version(a), _parse_version(b), show)
+    lines = [f"{dataset} v{diff['a']} → v{diff['b']}"]
+    lines += [f"  {kind}: {n['a']:,} → {n['b']:,}" for kind, n in diff["examples"].items()]
+    lines.append(f"examples added {diff['added']:,}, removed {diff['removed']:,}")
+    lines += [f"  + {pid}" for pid in diff["added_ids"]] + [f"  - {pid}" for pid in diff["removed_ids"]]
+    lines.append(f"config: {len(diff['config'])} keys changed")
+    lines += [f"  {key}: {json.dumps(v['a'])} → {json.dumps(v['b'])}" for key, v in diff["config"].items()]
+    err.print("\n".join(lines), highlight=False, markup=False)
+    print_json(diff, as_json)
+
+
+@app.command("report")
+def report(
+    version_path: Annotated[str, typer.Argument(help="A version folder (or fsspec URL), e.g. store/demo/v3.")],
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default ./report-DATASET-vN.html).")] = None,
+) -> None:
+    """The version's dataset card as one self-contained HTML file; prints its path."""
+    from pairforge.report import write_report
+
+    with user_errors():
+        path = write_report(version_path, out)
+    sys.stdout.write(f"{path}\n")
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Store errors (bad name, missing version) are user errors: exit code 2 with the message."""
+    from pairforge.store import StoreError
+
+    try:
+        yield
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _open_store(store: str | None, config: Path | None) -> Any:
+    """The store named by --store, else the one of --config's RunConfig, else ./store."""
+    from pairforge.store import Store
+
+    return Store(store or (load_config(config).store if config else "store"))
+
+
+def _parse_version(text: str) -> int:
+    number = text.removeprefix("v")
+    if not (number.isascii() and number.isdigit()):
+        raise ValueError(f"{text!r} is not a version (use 3 or v3)")
+    return int(number)
+
+
+def _vname(version: int | None) -> str:
+    return f"v{version}" if version else "-"
 
 
 @models_app.command("prepare-demo")

@@ -239,7 +239,9 @@ class ExportConfig(_Strict):
 
     flagembedding: bool = Field(default=True, description="flagembedding/<kind>.jsonl, one file per kind.")
     length_buckets: list[int] = Field(
-        default_factory=list, description="Passage-length bucket edges (characters) for FlagEmbedding files."
+        default_factory=list,
+        description="Length bucket edges for flagembedding/by_length/, as FlagEmbedding's split_data_by_length: "
+        "an example's longest text, in tokens of window.tokenizer (characters without one).",
     )
     sentence_transformers: bool = Field(default=True, description="anchor, positive, negative_1..n Parquet.")
     uniem: bool = Field(default=False, description="uniem / m3e {text, text_pos, text_neg} JSONL.")
@@ -252,7 +254,12 @@ class ExportConfig(_Strict):
         },
         description="FlagEmbedding's `prompt` field per kind (stella's retrieval instruction).",
     )
-    card_examples: int = Field(default=10, ge=0)
+    flagembedding_types: dict[str, str] = Field(
+        default_factory=lambda: {"qp": "normal", "sp": "normal", "human": "normal"},
+        description="FlagEmbedding's `type` field per kind (symmetric_sts, only_1neg, ... change its sampling).",
+    )
+    card_examples: int = Field(default=10, ge=0, description="Seeded random examples shown in the dataset card.")
+    card_text_chars: int = Field(default=200, ge=20, description="Longer texts are cut in the card.")
     seed: int = 0
 
 

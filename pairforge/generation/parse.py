@@ -64,6 +64,8 @@ def parse_generation(raw: str, *, schema: dict[str, Any], finish_reason: str = "
     result = ParseResult()
     for raw_item in raw_items:
         kept = _check_item(raw_item, item_schema)
+        if not isinstance(kept, str) and any(kept.text == item.text for item in result.items):
+            kept = "duplicate"  # the same text twice in one answer would be the same pair (and pair id) twice
         if isinstance(kept, str):
             result.dropped[kept] += 1
         else:

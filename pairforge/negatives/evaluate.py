@@ -93,9 +93,8 @@ def evaluate_retrieval(squad_file: Path, *, t2s: bool = False, config: MineConfi
     for retriever in ("bm25", "dense") if config.dense_model else ("bm25",):
         policy = config.model_copy(update={"retriever": retriever, "range_max": 10})
         rows = mine_candidates(_pairs(data), _ids(data), data.passages, policy)
-        top = np.array([[int(pid) for pid in row[f"{retriever}_ids"]] for row in rows]).reshape(len(rows), -1)
-        hits = top == np.asarray(data.gold)[:, None]
-        recalls[retriever] = {f"recall_at_{k}": round(float(hits[:, :k].any(axis=1).mean()), 4) for k in (1, 5, 10)}
+        ranks = np.array([_rank(row[f"{retriever}_ids"], str(g)) for row, g in zip(rows, data.gold, strict=True)])
+        recalls[retriever] = {f"recall_at_{k}": round(float((ranks < k).mean()), 4) for k in (1, 5, 10)}
     return RetrievalReport(
         queries=len(data.questions),
         passages=len(data.passages),
@@ -134,6 +133,11 @@ def evaluate_negatives(squad_file: Path, *, t2s: bool = False, config: MineConfi
         shortfall=summary.shortfall,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _rank(ids: list[str], gold: str) -> int:
+    """The gold passage's rank among the retrieved ids (a large number when not retrieved)."""
+    return ids.index(gold) if gold in ids else 1 << 30
 
 
 def _ids(data: SquadSet) -> list[str]:

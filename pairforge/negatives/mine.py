@@ -97,10 +97,15 @@ def mine_candidates(
     if config.retriever in ("dense", "both"):
         results["dense"] = _mine_dense(queries, pool_texts, own_at, config, cache)
     for source in ("bm25", "dense"):
-        top, scores, own = results.get(source, (None, None, [None] * len(rows)))
+        if source not in results:
+            for row in rows:
+                row[f"{source}_ids"] = row[f"{source}_scores"] = row[f"{source}_positive_score"] = None
+            continue
+        top, scores, own = results[source]
         for i, row in enumerate(rows):
-            row[f"{source}_ids"] = None if top is None else [pool_ids[j] for j in top[i]]
-            row[f"{source}_scores"] = None if scores is None else [float(s) for s in scores[i]]
+            hits = [j for j in range(top.shape[1]) if top[i, j] >= 0]
+            row[f"{source}_ids"] = [pool_ids[top[i, j]] for j in hits]
+            row[f"{source}_scores"] = [float(scores[i, j]) for j in hits]
             row[f"{source}_positive_score"] = own[i]
     return rows
 
@@ -111,6 +116,7 @@ def _mine_bm25(
     index = BM25Index(analyze(pool_texts, config.analyzer))
     q_terms = analyze(queries, config.analyzer)
     top, scores = index.search(q_terms, config.range_max)
+    top[scores <= 0] = -1  # BM25 did not retrieve these (no shared term): not candidates, however they rank
     own: list[float | None] = []
     for start in range(0, len(queries), 256):  # the positive's score: one bounded block of rows at a time
         block = index.scores(q_terms[start : start + 256])

@@ -23,6 +23,10 @@ class StoreError(RuntimeError):
     """A store operation that cannot go ahead (bad name, lock held too long, missing version)."""
 
 
+class VersionConflict(StoreError):
+    """Another publisher created the version number a writer had prepared (see ``Store.publish(expect=)``)."""
+
+
 def validate_name(name: str) -> str:
     """A dataset name: letters, digits, ``.``, ``_``, ``-``; never a path (nothing can escape the store)."""
     if not _NAME.fullmatch(name) or ".." in name:  # fullmatch: `$` would let a trailing newline through
@@ -59,10 +63,15 @@ class Store:
         return f"{self._dataset(dataset)}/v{version}"
 
     def publish(
-        self, dataset: str, write: Callable[[str, fsspec.AbstractFileSystem], None], lock_timeout_s: float = 600
+        self,
+        dataset: str,
+        write: Callable[[str, fsspec.AbstractFileSystem], None],
+        lock_timeout_s: float = 600,
+        expect: int | None = None,
     ) -> int:
         """Create the next version: ``write(folder, fs)`` fills a staging folder, which is then renamed to
-        ``v<N>`` atomically. Returns N."""
+        ``v<N>`` atomically. Returns N. With ``expect``, a version that would not be numbered ``expect`` (another
+        publisher came first, so what was written names the wrong version or parent) is a ``VersionConflict``."""
         folder = self._dataset(dataset)
         self.fs.makedirs(folder, exist_ok=True)
         staging = f"{folder}/.staging-{uuid.uuid4().hex[:12]}"
@@ -71,6 +80,8 @@ class Store:
             write(staging, self.fs)
             with self._lock(folder, lock_timeout_s):
                 version = (self.latest(dataset) or 0) + 1
+                if expect is not None and version != expect:
+                    raise VersionConflict(f"{dataset}: expected to publish v{expect}, but v{version - 1} exists")
                 self.fs.mv(staging, f"{folder}/v{version}", recursive=True)
                 self.fs.pipe(f"{folder}/latest", f"v{version}\n".encode())
         except BaseException:

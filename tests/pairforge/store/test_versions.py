@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pairforge.store import Store, StoreError
+from pairforge.store import Store, StoreError, VersionConflict
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -58,3 +58,11 @@ def test_names_cannot_escape_the_store(store: Store, name: str) -> None:
 def test_missing_version(store: Store) -> None:
     with pytest.raises(StoreError, match="no version v7"):
         store.path("ds", 7)
+
+
+def test_a_publisher_expecting_a_taken_number_gets_a_conflict(store: Store) -> None:
+    store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"x"))
+    with pytest.raises(VersionConflict, match="expected to publish v1"):
+        store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"y"), expect=1)
+    assert store.versions("ds") == [1]
+    assert [p for p in store.fs.ls(f"{store.root}/ds", detail=False) if ".staging" in p] == []

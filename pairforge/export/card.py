@@ -1,0 +1,140 @@
+"""The dataset card (README.md of a version): Hugging Face front matter, the files and how to train on them,
+the funnel, four histograms and seeded random examples. ``pairforge report`` renders the same card as HTML."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from pairforge.export.plots import PLOTS
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
+_SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+          (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))  # fmt: skip
+_HF_CONFIGS = (("sentence-transformers/train.parquet", "sentence-transformers"), ("uniem/train.jsonl", "uniem"),
+               ("cosent/train.jsonl", "cosent"), ("data/examples.parquet", "examples"))  # fmt: skip
+
+
+def sample_examples(examples: Path, k: int, seed: int) -> list[dict[str, Any]]:
+    """``k`` examples drawn with ``seed``, reading only the row groups that hold them."""
+    if k <= 0 or not examples.is_file():
+        return []
+    parquet = pq.ParquetFile(examples)
+    n = parquet.metadata.num_rows
+    wanted = sorted(random.Random(seed).sample(range(n), min(k, n)))
+    picked, offset = [], 0
+    for group in range(parquet.num_row_groups):
+        size = parquet.metadata.row_group(group).num_rows
+        inside = [i - offset for i in wanted if offset <= i < offset + size]
+        if inside:
+            picked.extend(parquet.read_row_group(group).take(pa.array(inside)).to_pylist())
+        offset += size
+    return picked
+
+
+def front_matter(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Hugging Face card metadata: language, task, size, tags, and one config per data file."""
+    total = sum(manifest["examples"].values())
+    rows = manifest["formats"]
+    files = [(path, name) for path, name in _HF_CONFIGS if path in rows]
+    files += [
+        (p, f"flagembedding-{Path(p).stem}") for p in sorted(rows) if re.fullmatch(r"flagembedding/[^/]+\.jsonl", p)
+    ]
+    configs: list[dict[str, Any]] = [
+        {"config_name": name, "data_files": [{"split": "train", "path": path}]} for path, name in files
+    ]
+    if configs:
+        configs[0]["default"] = True
+    tags = ["pairforge", "text-embedding", "hard-negatives"] + (
+        ["synthetic"] if manifest["generation"]["model"] else []
+    )
+    return {
+        "language": ["zh"],
+        "pretty_name": f"{manifest['dataset']} v{manifest['version']}",
+        "task_categories": ["sentence-similarity", "text-retrieval"],
+        "size_categories": [next((label for limit, label in _SIZES if total < limit), "n>100M")],
+        "tags": tags,
+        "configs": configs,
+    }
+
+
+def render_card(manifest: dict[str, Any], examples: list[dict[str, Any]], text_chars: int) -> str:
+    """The card's Markdown, front matter first."""
+    meta = yaml.safe_dump(front_matter(manifest), allow_unicode=True, sort_keys=False)
+    gen = manifest["generation"]
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(manifest["examples"].items())) or "none"
+    parts = [
+        f"---\n{meta}---\n",
+        f"# {manifest['dataset']} v{manifest['version']}\n",
+        "Training data for a Chinese text-embedding model, made by pairforge: "
+        f"{sum(manifest['examples'].values()):,} examples ({kinds}), each a query with its positive passage and "
+        "hard negatives mined by BM25 and/or a dense retriever.\n",
+        _files_section(manifest),
+        "## Funnel\n\n" + funnel_table(manifest["funnel"]),
+        "## Lengths and scores\n\n" + "\n".join(f"![{title}]({path})\n" for path, title in PLOTS.values()),
+        _examples_section(examples, text_chars, manifest),
+        "## Lineage\n\n"
+        f"- parent version: {'v' + str(manifest['parent']) if manifest['parent'] else 'none'}\n"
+        f"- inputs: {len(manifest['inputs'])} shards this run; the watermark covers {len(manifest['watermark'])}\n"
+        f"- model: {_md(gen['model'] or 'none (no LLM stage)')}, backend {_md(gen['backend'] or '-')}\n"
+        f"- prompts: {', '.join(_md(p['id']) + ' `' + str(p['sha256'])[:12] + '`' for p in gen['prompts']) or '-'}\n"
+        f"- config fingerprint: `{manifest['config_fingerprint']}`\n"
+        f"- code: pairforge {manifest['code_version']['package']}, git `{manifest['code_version']['git_sha']}`\n"
+        "- every file's sha256 is in `manifest.json`\n",
+    ]
+    return "\n".join(parts)
+
+
+def funnel_table(funnel: list[dict[str, Any]]) -> str:
+    """The funnel as a Markdown table: stage, unit, in, out, dropped by reason."""
+    lines = ["| stage | unit | in | out | dropped |", "| --- | --- | ---: | ---: | --- |"]
+    for row in funnel:
+        dropped = ", ".join(f"{_md(reason)} {n:,}" for reason, n in row["dropped"].items()) or "-"
+        lines.append(f"| {row['stage']} | {row['unit']} | {row['in']:,} | {row['out']:,} | {dropped} |")
+    return "\n".join(lines) + "\n"
+
+
+def _files_section(manifest: dict[str, Any]) -> str:
+    rows = "\n".join(f"| `{path}` | {n:,} |" for path, n in sorted(manifest["formats"].items()))
+    return (
+        "## Files\n\n| file | rows |\n| --- | ---: |\n" + rows + "\n\n"
+        "FlagEmbedding: `--train_data flagembedding/` (one file per kind, the `prompt` field is the query "
+        "instruction; `flagembedding/by_length/` holds the same rows split by length). sentence-transformers: "
+        '`load_dataset("parquet", data_files="sentence-transformers/train.parquet")` with '
+        "MultipleNegativesRankingLoss; CoSENT pairs: `cosent/train.jsonl`. Lineage: `manifest.json`.\n"
+    )
+
+
+def _examples_section(examples: list[dict[str, Any]], text_chars: int, manifest: dict[str, Any]) -> str:
+    seed = manifest["config"]["export"]["seed"]
+    intro = f"{len(examples)} examples drawn at random (seed {seed}); texts are cut at {text_chars} characters."
+    out = [f"## Examples\n\n{intro}\n"]
+    for i, e in enumerate(examples, 1):
+        out.append(f"### {i}. {e['kind']} · `{e['pair_id']}`\n")
+        out.append(f"- **query**: {_cut(e['query'], text_chars)}")
+        for pos, score in zip(e["pos"], e["pos_scores"], strict=False):
+            out.append(f"- **positive** ({_score(score)}): {_cut(pos, text_chars)}")
+        for j, (neg, score, source) in enumerate(zip(e["neg"], e["neg_scores"], e["neg_sources"], strict=False), 1):
+            out.append(f"- **negative {j}** ({source}, {_score(score)}): {_cut(neg, text_chars)}")
+        out.append("")
+    return "\n".join(out)
+
+
+def _score(score: float | None) -> str:
+    return "-" if score is None else f"{score:.3g}"
+
+
+def _cut(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return _md(flat if len(flat) <= limit else flat[:limit] + "…")
+
+
+def _md(text: str) -> str:
+    """Plain text inside Markdown: special characters escaped (no links, HTML or tables from the data)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)

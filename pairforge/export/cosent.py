@@ -1,0 +1,57 @@
+"""CoSENT scored pairs ``(sentence1, sentence2, score)`` from the graded human pairs (SimCLUE, AFQMC, LCQMC:
+0/1; STS-B: 0..5), scores scaled to [0, 1] as sentence-transformers' CoSENTLoss and uniem expect."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pairforge.export.formats import FormatCounts
+from pairforge.export.writer import VersionWriter
+
+COSENT = "cosent/train.jsonl"
+STS_MAX = 5.0
+
+
+def label_scales(shards: list[Path]) -> dict[str, float]:
+    """Per source, the top of its label scale: 1 for 0/1 labels, 5 for STS-B's 0..5 grades (any label above 1),
+    the largest label for a source graded on a wider scale still."""
+    top: dict[str, float] = defaultdict(float)
+    for shard in shards:
+        table = pq.read_table(shard, columns=["source", "kind", "label"])
+        table = table.filter(pc.and_(pc.equal(table["kind"], "scored"), pc.is_valid(table["label"])))
+        for source, label in zip(table["source"].to_pylist(), table["label"].to_pylist(), strict=True):
+            top[source] = max(top[source], label)
+    return {source: 1.0 if m <= 1 else max(STS_MAX, m) for source, m in top.items()}
+
+
+def cosent_row(pair: dict[str, Any], scale: float) -> dict[str, Any]:
+    """One scored pair with its label scaled to [0, 1]."""
+    return {"sentence1": pair["text1"], "sentence2": pair["text2"], "score": min(max(pair["label"] / scale, 0.0), 1.0)}
+
+
+def write_cosent(human_pairs: list[Path], writer: VersionWriter, counts: FormatCounts) -> None:
+    """Write the scored training pairs (``role: train``) to ``cosent/train.jsonl``, streaming; unlabelled pairs
+    (a test split) and held-out ones are counted, not written. No scored pairs: no file."""
+    scales = label_scales(human_pairs)
+    with ExitStack() as stack:
+        handle = None
+        for shard in human_pairs:
+            table = pq.read_table(shard, columns=["source", "kind", "text1", "text2", "label", "role"])
+            for pair in table.filter(pc.equal(table["kind"], "scored")).to_pylist():
+                if pair["label"] is None:
+                    counts.drop("cosent", "unlabelled")
+                elif pair["role"] != "train":
+                    counts.drop("cosent", "held_out")
+                else:
+                    handle = handle or stack.enter_context(writer.open(COSENT))
+                    handle.write(
+                        (json.dumps(cosent_row(pair, scales[pair["source"]]), ensure_ascii=False) + "\n").encode()
+                    )
+                    counts.rows[COSENT] = counts.rows.get(COSENT, 0) + 1

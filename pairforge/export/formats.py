@@ -1,0 +1,185 @@
+"""Training formats written from ``examples.parquet``: FlagEmbedding JSONL (one file per kind, optional length
+buckets), sentence-transformers Parquet (anchor, positive, negative_1..n) and uniem / m3e triplets."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pairforge.config import ExportConfig, RunConfig
+from pairforge.export.writer import HashingFile, VersionWriter
+
+BATCH_ROWS = 4096
+
+
+@dataclass
+class FormatCounts:
+    """Rows per written file and examples left out per format (with the reason)."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def drop(self, fmt: str, reason: str, n: int = 1) -> None:
+        self.dropped.setdefault(fmt, {}).setdefault(reason, 0)
+        self.dropped[fmt][reason] += n
+
+
+def flagembedding_row(example: dict[str, Any], config: ExportConfig) -> dict[str, Any]:
+    """``{query, pos, neg, pos_scores, neg_scores, prompt, type}`` as FlagEmbedding's training data reads it."""
+    kind = example["kind"]
+    return {
+        "query": example["query"],
+        "pos": list(example["pos"]),
+        "neg": list(example["neg"]),
+        "pos_scores": [float(s or 0.0) for s in example["pos_scores"]],
+        "neg_scores": [float(s or 0.0) for s in example["neg_scores"]],
+        "prompt": config.query_instructions.get(kind, ""),
+        "type": config.flagembedding_types.get(kind, "normal"),
+    }
+
+
+def sentence_transformers_row(example: dict[str, Any], num_negatives: int) -> dict[str, str] | None:
+    """``anchor, positive, negative_1..n``, or None when the example has fewer than ``num_negatives``."""
+    if len(example["neg"]) < num_negatives:
+        return None
+    row = {"anchor": example["query"], "positive": example["pos"][0]}
+    row.update({f"negative_{i + 1}": neg for i, neg in enumerate(example["neg"][:num_negatives])})
+    return row
+
+
+def uniem_row(example: dict[str, Any]) -> dict[str, str] | None:
+    """uniem's TripletRecord ``{text, text_pos, text_neg}`` with the first (hardest) negative, or None."""
+    if not example["neg"]:
+        return None
+    return {"text": example["query"], "text_pos": example["pos"][0], "text_neg": example["neg"][0]}
+
+
+def bucket_edges(edges: Sequence[int]) -> list[tuple[int, float]]:
+    """FlagEmbedding's ranges: ``[e_i, e_i+1)``, the last one open; 0 is always the first edge."""
+    points = sorted({0, *edges})
+    if points[0] < 0:
+        raise ValueError(f"export.length_buckets: edges must be >= 0, got {list(edges)}")
+    return [(lo, points[i + 1] if i + 1 < len(points) else math.inf) for i, lo in enumerate(points)]
+
+
+def write_formats(examples: Path, config: RunConfig, writer: VersionWriter) -> FormatCounts:
+    """Write every configured format of the examples; returns rows per file and drops per format."""
+    counts = FormatCounts()
+    export = config.export
+    if not examples.is_file() or not (export.flagembedding or export.sentence_transformers or export.uniem):
+        return counts
+    measure = _length_measure(config.window.tokenizer) if export.length_buckets else None
+    buckets = bucket_edges(export.length_buckets) if export.length_buckets else []
+    with _Outputs(writer, counts) as out:
+        for batch in _batches(examples):
+            lengths = measure(batch) if measure else [0] * len(batch)
+            for example, length in zip(batch, lengths, strict=True):
+                _write_example(example, length, buckets, config, out, counts)
+    return counts
+
+
+def _write_example(
+    example: dict[str, Any],
+    length: int,
+    buckets: list[tuple[int, float]],
+    config: RunConfig,
+    out: _Outputs,
+    counts: FormatCounts,
+) -> None:
+    export, kind = config.export, example["kind"]
+    if export.flagembedding:
+        if example["neg"]:  # FlagEmbedding divides by the number of negatives
+            line = json.dumps(flagembedding_row(example, export), ensure_ascii=False) + "\n"
+            out.jsonl(f"flagembedding/{kind}.jsonl", line)
+            for lo, hi in buckets:
+                if lo <= length < hi:
+                    out.jsonl(f"flagembedding/by_length/{kind}_len-{lo}-{hi}.jsonl", line)
+        else:
+            counts.drop("flagembedding", "no_negatives")
+    if export.sentence_transformers:
+        n = config.mine.num_negatives
+        row = sentence_transformers_row(example, n)
+        if row is None:
+            counts.drop("sentence_transformers", f"fewer_than_{n}_negatives")
+        else:
+            out.parquet("sentence-transformers/train.parquet", row, n)
+    if export.uniem:
+        triplet = uniem_row(example)
+        if triplet is None:
+            counts.drop("uniem", "no_negatives")
+        else:
+            out.jsonl("uniem/train.jsonl", json.dumps(triplet, ensure_ascii=False) + "\n")
+
+
+class _Outputs:
+    """Output files opened on their first row (so no empty files), closed together."""
+
+    def __init__(self, writer: VersionWriter, counts: FormatCounts) -> None:
+        self.writer, self.counts, self.stack = writer, counts, ExitStack()
+        self.handles: dict[str, HashingFile] = {}
+        self.tables: dict[str, tuple[pq.ParquetWriter, list[dict[str, str]]]] = {}
+
+    def __enter__(self) -> _Outputs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for relative in self.tables:
+            self._flush(relative)
+        self.stack.close()
+
+    def jsonl(self, relative: str, line: str) -> None:
+        if relative not in self.handles:
+            self.handles[relative] = self.stack.enter_context(self.writer.open(relative))
+        self.handles[relative].write(line.encode("utf-8"))
+        self.counts.rows[relative] = self.counts.rows.get(relative, 0) + 1
+
+    def parquet(self, relative: str, row: dict[str, str], n_negatives: int) -> None:
+        if relative not in self.tables:
+            names = ["anchor", "positive", *(f"negative_{i + 1}" for i in range(n_negatives))]
+            handle = self.stack.enter_context(self.writer.open(relative))
+            table_writer = pq.ParquetWriter(handle, pa.schema([(name, pa.string()) for name in names]))
+            self.stack.callback(table_writer.close)  # closes before the file (LIFO)
+            self.tables[relative] = (table_writer, [])
+        rows = self.tables[relative][1]
+        rows.append(row)
+        self.counts.rows[relative] = self.counts.rows.get(relative, 0) + 1
+        if len(rows) >= BATCH_ROWS:
+            self._flush(relative)
+
+    def _flush(self, relative: str) -> None:
+        table_writer, rows = self.tables[relative]
+        if rows:
+            table_writer.write_table(pa.Table.from_pylist(rows, schema=table_writer.schema))
+            rows.clear()
+
+
+def _batches(examples: Path) -> Iterator[list[dict[str, Any]]]:
+    for batch in pq.ParquetFile(examples).iter_batches(batch_size=BATCH_ROWS):
+        yield batch.to_pylist()
+
+
+def _length_measure(tokenizer_name: str | None) -> Any:
+    """Length of an example as FlagEmbedding's split_data_by_length measures it: its longest text (query,
+    positives, negatives), in tokens of the student's tokenizer, or in characters without one."""
+    if tokenizer_name is None:
+        return lambda batch: [max(len(t) for t in _texts(e)) for e in batch]
+    from pairforge.ingest import load_tokenizer
+
+    tokenizer: Any = load_tokenizer(tokenizer_name)
+
+    def measure(batch: list[dict[str, Any]]) -> list[int]:
+        return [max(len(ids) for ids in tokenizer(_texts(example))["input_ids"]) for example in batch]
+
+    return measure
+
+
+def _texts(example: dict[str, Any]) -> list[str]:
+    return [example["query"], *example["pos"], *example["neg"]]

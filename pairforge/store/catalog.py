@@ -1,0 +1,93 @@
+"""Reading published versions back: manifests, a listing, and the difference between two versions
+(counts by kind, examples added and removed by pair id, config changes as dotted keys)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from pairforge.store.versions import Store, StoreError
+
+EXAMPLES = "data/examples.parquet"
+
+
+def read_manifest(store: Store, dataset: str, version: int) -> dict[str, Any]:
+    """The manifest.json of a published version."""
+    path = f"{store.path(dataset, version)}/manifest.json"
+    if not store.fs.exists(path):
+        raise StoreError(f"{dataset} v{version}: no manifest.json in {store.url}")
+    manifest: dict[str, Any] = json.loads(store.fs.cat(path))
+    return manifest
+
+
+def list_versions(store: Store, dataset: str) -> list[dict[str, Any]]:
+    """One row per version, oldest first: version, created_at, examples (total and by kind), parent."""
+    rows = []
+    for version in store.versions(dataset):
+        manifest = read_manifest(store, dataset, version)
+        rows.append(
+            {
+                "version": version,
+                "created_at": manifest.get("created_at"),
+                "examples": sum(manifest.get("examples", {}).values()),
+                "by_kind": manifest.get("examples", {}),
+                "parent": manifest.get("parent"),
+                "config_fingerprint": manifest.get("config_fingerprint"),
+            }
+        )
+    return rows
+
+
+def show_version(store: Store, dataset: str, version: int) -> dict[str, Any]:
+    """The manifest without its bulky parts (config, file list, raw stage summaries): what a person reads."""
+    manifest = read_manifest(store, dataset, version)
+    summary = {k: v for k, v in manifest.items() if k not in ("config", "files", "stages")}
+    summary["path"] = store.path(dataset, version)
+    summary["files"] = len(manifest.get("files", []))
+    summary["bytes"] = sum(f["bytes"] for f in manifest.get("files", []))
+    return summary
+
+
+def diff_versions(store: Store, dataset: str, a: int, b: int, show: int = 20) -> dict[str, Any]:
+    """What changed from version ``a`` to ``b``: example counts by kind, pair ids added and removed (the first
+    ``show`` of each, sorted), and every config key whose value differs."""
+    first, second = read_manifest(store, dataset, a), read_manifest(store, dataset, b)
+    ids_a, ids_b = _pair_ids(store, dataset, a), _pair_ids(store, dataset, b)
+    added, removed = sorted(ids_b - ids_a), sorted(ids_a - ids_b)
+    kinds = sorted(set(first.get("examples", {})) | set(second.get("examples", {})))
+    flat_a, flat_b = flatten(first.get("config", {})), flatten(second.get("config", {}))
+    return {
+        "dataset": dataset,
+        "a": a,
+        "b": b,
+        "examples": {k: {"a": first["examples"].get(k, 0), "b": second["examples"].get(k, 0)} for k in kinds},
+        "added": len(added),
+        "removed": len(removed),
+        "added_ids": added[:show],
+        "removed_ids": removed[:show],
+        "config": {
+            key: {"a": flat_a.get(key), "b": flat_b.get(key)}
+            for key in sorted(set(flat_a) | set(flat_b))
+            if flat_a.get(key) != flat_b.get(key)
+        },
+    }
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``{"a.b.c": leaf}``; lists are leaves."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _pair_ids(store: Store, dataset: str, version: int) -> set[str]:
+    path = f"{store.path(dataset, version)}/{EXAMPLES}"
+    if not store.fs.exists(path):
+        return set()
+    with store.fs.open(path, "rb") as handle:
+        return set(pq.read_table(handle, columns=["pair_id"])["pair_id"].to_pylist())
