@@ -294,7 +294,7 @@ def run(
     print_json(result, as_json)
 
 
-def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[str, object]:
+def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[str, Any]:
     from flows.pipeline import run_pipeline
     from flows.progress import listen
 
@@ -322,16 +322,21 @@ def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[
             stop()
 
 
-def _print_funnel(result: dict[str, object]) -> None:
-    table = Table(title=f"{result['dataset']} v{result['version']} → {result['path']}")
+def _print_funnel(result: dict[str, Any]) -> None:
+    """The run's funnel as a table, then where the version and its report are."""
+    table = Table(title=f"{result['dataset']} v{result['version']}")
     for col in ("stage", "in", "out", "dropped"):
-        table.add_column(col)
-    funnel = result.get("funnel") or []
-    for row in funnel if isinstance(funnel, list) else []:
+        table.add_column(col, justify="left" if col in ("stage", "dropped") else "right")
+    for stage, row in result["funnel"].items():
         dropped = ", ".join(f"{k} {v:,}" for k, v in (row.get("dropped") or {}).items())
-        table.add_row(str(row.get("stage")), f"{row.get('in', '')}", f"{row.get('out', '')}", dropped)
+        table.add_row(stage, f"{row['in']:,} {row['unit']}", f"{row['out']:,}", dropped or "-")
     err.print(table)
-    err.print(f"report: pairforge report {result['path']}   ({result['seconds']} s)", highlight=False)
+    if result.get("new_shards") == 0:
+        err.print("nothing new: every input shard is covered by this version already", highlight=False)
+    err.print(f"version: {result['path']}", highlight=False)
+    if result.get("report"):
+        err.print(f"report:  {result['report']}", highlight=False)
+    err.print(f"({result['seconds']} s)", highlight=False)
 
 
 @app.command()
