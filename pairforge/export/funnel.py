@@ -58,7 +58,11 @@ def build_funnel(summaries: dict[str, dict[str, Any]], examples: int, counts: Fo
     if dedup := summaries.get("dedup_passages"):
         rows.append(stage("dedup passages", "passages", (dedup["input"], dedup["kept"]), dedup.get("dropped")))
     if gen := summaries.get("generate"):
-        failed = {**gen.get("failures", {}), **{f"item_{k}": v for k, v in gen.get("dropped_items", {}).items()}}
+        failed = {
+            **{f"backend_{k}": v for k, v in gen.get("backend_errors", {}).items()},  # requests the LLM never answered
+            **gen.get("failures", {}),
+            **{f"item_{k}": v for k, v in gen.get("dropped_items", {}).items()},
+        }
         detail = {"passages": gen.get("passages", 0), "by_kind": gen.get("pairs_by_kind", {})}
         rows.append(stage("generate", "requests → pairs", (gen["requests"], gen["pairs"]), failed, **detail))
     if filtered := summaries.get("filter"):

@@ -197,3 +197,28 @@ def test_reselect_reads_a_published_version(published: Published, tmp_path: Path
     summary = run_reselect(config, published.version)
     assert summary.queries == sum(published.summary.examples.values())
     assert (workdir / "examples" / "examples.parquet").is_file()
+
+
+def test_funnel_counts_llm_failures_by_kind() -> None:
+    from pairforge.export.formats import FormatCounts
+    from pairforge.export.funnel import build_funnel
+
+    summaries = {
+        "generate": {
+            "requests": 10,
+            "pairs": 12,
+            "backend_errors": {"http_500": 2, "timeout": 1},
+            "failures": {"invalid_json": 1, "truncated": 2},
+            "dropped_items": {"schema": 3},
+            "passages": 5,
+        }
+    }
+    (row,) = build_funnel(summaries, 0, FormatCounts())
+    assert row["stage"] == "generate" and (row["in"], row["out"]) == (10, 12)
+    assert row["dropped"] == {
+        "backend_http_500": 2,
+        "backend_timeout": 1,
+        "invalid_json": 1,
+        "truncated": 2,
+        "item_schema": 3,
+    }
