@@ -17,7 +17,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.progress import report
-from flows.runtime import create_task_runner, ensure_llm_limit, result_settings, temporary_server
+from flows.runtime import create_task_runner, ensure_llm_limit, result_settings, results_path, temporary_server
 from flows.stages import (
     dedup_pairs_flow,
     dedup_passages_flow,
@@ -61,22 +61,30 @@ def run_stages(config: RunConfig, limit: int | None = None) -> dict[str, Any]:
     if covered and set(digests) <= set(covered):
         report("pipeline", "stages", len(STAGES), len(STAGES))
         return _nothing_new(config, started)
+    results = results_path(Path(config.workdir))
     runner = create_task_runner(config.flow)
-    key = ingest_flow.with_options(task_runner=runner)(data, covered)["key"]
+    key = _in_workdir(ingest_flow, results, task_runner=runner)(data, covered)["key"]
     report("pipeline", "stages", 1, len(STAGES))
-    key = dedup_passages_flow(data, key)["key"]
+    key = _in_workdir(dedup_passages_flow, results)(data, key)["key"]
     report("pipeline", "stages", 2, len(STAGES))
-    key = generate_flow(data, key, limit)["key"]
+    key = _in_workdir(generate_flow, results)(data, key, limit)["key"]
     report("pipeline", "stages", 3, len(STAGES))
     for n, stage in enumerate((filter_flow, dedup_pairs_flow, mine_flow), 4):
-        key = stage(data, key)["key"]
+        key = _in_workdir(stage, results)(data, key)["key"]
         report("pipeline", "stages", n, len(STAGES))
-    exported = export_flow(data, key)["summary"]
+    exported = _in_workdir(export_flow, results)(data, key)["summary"]
     report("pipeline", "stages", len(STAGES), len(STAGES))
     result = _result(config, exported["version"], exported["path"], started)
     result["report"] = str(_write_report(config, exported["path"], exported["version"]))
     _publish_artifacts(result)
     return result
+
+
+def _in_workdir(stage: Any, results: Path, **options: Any) -> Any:
+    """``stage`` with its tasks' results and cache records in ``results``. A stage flow inherits the result store
+    its parent flow got when it started, so the setting ``result_settings`` changes inside the parent comes too
+    late: without this the cache lands in Prefect's default storage, shared by every workdir."""
+    return stage.with_options(result_storage=results, persist_result=False, **options)
 
 
 def _nothing_new(config: RunConfig, started: float) -> dict[str, Any]:

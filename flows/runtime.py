@@ -14,6 +14,7 @@ from typing import Any
 from pairforge.config import FlowConfig, RunConfig
 
 LLM_LIMIT = "pairforge-llm"  # global concurrency limit around LLM stages
+LLM_LEASE_S = 60  # a run killed while it holds the LLM slot blocks others this long on a server that reaps leases
 
 
 def stage_key(stage: str, *parts: Any) -> str:
@@ -33,7 +34,7 @@ def section(config: RunConfig, *names: str) -> dict[str, Any]:
 def temporary_server() -> Iterator[None]:
     """Prefect's temporary local server (embedded SQLite) for this process and its Dask workers, unless
     ``PREFECT_API_URL`` names one: started once here, its URL exported so worker processes share it
-    (otherwise each would start its own)."""
+    (otherwise each would start its own). LLM slots a killed run left held are given back on it first."""
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -53,10 +54,16 @@ def temporary_server() -> Iterator[None]:
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            reclaim_llm_slots()
             yield
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def results_path(workdir: Path) -> Path:
+    """Where task results and cache records of a workdir go: deleting the workdir deletes its cache."""
+    return workdir / ".prefect-results"
 
 
 @contextmanager
@@ -65,7 +72,7 @@ def result_settings(workdir: Path, *, fresh: bool = False) -> Iterator[None]:
     its cache with it; ``fresh`` recomputes every task. Set in the environment too, for Dask workers."""
     from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 
-    results = workdir / ".prefect-results"
+    results = results_path(workdir)
     results.mkdir(parents=True, exist_ok=True)
     env = {"PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(results), "PREFECT_TASKS_REFRESH_CACHE": str(fresh).lower()}
     saved = {k: os.environ.get(k) for k in env}
@@ -81,6 +88,24 @@ def result_settings(workdir: Path, *, fresh: bool = False) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def reclaim_llm_slots() -> None:
+    """Give back every slot the LLM limit counts as held. Only right on a temporary server this process has just
+    started: it keeps leases in memory and runs no lease reaper, so a slot the database (shared by every run under
+    one PREFECT_HOME) still counts was taken by a run that died holding it (SIGKILL, OOM, power cut) and would block
+    the LLM stage of every later run for ever."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            held = client.read_global_concurrency_limit_by_name(LLM_LIMIT).active_slots
+        except ObjectNotFound:
+            return
+        if held:
+            client.update_global_concurrency_limit(LLM_LIMIT, GlobalConcurrencyLimitUpdate(active_slots=0))
 
 
 def ensure_llm_limit(limit: int) -> None:

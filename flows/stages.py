@@ -18,7 +18,7 @@ from prefect.concurrency.sync import concurrency
 from filters.dedup import run_dedup
 from filters.run import run_filter
 from flows.progress import report
-from flows.runtime import LLM_LIMIT, section, stage_key
+from flows.runtime import LLM_LEASE_S, LLM_LIMIT, section, stage_key
 from pairforge.config import RunConfig
 from pairforge.generation.generate import run_generate
 from pairforge.ingest import file_sha256, ingest_shard, list_shards, publish_ingest
@@ -35,6 +35,11 @@ def by_key(_context: Any, parameters: dict[str, Any]) -> str:
 
 def _config(config: dict[str, Any]) -> RunConfig:
     return RunConfig.model_validate(config)
+
+
+def _retrying(task_: Any, config: RunConfig) -> Any:
+    """The task with ``flow.retries`` retries (I/O and LLM tasks)."""
+    return task_.with_options(retries=config.flow.retries)
 
 
 @task(cache_key_fn=by_key, retries=2, retry_delay_seconds=2, **JSON_RESULTS)
@@ -64,13 +69,13 @@ def ingest_flow(config: dict[str, Any], covered: list[str]) -> dict[str, Any]:
         for (i, _), digest in zip(shards, digests, strict=True)
     ]
     futures = [
-        ingest_shard_task.submit(config, i, path, digest, key, covered)
+        _retrying(ingest_shard_task, cfg).submit(config, i, path, digest, key, covered)
         for (i, path), digest, key in zip(shards, digests, keys, strict=True)
     ]
     results = [f.result() for f in futures]
     report("ingest", "shards", len(results))
     key = stage_key("ingest", keys, section(cfg, "dedup"), cfg.workdir)  # dedup rewrites passages/
-    return {"key": key, "summary": publish_ingest_task(config, results, key)}
+    return {"key": key, "summary": _retrying(publish_ingest_task, cfg)(config, results, key)}
 
 
 @task(cache_key_fn=by_key, **JSON_RESULTS)
@@ -91,7 +96,7 @@ def dedup_passages_flow(config: dict[str, Any], upstream: str) -> dict[str, Any]
 @task(cache_key_fn=by_key, retries=2, retry_delay_seconds=10, **JSON_RESULTS)
 def generate_task(config: dict[str, Any], key: str, limit: int | None) -> dict[str, Any]:
     """LLM generation under the global LLM concurrency limit; the ledger makes a retry resend nothing done."""
-    with concurrency(LLM_LIMIT, occupy=1, strict=False):
+    with concurrency(LLM_LIMIT, occupy=1, strict=False, lease_duration=LLM_LEASE_S):
         summary = run_generate(
             _config(config), limit=limit, progress=lambda d, t: report("generate", "requests", d, t)
         )
@@ -103,7 +108,7 @@ def generate_flow(config: dict[str, Any], upstream: str, limit: int | None = Non
     """(question, passage) and (sentence, passage) pairs from the LLM."""
     cfg = _config(config)
     key = stage_key("generate", upstream, section(cfg, "generate", "filter", "dedup"), limit)  # filter rewrites pairs/
-    return {"key": key, "summary": generate_task(config, key, limit)}
+    return {"key": key, "summary": _retrying(generate_task, cfg)(config, key, limit)}
 
 
 @task(cache_key_fn=by_key, **JSON_RESULTS)
@@ -135,8 +140,9 @@ def mine_task(config: dict[str, Any], key: str) -> dict[str, Any]:
 @flow(name="mine")
 def mine_flow(config: dict[str, Any], upstream: str) -> dict[str, Any]:
     """BM25 / dense candidates stored in full, then positive-aware selection."""
-    key = stage_key("mine", upstream, section(_config(config), "mine"))
-    return {"key": key, "summary": mine_task(config, key)}
+    cfg = _config(config)
+    key = stage_key("mine", upstream, section(cfg, "mine"))
+    return {"key": key, "summary": _retrying(mine_task, cfg)(config, key)}
 
 
 @task(cache_key_fn=by_key, retries=2, retry_delay_seconds=2, **JSON_RESULTS)
@@ -152,4 +158,4 @@ def export_flow(config: dict[str, Any], upstream: str) -> dict[str, Any]:
     """Export formats, manifest and card, published as ``store/<name>/v<N>``."""
     cfg = _config(config)
     key = stage_key("export", upstream, section(cfg, "export", "name", "store"))
-    return {"key": key, "summary": export_task(config, key)}
+    return {"key": key, "summary": _retrying(export_task, cfg)(config, key)}

@@ -147,6 +147,7 @@ class OpenAIConfig(_Strict):
 class TransformersConfig(_Strict):
     batch_size: int = Field(default=8, ge=1)
     dtype: str = "bfloat16"
+    device: str | None = Field(default=None, description="torch device; default cuda when present, else cpu.")
 
 
 class GenerateConfig(_Strict):

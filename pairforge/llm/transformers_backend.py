@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from pairforge.config import GenerateConfig
 from pairforge.llm.base import ChatRequest, Completion
@@ -25,7 +25,9 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = getattr(torch, config.transformers.dtype)
-        self.model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        self.device = config.transformers.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = cast(Any, AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype))
+        self.model: Any = model.to(self.device)
         self.model.eval()
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
@@ -41,7 +43,7 @@ class TransformersBackend:
             self.tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
             for r in requests
         ]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         self.torch.manual_seed(s.seed)
         with self.torch.no_grad():
             out = self.model.generate(

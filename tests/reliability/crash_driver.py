@@ -1,0 +1,93 @@
+"""Runs the pipeline for a config in its own process and, when told, SIGKILLs itself at a chosen point: the
+crash-resume test's subject. Usage: ``python crash_driver.py CONFIG [generate:N | mine | publish:N]``.
+
+The kill hooks wrap library functions from here (test code), never production code. With the default thread
+task runner a hook runs in a worker thread of this process, so ``os.kill`` on our own pid kills the whole run
+without a chance to clean up, as a power cut or the OOM killer would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+KILLED_AT = "CRASH_DRIVER_KILLED_AT"  # env: a file the hook writes (what it saw) just before the kill
+
+
+def die(note: dict[str, Any]) -> None:
+    """Record where we are, then SIGKILL this process (no finally blocks, no atexit, no flush)."""
+    target = os.environ.get(KILLED_AT)
+    if target:
+        Path(target).write_text(json.dumps(note), encoding="utf-8")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def arm_generate(after: int) -> None:
+    """Die right after the ``after``-th ledger commit (the rows of earlier chunks are durable)."""
+    from pairforge.generation.ledger import Ledger
+
+    original = Ledger.add
+    commits = [0]
+
+    def add(self: Ledger, rows: Any) -> None:
+        original(self, rows)
+        commits[0] += 1
+        if commits[0] == after:
+            die({"point": "generate", "ledger_rows": self.count()})
+
+    Ledger.add = add  # type: ignore[method-assign]
+
+
+def arm_mine() -> None:
+    """Die after ``candidates.parquet`` is written, before any example is selected."""
+    import pairforge.negatives.mine as mine
+
+    def write_examples(*args: Any, **kwargs: Any) -> Any:
+        die({"point": "mine", "candidates": (Path(args[-1]) / mine.CANDIDATES).is_file()})
+
+    mine.write_examples = write_examples
+
+
+def arm_publish(after: int) -> None:
+    """Die once the version's staging folder holds ``after`` files, before it is renamed to ``v<N>``."""
+    from pairforge.export.writer import VersionWriter
+
+    original: Callable[..., Any] = VersionWriter.open.__wrapped__  # type: ignore[attr-defined]
+
+    @contextmanager
+    def open_(self: VersionWriter, relative: str) -> Iterator[Any]:
+        yield from original(self, relative)
+        if len(self.files) == after:
+            die({"point": "publish", "staging": self.folder, "files": sorted(self.files)})
+
+    VersionWriter.open = open_  # type: ignore[method-assign,assignment]
+
+
+def main(argv: list[str]) -> int:
+    """Arm the requested kill (if any), run the pipeline, print its result as JSON."""
+    sys.path.insert(0, str(REPO))
+    config, point = Path(argv[0]), (argv[1] if len(argv) > 1 else "none")
+    name, _, count = point.partition(":")
+    arm: dict[str, Callable[[], None]] = {
+        "generate": lambda: arm_generate(int(count or 1)),
+        "mine": arm_mine,
+        "publish": lambda: arm_publish(int(count or 1)),
+        "none": lambda: None,
+    }
+    arm[name]()
+    from flows.pipeline import run_pipeline
+
+    result = run_pipeline(config)
+    print(json.dumps({"version": result["version"], "path": result["path"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
