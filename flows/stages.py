@@ -9,6 +9,7 @@ that writes that folder also keys on the sections of the stages that rewrite it:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +94,24 @@ def dedup_passages_flow(config: dict[str, Any], upstream: str) -> dict[str, Any]
     return {"key": key, "summary": dedup_task(config, "passages", key)}
 
 
+def load_api_key(config: RunConfig) -> None:
+    """An OpenAI-compatible server's key from a Prefect Secret into the variable the backend reads, unless that
+    variable is already set. The key itself never enters a config, a result, a log or an output."""
+    o = config.generate.openai
+    if config.generate.backend != "openai" or not o.api_key_secret or os.environ.get(o.api_key_env):
+        return
+    from prefect.blocks.system import Secret
+
+    os.environ[o.api_key_env] = Secret.load(o.api_key_secret).get()
+
+
 @task(cache_key_fn=by_key, retries=2, retry_delay_seconds=10, **JSON_RESULTS)
 def generate_task(config: dict[str, Any], key: str, limit: int | None) -> dict[str, Any]:
     """LLM generation under the global LLM concurrency limit; the ledger makes a retry resend nothing done."""
+    cfg = _config(config)
+    load_api_key(cfg)
     with concurrency(LLM_LIMIT, occupy=1, strict=False, lease_duration=LLM_LEASE_S):
-        summary = run_generate(
-            _config(config), limit=limit, progress=lambda d, t: report("generate", "requests", d, t)
-        )
+        summary = run_generate(cfg, limit=limit, progress=lambda d, t: report("generate", "requests", d, t))
     return summary.to_dict()
 
 

@@ -137,6 +137,10 @@ class VllmConfig(_Strict):
 class OpenAIConfig(_Strict):
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Name of the variable holding the key.")
+    api_key_secret: str | None = Field(
+        default=None,
+        description="Prefect Secret block holding the key (read by `pairforge run` when the variable is unset).",
+    )
     concurrency: int = Field(default=16, ge=1)
     timeout_s: float = Field(default=300, gt=0)
     max_retries: int = Field(default=5, ge=0)

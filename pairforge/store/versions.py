@@ -17,6 +17,9 @@ import fsspec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^v(\d+)$")
+_STAGING = re.compile(r"^\.staging-(\d+)-[0-9a-f]+$")
+STALE_LOCK_S = 60.0  # the lock is held only for a rename and a small write
+STALE_STAGING_S = 24 * 3600.0
 
 
 class StoreError(RuntimeError):
@@ -74,7 +77,8 @@ class Store:
         publisher came first, so what was written names the wrong version or parent) is a ``VersionConflict``."""
         folder = self._dataset(dataset)
         self.fs.makedirs(folder, exist_ok=True)
-        staging = f"{folder}/.staging-{uuid.uuid4().hex[:12]}"
+        self._sweep_staging(folder)
+        staging = f"{folder}/.staging-{int(time.time())}-{uuid.uuid4().hex[:12]}"
         self.fs.makedirs(staging, exist_ok=True)
         try:
             write(staging, self.fs)
@@ -83,12 +87,21 @@ class Store:
                 if expect is not None and version != expect:
                     raise VersionConflict(f"{dataset}: expected to publish v{expect}, but v{version - 1} exists")
                 self.fs.mv(staging, f"{folder}/v{version}", recursive=True)
-                self.fs.pipe(f"{folder}/latest", f"v{version}\n".encode())
+                self.fs.pipe(f"{folder}/.latest.tmp", f"v{version}\n".encode())  # written aside, then renamed
+                self.fs.mv(f"{folder}/.latest.tmp", f"{folder}/latest")
         except BaseException:
             if self.fs.exists(staging):
                 self.fs.rm(staging, recursive=True)
             raise
         return version
+
+    def _sweep_staging(self, folder: str) -> None:
+        """Remove staging folders a killed publisher left behind (named with their start time; a day old is
+        long dead: a live publisher renames its folder as soon as it is written)."""
+        for entry in self.fs.ls(folder, detail=False):
+            match = _STAGING.match(Path(entry.rstrip("/")).name)
+            if match and time.time() - int(match.group(1)) > STALE_STAGING_S:
+                self.fs.rm(entry, recursive=True)
 
     def _lock(self, folder: str, timeout_s: float) -> _Lock:
         return _Lock(self.fs, f"{folder}/.publish.lock", timeout_s)
@@ -105,12 +118,24 @@ class _Lock:
         while True:
             try:
                 with self.fs.open(self.path, "xb") as handle:
-                    handle.write(uuid.uuid4().hex.encode())
+                    handle.write(f"{time.time()} {uuid.uuid4().hex}".encode())
                 return self
             except FileExistsError:
+                self._break_if_stale()
                 if time.monotonic() > deadline:
                     raise StoreError(f"{self.path}: another publisher holds the lock") from None
                 time.sleep(0.05)
+
+    def _break_if_stale(self) -> None:
+        """A lock older than ``STALE_LOCK_S`` belongs to a publisher killed during its rename: remove it (only if
+        it is still the same lock, so two waiters do not both break one)."""
+        try:
+            content = self.fs.cat_file(self.path)
+            taken = float(content.split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return
+        if time.time() - taken > STALE_LOCK_S and self.fs.cat_file(self.path) == content:
+            self.fs.rm(self.path)
 
     def __exit__(self, *exc: object) -> None:
         self.fs.rm(self.path)

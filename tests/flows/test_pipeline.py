@@ -4,6 +4,7 @@ well; the real vLLM engine has its own tests): versions, caching, resume, increm
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,3 +146,22 @@ def test_deploy_builds_a_cron_deployment_of_the_pipeline(tmp_path: Path) -> None
     names = {d["name"]: d for d in project["deployments"]}
     assert set(names) == {"nightly", "adhoc"} and names["nightly"]["schedules"][0]["cron"] == "0 2 * * *"
     assert all(d["entrypoint"] == "flows/pipeline.py:pipeline" for d in names.values())
+
+
+def test_api_key_comes_from_a_prefect_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.blocks.system import Secret
+
+    from flows.stages import load_api_key
+    from pairforge.config import load_config
+
+    Secret(value="sk-secret-sentinel-77").save("pairforge-test-key", overwrite=True)
+    config = write_config(tmp_path, tmp_path, "http://127.0.0.1:9/v1")
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["generate"]["openai"]["api_key_secret"] = "pairforge-test-key"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    load_api_key(load_config(config))
+    assert os.environ[KEY_ENV] == "sk-secret-sentinel-77"
+    monkeypatch.setenv(KEY_ENV, "from-the-environment")  # the environment wins over the secret
+    load_api_key(load_config(config))
+    assert os.environ[KEY_ENV] == "from-the-environment"

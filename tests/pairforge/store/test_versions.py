@@ -66,3 +66,31 @@ def test_a_publisher_expecting_a_taken_number_gets_a_conflict(store: Store) -> N
         store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"y"), expect=1)
     assert store.versions("ds") == [1]
     assert [p for p in store.fs.ls(f"{store.root}/ds", detail=False) if ".staging" in p] == []
+
+
+def test_a_killed_publishers_lock_and_staging_folder_are_cleared(store: Store) -> None:
+    import time
+
+    folder = f"{store.root}/ds"
+    store.fs.makedirs(folder, exist_ok=True)
+    old = int(time.time()) - 2 * 24 * 3600
+    for name, file in ((f".staging-{old}-abc123", "half.txt"), (f".staging-{int(time.time())}-def456", "live.txt")):
+        store.fs.makedirs(f"{folder}/{name}", exist_ok=True)  # a publisher killed mid-write; one still writing
+        store.fs.pipe(f"{folder}/{name}/{file}", b"x")
+    store.fs.pipe(f"{folder}/.publish.lock", f"{time.time() - 300} deadbeef".encode())  # killed while renaming
+    start = time.monotonic()
+    assert store.publish("ds", lambda f, fs: fs.pipe(f"{f}/data.txt", b"1"), lock_timeout_s=5) == 1
+    assert time.monotonic() - start < 4  # the stale lock was broken, not waited out
+    names = sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in store.fs.ls(folder, detail=False))
+    assert names == [f".staging-{int(names[0].split('-')[1])}-def456", "latest", "v1"]
+
+
+def test_a_live_lock_is_waited_for_then_reported(store: Store) -> None:
+    import time
+
+    folder = f"{store.root}/ds"
+    store.fs.makedirs(folder, exist_ok=True)
+    store.fs.pipe(f"{folder}/.publish.lock", f"{time.time()} cafe".encode())
+    with pytest.raises(StoreError, match="another publisher holds the lock"):
+        store.publish("ds", lambda f, fs: fs.pipe(f"{f}/data.txt", b"1"), lock_timeout_s=0.3)
+    assert store.versions("ds") == []
