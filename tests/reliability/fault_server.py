@@ -33,6 +33,7 @@ FAULTS = (
 _PASSAGE = re.compile(r"\n<passage>\n(.*)\n</passage>\n", re.S)
 _SENTENCE = re.compile(r"[^。！？\n]+[。！？]?")
 QUERY_TYPES = ("factoid", "keyword", "natural")
+QUERY_TEMPLATES = ("{}指的是什么", "{}", "{}是什么意思")
 
 
 class FaultServer:
@@ -190,5 +191,6 @@ def valid_answer(request: dict[str, Any], prompt: str) -> str:
         if list_key == "sentences":
             items.append({"evidence": evidence, "sentence": f"这段文字提到{evidence[:20]}"})
         else:
-            items.append({"type": QUERY_TYPES[i % 3], "evidence": evidence, "query": f"{evidence[:12]}是什么意思"})
+            query = QUERY_TEMPLATES[i % 3].format(evidence[:12])  # distinct items even from one sentence
+            items.append({"type": QUERY_TYPES[i % 3], "evidence": evidence, "query": query})
     return json.dumps({list_key: items}, ensure_ascii=False)
