@@ -102,7 +102,8 @@ def load_api_key(config: RunConfig) -> None:
         return
     from prefect.blocks.system import Secret
 
-    os.environ[o.api_key_env] = Secret.load(o.api_key_secret).get()
+    secret: Any = Secret.load(o.api_key_secret)  # typed as maybe-async; called from sync code it is the block
+    os.environ[o.api_key_env] = str(secret.get())
 
 
 @task(cache_key_fn=by_key, retries=2, retry_delay_seconds=10, **JSON_RESULTS)

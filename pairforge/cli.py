@@ -32,6 +32,7 @@ app.add_typer(models_app, name="models")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on human-labelled data.")
 app.add_typer(eval_app, name="eval")
 err = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON line last.")]
 
 
 @contextmanager
@@ -62,7 +63,7 @@ def ingest(
         bool, typer.Option("--strict", help="Stop at the first bad record (file:line: reason).")
     ] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Read at most N documents.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Read the corpora, normalise, window into passages: writes WORKDIR/passages/*.parquet."""
     with user_errors():
@@ -96,7 +97,7 @@ def ingest(
 def generate(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
     limit: Annotated[int | None, typer.Option("--limit", help="Use at most N passages.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Ask the LLM for pairs: sends what the ledger lacks, writes WORKDIR/pairs/*.parquet."""
     from pairforge.generation.generate import run_generate
@@ -138,7 +139,7 @@ def dedup(
     target: Annotated[
         str, typer.Option("--target", help="passages (before generation) or pairs (after).")
     ] = "passages",
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Drop near-duplicates (MinHash LSH) from WORKDIR/passages or WORKDIR/pairs, in place."""
     from filters.dedup import run_dedup
@@ -159,7 +160,7 @@ def dedup(
 @app.command("filter")
 def filter_pairs(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Drop generated pairs that fail the quality filters (WORKDIR/pairs, in place), with reasons."""
     from filters.run import run_filter
@@ -177,7 +178,7 @@ def filter_pairs(
 @app.command()
 def mine(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Hard negatives: candidates for every pair (WORKDIR/candidates), then selection (WORKDIR/examples)."""
     from pairforge.negatives.mine import run_mine
@@ -194,7 +195,7 @@ def reselect(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file (its workdir receives the examples).")],
     source: Annotated[Path, typer.Option("--from", help="Workdir, candidates folder or version with candidates.")],
     policy: Annotated[Path | None, typer.Option("--policy", help="YAML of mine settings to change.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Re-run negative selection from stored candidates with another policy (no re-encoding)."""
     from pairforge.negatives.reselect import run_reselect
@@ -218,7 +219,7 @@ def eval_retrieval(
     squad: SquadOption,
     t2s: T2sOption = False,
     config: PolicyConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """BM25 (and dense, if configured) recall@1/5/10: every paragraph in the pool, every question a query."""
     from pairforge.negatives.evaluate import evaluate_retrieval
@@ -240,7 +241,7 @@ def eval_negatives(
     squad: SquadOption,
     t2s: T2sOption = False,
     config: PolicyConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Mine negatives for the file's questions; count gold, near-duplicate and answer-containing ones."""
     from pairforge.negatives.evaluate import evaluate_negatives
@@ -273,7 +274,7 @@ def run(
     ] = True,
     limit: Annotated[int | None, typer.Option("--limit", help="Generate for at most N passages.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The whole pipeline as a Prefect flow (temporary local server; nothing to start by hand)."""
     with user_errors():
@@ -356,7 +357,7 @@ def deploy(
 @app.command("export")
 def export_version(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON line last.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Publish the workdir as the next immutable version: data, training formats, dataset card, manifest."""
     from pairforge.export import run_export
@@ -377,7 +378,7 @@ versions_app = typer.Typer(no_args_is_help=True, help="List, show and compare pu
 app.add_typer(versions_app, name="versions")
 StoreOption = Annotated[str | None, typer.Option("--store", help="Store folder or fsspec URL (default: store).")]
 StoreConfigOption = Annotated[Path | None, typer.Option("--config", help="RunConfig whose store to use.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON line last.")]
+JsonOption = JsonOption
 
 
 @versions_app.command("list")
