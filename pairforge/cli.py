@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -22,6 +18,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from pairforge.cli_common import JsonOption, err, print_json, store_errors, user_errors
+from pairforge.cli_eval import eval_app
+from pairforge.cli_versions import versions_app
 from pairforge.config import load_config
 from pairforge.ingest import IngestSummary, run_ingest
 from pairforge.models import prepare_demo_model
@@ -29,26 +28,8 @@ from pairforge.models import prepare_demo_model
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Training data for Chinese text-embedding models.")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.")
 app.add_typer(models_app, name="models")
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval on human-labelled data.")
 app.add_typer(eval_app, name="eval")
-err = Console(stderr=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON line last.")]
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Bad configs, inputs and missing files end the command with their message and exit code 2."""
-    try:
-        yield
-    except (FileNotFoundError, ValueError) as exc:  # ConfigError, StrictModeError, CorpusPathError among them
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-
-
-def print_json(summary: dict[str, object], as_json: bool) -> None:
-    """With ``--json``, the summary as the last line of stdout."""
-    if as_json:
-        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+app.add_typer(versions_app, name="versions")
 
 
 @app.callback()
@@ -207,65 +188,6 @@ def reselect(
     print_json(summary.to_dict(), as_json)
 
 
-SquadOption = Annotated[Path, typer.Option("--squad", help="SQuAD-style JSON (e.g. CMRC 2018).")]
-T2sOption = Annotated[bool, typer.Option("--t2s", help="Convert traditional to simplified first.")]
-PolicyConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="RunConfig whose mine settings to use (default: the defaults).")
-]
-
-
-@eval_app.command("retrieval")
-def eval_retrieval(
-    squad: SquadOption,
-    t2s: T2sOption = False,
-    config: PolicyConfigOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """BM25 (and dense, if configured) recall@1/5/10: every paragraph in the pool, every question a query."""
-    from pairforge.negatives.evaluate import evaluate_retrieval
-
-    with user_errors():
-        _require_file(squad)
-        report = evaluate_retrieval(squad, t2s=t2s, config=load_config(config).mine if config else None)
-    err.print(
-        f"BM25 on {report.passages:,} passages, {report.queries:,} questions: recall@1 {report.recall_at_1:.4f}"
-        f", @5 {report.recall_at_5:.4f}, @10 {report.recall_at_10:.4f}; dense {report.dense or 'not configured'};"
-        f" {report.seconds:.1f} s",
-        highlight=False,
-    )
-    print_json(report.to_dict(), as_json)
-
-
-@eval_app.command("negatives")
-def eval_negatives(
-    squad: SquadOption,
-    t2s: T2sOption = False,
-    config: PolicyConfigOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Mine negatives for the file's questions; count gold, near-duplicate and answer-containing ones."""
-    from pairforge.negatives.evaluate import evaluate_negatives
-
-    with user_errors():
-        _require_file(squad)
-        report = evaluate_negatives(squad, t2s=t2s, config=load_config(config).mine if config else None)
-    n = max(report.negatives, 1)
-    err.print(
-        f"{report.negatives:,} negatives for {report.queries:,} questions over {report.passages:,} passages: "
-        f"gold {report.gold_as_negative} ({report.gold_as_negative / n:.3%}), near-duplicate of gold "
-        f"{report.near_dup_as_negative} ({report.near_dup_as_negative / n:.3%}), containing a gold answer "
-        f"{report.answer_in_negative} ({report.answer_in_negative / n:.3%}); shortfall {report.shortfall};"
-        f" {report.seconds:.1f} s",
-        highlight=False,
-    )
-    print_json(report.to_dict(), as_json)
-
-
-def _require_file(path: Path) -> None:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-
-
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
@@ -362,7 +284,7 @@ def export_version(
     """Publish the workdir as the next immutable version: data, training formats, dataset card, manifest."""
     from pairforge.export import run_export
 
-    with user_errors(), _store_errors():
+    with user_errors(), store_errors():
         summary = run_export(load_config(config))
     dropped = {fmt: reasons for fmt, reasons in summary.dropped.items() if reasons}
     err.print(
@@ -372,95 +294,6 @@ def export_version(
         highlight=False,
     )
     print_json(summary.to_dict(), as_json)
-
-
-versions_app = typer.Typer(no_args_is_help=True, help="List, show and compare published dataset versions.")
-app.add_typer(versions_app, name="versions")
-StoreOption = Annotated[str | None, typer.Option("--store", help="Store folder or fsspec URL (default: store).")]
-StoreConfigOption = Annotated[Path | None, typer.Option("--config", help="RunConfig whose store to use.")]
-JsonOption = JsonOption
-
-
-@versions_app.command("list")
-def versions_list(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    store: StoreOption = None,
-    config: StoreConfigOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """The published versions: created_at, examples (by kind), parent."""
-    from pairforge.store.catalog import list_versions
-
-    with user_errors(), _store_errors():
-        rows = list_versions(_open_store(store, config), dataset)
-    table = Table(title=f"{dataset}: {len(rows)} versions")
-    for col in ("version", "created_at", "examples", "by kind", "parent"):
-        table.add_column(col)
-    for r in rows:
-        by_kind = ", ".join(f"{k} {n:,}" for k, n in r["by_kind"].items())
-        table.add_row(f"v{r['version']}", r["created_at"], f"{r['examples']:,}", by_kind, _vname(r["parent"]))
-    err.print(table)
-    print_json({"dataset": dataset, "versions": rows}, as_json)
-
-
-@versions_app.command("show")
-def versions_show(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    version: Annotated[str, typer.Argument(help="Version: 3 or v3.")],
-    store: StoreOption = None,
-    config: StoreConfigOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """One version's manifest: lineage, counts, funnel (without the config and file list)."""
-    from pairforge.store.catalog import show_version
-
-    with user_errors(), _store_errors():
-        shown = show_version(_open_store(store, config), dataset, _parse_version(version))
-    gen, code = shown.get("generation", {}), shown.get("code_version", {})
-    prompts = ", ".join(p["id"] for p in gen.get("prompts", [])) or "-"
-    dirty = " (local changes)" if code.get("git_dirty") else ""
-    err.print(
-        f"{dataset} v{shown['version']} at {shown['path']}\ncreated {shown['created_at']}, parent"
-        f" {_vname(shown['parent'])}; examples {shown['examples']}; {shown['files']} files, {shown['bytes']:,} bytes\n"
-        f"model {gen.get('model')}, backend {gen.get('backend')}, prompts {prompts}\n"
-        f"config {shown['config_fingerprint'][:16]}, pairforge {code.get('package')} git {code.get('git_sha')}{dirty},"
-        f" watermark {len(shown.get('watermark', []))} shards",
-        highlight=False,
-        markup=False,
-    )
-    table = Table(title="funnel")
-    for col in ("stage", "unit", "in", "out", "dropped"):
-        table.add_column(col, justify="right" if col in ("in", "out") else "left")
-    for row in shown.get("funnel", []):
-        dropped = ", ".join(f"{reason} {n:,}" for reason, n in row["dropped"].items()) or "-"
-        table.add_row(row["stage"], row["unit"], f"{row['in']:,}", f"{row['out']:,}", dropped)
-    err.print(table)
-    print_json(shown, as_json)
-
-
-@versions_app.command("diff")
-def versions_diff(
-    dataset: Annotated[str, typer.Argument(help="Dataset name.")],
-    a: Annotated[str, typer.Argument(help="The earlier version: 1 or v1.")],
-    b: Annotated[str, typer.Argument(help="The later version.")],
-    store: StoreOption = None,
-    config: StoreConfigOption = None,
-    show: Annotated[int, typer.Option("--show", help="List at most N added and removed pair ids.")] = 20,
-    as_json: JsonOption = False,
-) -> None:
-    """Counts by kind, examples added and removed (by pair id), and config keys that changed."""
-    from pairforge.store.catalog import diff_versions
-
-    with user_errors(), _store_errors():
-        diff = diff_versions(_open_store(store, config), dataset, _parse_version(a), _parse_version(b), show)
-    lines = [f"{dataset} v{diff['a']} → v{diff['b']}"]
-    lines += [f"  {kind}: {n['a']:,} → {n['b']:,}" for kind, n in diff["examples"].items()]
-    lines.append(f"examples added {diff['added']:,}, removed {diff['removed']:,}")
-    lines += [f"  + {pid}" for pid in diff["added_ids"]] + [f"  - {pid}" for pid in diff["removed_ids"]]
-    lines.append(f"config: {len(diff['config'])} keys changed")
-    lines += [f"  {key}: {json.dumps(v['a'])} → {json.dumps(v['b'])}" for key, v in diff["config"].items()]
-    err.print("\n".join(lines), highlight=False, markup=False)
-    print_json(diff, as_json)
 
 
 @app.command("report")
@@ -474,35 +307,6 @@ def report(
     with user_errors():
         path = write_report(version_path, out)
     sys.stdout.write(f"{path}\n")
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """Store errors (bad name, missing version) are user errors: exit code 2 with the message."""
-    from pairforge.store import StoreError
-
-    try:
-        yield
-    except StoreError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def _open_store(store: str | None, config: Path | None) -> Any:
-    """The store named by --store, else the one of --config's RunConfig, else ./store."""
-    from pairforge.store import Store
-
-    return Store(store or (load_config(config).store if config else "store"))
-
-
-def _parse_version(text: str) -> int:
-    number = text.removeprefix("v")
-    if not (number.isascii() and number.isdigit()):
-        raise ValueError(f"{text!r} is not a version (use 3 or v3)")
-    return int(number)
-
-
-def _vname(version: int | None) -> str:
-    return f"v{version}" if version else "-"
 
 
 @models_app.command("prepare-demo")

@@ -1,0 +1,42 @@
+"""What the command modules share: the stderr console, user-facing errors, the ``--json`` line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as one JSON line last.")]
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Bad configs, inputs and missing files end the command with their message and exit code 2."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError) as exc:  # ConfigError, StrictModeError, CorpusPathError among them
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def print_json(summary: dict[str, object], as_json: bool) -> None:
+    """With ``--json``, the summary as the last line of stdout."""
+    if as_json:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Store errors (bad name, missing version) are user errors: exit code 2 with the message."""
+    from pairforge.store import StoreError
+
+    try:
+        yield
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None
