@@ -74,7 +74,7 @@ def ingest_flow(config: dict[str, Any], covered: list[str]) -> dict[str, Any]:
         for (i, path), digest, key in zip(shards, digests, keys, strict=True)
     ]
     results = [f.result() for f in futures]
-    report("ingest", "shards", len(results))
+    report("ingest", "shards", len(results), len(results))
     key = stage_key("ingest", keys, section(cfg, "dedup"), cfg.workdir)  # dedup rewrites passages/
     return {"key": key, "summary": _retrying(publish_ingest_task, cfg)(config, results, key)}
 
