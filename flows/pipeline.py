@@ -63,7 +63,7 @@ def run_stages(config: RunConfig, limit: int | None = None) -> dict[str, Any]:
         return _nothing_new(config, started)
     results = results_path(Path(config.workdir))
     runner = create_task_runner(config.flow)
-    key = _in_workdir(ingest_flow, results, task_runner=runner)(data, covered)["key"]
+    key = _in_workdir(ingest_flow, results, task_runner=runner)(data, covered, digests)["key"]  # hashed once
     report("pipeline", "stages", 1, len(STAGES))
     key = _in_workdir(dedup_passages_flow, results)(data, key)["key"]
     report("pipeline", "stages", 2, len(STAGES))

@@ -59,11 +59,12 @@ def publish_ingest_task(config: dict[str, Any], results: list[dict[str, Any]], k
 
 
 @flow(name="ingest")
-def ingest_flow(config: dict[str, Any], covered: list[str]) -> dict[str, Any]:
-    """A task per input shard (cached by shard sha256 and the ingest settings), then one publish task."""
+def ingest_flow(config: dict[str, Any], covered: list[str], digests: list[str] | None = None) -> dict[str, Any]:
+    """A task per input shard (cached by shard sha256 and the ingest settings), then one publish task.
+    ``digests``: the shards' sha256 in ``list_shards`` order, when the caller has already read them."""
     cfg = _config(config)
     shards = list_shards(cfg)
-    digests = [file_sha256(path) for _, path in shards]
+    digests = digests or [file_sha256(path) for _, path in shards]
     settings = section(cfg, "normalize", "window", "ingest")
     keys = [
         stage_key("ingest-shard", digest, cfg.corpora[i].model_dump(mode="json"), settings, digest in covered)

@@ -18,6 +18,7 @@ import jsonschema
 from pairforge.text import normalize_text
 
 FAILURE_KINDS = ("empty", "truncated", "refusal", "invalid_json", "schema", "not_chinese")
+ITEM_DROP_REASONS = ("schema", "empty", "not_chinese", "duplicate")  # why one item of a parsed answer is dropped
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 REFUSAL = re.compile(
     r"抱歉|对不起|我无法|无法(?:回答|提供|完成)|我不能|作为(?:一个)?(?:AI|人工智能)"

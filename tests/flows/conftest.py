@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,3 +41,32 @@ def split_wudao(shared_data: Path, folder: Path, parts: int = 2) -> list[Path]:
         path.write_text("".join(lines[i::parts]), encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def write_pipeline_config(
+    folder: Path, corpus: Path, base_url: str, key_env: str, *, name: str, openai: dict, **sections: dict
+) -> Path:
+    """``folder/run.yaml``: the pipeline on ``corpus/*.jsonl`` (WuDao) with an OpenAI-compatible test server at
+    ``base_url``, filters relaxed for its templated answers; ``openai`` and ``sections`` add to the defaults."""
+    config = {
+        "name": name,
+        "workdir": str(folder / "work"),
+        "store": str(folder / "store"),
+        "corpora": [{"format": "wudao", "path": str(corpus / "*.jsonl")}],
+        "window": {"max_length": 600, "min_length": 64},
+        "generate": {
+            "backend": "openai",
+            "model": "test-model",
+            "kinds": ["qp", "sp"],
+            "openai": {"base_url": base_url, "api_key_env": key_env, **openai},
+        },
+        "filter": {"max_copy_chars": 40, "max_copy_share": 1.0, "consistency_top_k": None},
+        "mine": {"range_max": 20, "num_negatives": 3},
+        "flow": {"task_runner": "thread"},
+    }
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path

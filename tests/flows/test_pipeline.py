@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from flows.pipeline import run_pipeline
 from pairforge.cli import app
-from tests.flows.conftest import split_wudao
+from tests.flows.conftest import split_wudao, write_pipeline_config
 from tests.reliability.fault_server import FaultServer
 
 KEY_ENV = "PAIRFORGE_TEST_FLOW_KEY"
@@ -37,25 +37,8 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 
 def write_config(tmp_path: Path, corpus: Path, base_url: str, **flow: object) -> Path:
-    config = {
-        "name": "flowtest",
-        "workdir": str(tmp_path / "work"),
-        "store": str(tmp_path / "store"),
-        "corpora": [{"format": "wudao", "path": str(corpus / "*.jsonl")}],
-        "window": {"max_length": 600, "min_length": 64},
-        "generate": {
-            "backend": "openai",
-            "model": "test-model",
-            "kinds": ["qp", "sp"],
-            "openai": {"base_url": base_url, "api_key_env": KEY_ENV, "concurrency": 4, "timeout_s": 5},
-        },
-        "filter": {"max_copy_chars": 40, "max_copy_share": 1.0, "consistency_top_k": None},
-        "mine": {"range_max": 20, "num_negatives": 3},
-        "flow": flow or {"task_runner": "thread"},
-    }
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    return path
+    openai = {"concurrency": 4, "timeout_s": 5}
+    return write_pipeline_config(tmp_path, corpus, base_url, KEY_ENV, name="flowtest", openai=openai, flow=flow)
 
 
 def stage_mtimes(workdir: Path) -> dict[str, int]:

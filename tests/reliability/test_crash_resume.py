@@ -23,6 +23,7 @@ import yaml
 from flows.runtime import results_path
 from pairforge.store import Store
 from tests.conftest import REPO
+from tests.flows.conftest import write_pipeline_config
 from tests.reliability.crash_driver import KILLED_AT
 from tests.reliability.fault_server import FaultServer
 
@@ -36,27 +37,10 @@ RUN_TIMEOUT_S = 120
 
 
 def write_config(folder: Path, corpus: Path, base_url: str) -> Path:
-    config = {
-        "name": NAME,
-        "workdir": str(folder / "work"),
-        "store": str(folder / "store"),
-        "corpora": [{"format": "wudao", "path": str(corpus / "*.jsonl")}],
-        "window": {"max_length": 600, "min_length": 64},
-        "generate": {
-            "backend": "openai",
-            "model": "test-model",
-            "kinds": ["qp", "sp"],
-            "chunk_size": CHUNK,
-            "openai": {"base_url": base_url, "api_key_env": KEY_ENV, "concurrency": 2, "timeout_s": 60},
-        },
-        "filter": {"max_copy_chars": 40, "max_copy_share": 1.0, "consistency_top_k": None},
-        "mine": {"range_max": 20, "num_negatives": 3},
-        "flow": {"task_runner": "thread"},
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "run.yaml"
-    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    return path
+    openai = {"concurrency": 2, "timeout_s": 60}
+    return write_pipeline_config(
+        folder, corpus, base_url, KEY_ENV, name=NAME, openai=openai, generate={"chunk_size": CHUNK}
+    )
 
 
 class Driver:

@@ -8,7 +8,7 @@ import re
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pairforge.generation.parse import FAILURE_KINDS, ParseResult, parse_generation
+from pairforge.generation.parse import FAILURE_KINDS, ITEM_DROP_REASONS, ParseResult, parse_generation
 from prompts import load_prompt, render_prompt
 
 QP = load_prompt("qp")
@@ -65,7 +65,7 @@ def check(result: ParseResult) -> None:
         assert result.items and all(i.text and i.evidence for i in result.items)
     else:
         assert result.failure in FAILURE_KINDS and not result.items
-    assert set(result.dropped) <= {"schema", "empty", "not_chinese"}
+    assert set(result.dropped) <= set(ITEM_DROP_REASONS)
 
 
 @FUZZ

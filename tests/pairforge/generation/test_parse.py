@@ -76,6 +76,15 @@ def test_mixed_items_keep_the_good_ones_and_count_the_rest() -> None:
     assert dict(result.dropped) == {"not_chinese": 1, "schema": 1}
 
 
+def test_a_repeated_item_is_dropped_as_duplicate() -> None:
+    raw = json.dumps(
+        {"queries": [q("factoid", "长江有多长？"), q("keyword", "长江有多长？"), q("natural", "长江在哪里？")]}
+    )
+    result = parse_generation(raw, schema=QP)
+    assert [i.text for i in result.items] == ["长江有多长？", "长江在哪里？"]  # one pair id each
+    assert dict(result.dropped) == {"duplicate": 1}
+
+
 def test_traditional_output_is_converted_to_simplified() -> None:
     raw = json.dumps({"queries": [q("factoid", "長江的發源地在哪裡？", "長江發源於青藏高原。")]}, ensure_ascii=False)
     item = parse_generation(raw, schema=QP).items[0]
