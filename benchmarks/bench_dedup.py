@@ -73,6 +73,7 @@ def main() -> None:
         make_corpus(Path(args.make), args.passages)
         return
     from filters.sharded import cluster_shards
+
     from pairforge.config import DedupConfig
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,9 +14,8 @@ import time
 
 import numpy as np
 from datasketch import MinHash
-from passages import real_passages
-
 from pairforge.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures
+from passages import real_passages
 
 
 def _edit(text: str, rate: float, rng: random.Random) -> str:

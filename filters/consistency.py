@@ -1,35 +1,32 @@
-"""Round-trip consistency (as Promptagator): a generated query must retrieve its own passage from the
-passage pool within the top k by BM25. Rank and score are kept on every pair, so the cut can be retuned."""
+"""Round-trip consistency (as Promptagator): a generated query must retrieve its own passage from the whole pool
+within the top k by BM25, with a positive score (``not_retrievable`` otherwise). Every pair it checks keeps its
+rank and score, so the cut can be retuned without recomputing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
+from filters.base import Pair, PairFilter
+from pairforge.negatives.bm25 import BM25Index
+from pairforge.pool import Pool
 
-from pairforge.negatives.bm25 import BM25Index, tokenize
 
+class RoundTripFilter(PairFilter):
+    """Ranks each query's own passage among all pool passages with the run's BM25 index."""
 
-class RoundTrip:
-    """BM25 over the passage pool, answering "where does this query rank its passage?"."""
+    reasons = ("not_retrievable",)
 
-    def __init__(self, passage_ids: Sequence[str], passage_texts: Sequence[str]) -> None:
-        self.position = {pid: i for i, pid in enumerate(passage_ids)}
-        self.index = BM25Index(tokenize(passage_texts))
+    def __init__(self, pool: Pool, index: BM25Index, top_k: int) -> None:
+        super().__init__()
+        self.pool, self.index, self.top_k = pool, index, top_k
 
-    def ranks(self, queries: Sequence[str], passage_ids: Sequence[str], batch: int = 256) -> tuple[list, list]:
-        """(rank, score) of each query's own passage: rank 1 is best; None where the passage is not in the pool."""
-        ranks: list[int | None] = []
-        scores: list[float | None] = []
-        tokens = tokenize(queries)
-        for start in range(0, len(queries), batch):
-            matrix = self.index.scores(tokens[start : start + batch])
-            for row, pid in zip(matrix, passage_ids[start : start + batch], strict=True):
-                own = self.position.get(pid)
-                if own is None:
-                    ranks.append(None)
-                    scores.append(None)
-                    continue
-                ranks.append(int(np.count_nonzero(row > row[own])) + 1)
-                scores.append(float(row[own]))
-        return ranks, scores
+    def check(self, pairs: Sequence[Pair]) -> list[str | None]:
+        positions = self.pool.positions([p["passage_id"] for p in pairs])
+        inside = [i for i, at in enumerate(positions) if at >= 0]
+        out: list[str | None] = ["not_retrievable"] * len(pairs)  # a passage outside the pool cannot be found
+        if inside:
+            ranks, scores = self.index.rank_of([pairs[i]["query"] for i in inside], positions[inside])
+            for i, rank, score in zip(inside, ranks.tolist(), scores.tolist(), strict=True):
+                pairs[i]["consistency_rank"], pairs[i]["consistency_score"] = int(rank), float(score)
+                out[i] = None if rank <= self.top_k and score > 0 else "not_retrievable"  # no shared term: not found
+        return out

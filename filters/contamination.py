@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
-from filters.lsh import bucket_keys, optimal_bands
-from pairforge.config import CorpusConfig
+from filters.base import Pair, PairFilter
+from pairforge.config import CorpusConfig, FilterConfig
 from pairforge.corpora import expand_paths, read_shard
-from pairforge.minhash import signatures
+from pairforge.dedup.lsh import bucket_keys, optimal_bands
+from pairforge.dedup.minhash import signatures
 from pairforge.records import Document, HumanPair
 from pairforge.text import normalize_text
 
@@ -37,6 +40,32 @@ class ContaminationIndex:
             candidates = {j for key in keys for j in self.buckets.get(int(key), ())}
             hit[i] = any(np.count_nonzero(self.signatures[j] == sigs[i]) >= need for j in candidates)
         return hit
+
+
+class ContaminationFilter(PairFilter):
+    """``contaminated``: the query or the passage nearly matches a text of a configured evaluation set."""
+
+    reasons = ("contaminated",)
+
+    def __init__(self, config: FilterConfig) -> None:
+        super().__init__()
+        self.index = _index(json.dumps([c.model_dump(mode="json") for c in config.contamination], sort_keys=True),
+                            config.contamination_threshold, config.contamination_ngram)  # fmt: skip
+
+    def check(self, pairs: Sequence[Pair]) -> list[str | None]:
+        if not pairs:
+            return []
+        hits = self.index.matches([p["query"] for p in pairs]) | self.index.matches([p["positive"] for p in pairs])
+        return ["contaminated" if hit else None for hit in hits]
+
+
+@lru_cache(maxsize=4)
+def _index(corpora_json: str, threshold: float, ngram: int) -> ContaminationIndex:
+    """One index per process and evaluation sets (every shard task of a run shares it)."""
+    from pydantic import TypeAdapter
+
+    corpora = TypeAdapter(list[CorpusConfig]).validate_python(json.loads(corpora_json))
+    return ContaminationIndex(load_evaluation_texts(corpora), threshold, ngram)
 
 
 def load_evaluation_texts(corpora: Sequence[CorpusConfig]) -> list[str]:

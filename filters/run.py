@@ -1,140 +1,108 @@
-"""``pairforge filter``: run every quality filter over ``workdir/pairs`` in place; dropped pairs go to
-``workdir/filtered/dropped.parquet`` with their reason, so nothing is lost silently."""
+"""The filter stage: every filter over the generated pairs of each input shard, in order (cheap first; the first
+reason wins). Kept pairs go to ``filter/pairs`` with the round trip's rank and score, dropped ones to
+``filter/dropped`` with their reason, so nothing is lost silently."""
 
 from __future__ import annotations
 
-import json
-import shutil
+import functools
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from filters.consistency import RoundTrip
-from filters.contamination import ContaminationIndex, load_evaluation_texts
+from filters.base import CheckFilter, PairFilter
+from filters.consistency import RoundTripFilter
+from filters.contamination import ContaminationFilter
 from filters.copy import check_copy
+from filters.evidence import check_evidence
 from filters.language import check_language
 from filters.length import check_length
 from filters.quality import check_quality
 from pairforge.config import RunConfig
+from pairforge.mapping import Mapper, serial_map
+from pairforge.negatives.bm25 import BM25Index
+from pairforge.pool import Pool
+from pairforge.records import DROPPED_SCHEMA, FILTERED_PAIR_SCHEMA
+from pairforge.shards import ShardWriter, read_shard_table
+from pairforge.stages import get_stage, stage_settings
+from pairforge.stats import StageStats, combine
+from pairforge.workdir import ALL, Workdir, task_key
 
-FILTERS = (check_length, check_language, check_quality, check_copy)  # cheap first; the first reason wins
+STAGE = "filter"
+UNIT = get_stage(STAGE).unit
+CHECKS = (  # per-pair checks, cheap first, with the reasons each may give
+    (check_length, ("query_too_short", "query_too_long", "passage_too_short", "passage_too_long")),
+    (check_language, ("not_chinese", "traditional_script")),
+    (check_quality, ("refusal", "template_leftover", "repeated_characters", "no_content")),
+    (check_evidence, ("evidence_not_found",)),
+    (check_copy, ("copied_from_passage",)),
+)
 
 
-@dataclass
-class FilterSummary:
-    """Counts from one filter run; ``--json`` prints this."""
+@dataclass(frozen=True)
+class FilterInputs:
+    """The input shards whose generated pairs to filter (the pool and its BM25 index come from the index stage)."""
 
-    input: int = 0
-    kept: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    shards: list[str]
 
 
 def drop_reason(pair: dict[str, Any], config: RunConfig) -> str | None:
-    """The first filter's drop reason for ``pair`` (needs ``query`` and ``positive``), or None to keep it."""
-    for check in FILTERS:
+    """The first per-pair check's drop reason for ``pair`` (needs ``query`` and ``positive``), or None."""
+    for check, _ in CHECKS:
         reason = check(pair, config.filter)
         if reason:
             return reason
     return None
 
 
-def run_filter(config: RunConfig) -> FilterSummary:
-    """Filter ``workdir/pairs`` shard by shard: the per-pair checks, then the contamination guard and the
-    BM25 round trip (whose rank and score are added to every kept pair)."""
+def build_filters(config: RunConfig, output: Workdir) -> list[PairFilter]:
+    """Every configured filter, in order: the per-pair checks, contamination, then the round trip."""
+    filters: list[PairFilter] = [CheckFilter(check, config.filter, reasons) for check, reasons in CHECKS]
+    if config.filter.contamination:
+        filters.append(ContaminationFilter(config.filter))
+    if config.filter.consistency_top_k:
+        pool, index = Pool(output.pool), BM25Index.open(output.bm25)
+        filters.append(RoundTripFilter(pool, index, config.filter.consistency_top_k))
+    return filters
+
+
+def run_filter(
+    config: RunConfig, inputs: FilterInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+) -> StageStats:
+    """Filter the generated pairs of every input shard."""
     started = time.perf_counter()
-    workdir = Path(config.workdir)
-    shards = sorted((workdir / "pairs").glob("*.parquet"))
-    if not shards:
-        raise FileNotFoundError(f"{workdir / 'pairs'}: no pairs; run `pairforge generate` first")
-    contamination = _contamination_index(config)
-    round_trip = _round_trip(workdir) if config.filter.consistency_top_k else None
-    staging = workdir / ".pairs-filtered"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    reasons: Counter[str] = Counter()
-    dropped_rows: list[dict[str, Any]] = []
-    summary = FilterSummary()
-    for shard in shards:
-        table = pq.read_table(shard)
-        rows = table.to_pylist()
-        why = [drop_reason(row, config) for row in rows]
-        rank: list[int | None] = [None] * len(rows)
-        score: list[float | None] = [None] * len(rows)
-        _check_contamination(contamination, rows, why)
-        if round_trip is not None:
-            _check_round_trip(round_trip, config.filter.consistency_top_k or 0, rows, why, rank, score)
-        for row, reason in zip(rows, why, strict=True):
-            if reason:
-                reasons[reason] += 1
-                dropped_rows.append(
-                    {"id": row["id"], "query": row["query"], "passage_id": row["passage_id"], "reason": reason}
-                )
-        keep = pa.array([reason is None for reason in why], type=pa.bool_())
-        table = table.append_column("consistency_rank", pa.array(rank, type=pa.int32()))
-        table = table.append_column("consistency_score", pa.array(score, type=pa.float64()))
-        kept = table.filter(keep)
-        summary.input += table.num_rows
-        summary.kept += kept.num_rows
-        pq.write_table(kept, staging / shard.name)
-    (workdir / "filtered").mkdir(exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(dropped_rows, schema=_DROPPED), workdir / "filtered" / "dropped.parquet")
-    shutil.rmtree(workdir / "pairs")
-    staging.rename(workdir / "pairs")
-    summary.dropped = dict(reasons)
-    summary.seconds = round(time.perf_counter() - started, 3)
-    (workdir / "filter_summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
-    return summary
+    index_key = output.key_of("index", ALL) if config.filter.consistency_top_k else None
+    run = functools.partial(filter_shard, config, output, index_key, fresh)
+    stats = combine(STAGE, UNIT, map_shards(STAGE, run, inputs.shards), time.perf_counter() - started)
+    stats.save(output.stats(STAGE))
+    return stats
 
 
-def _contamination_index(config: RunConfig) -> ContaminationIndex | None:
-    f = config.filter
-    if not f.contamination:
-        return None
-    return ContaminationIndex(load_evaluation_texts(f.contamination), f.contamination_threshold, f.contamination_ngram)
-
-
-def _round_trip(workdir: Path) -> RoundTrip:
-    passages = pq.read_table(sorted((workdir / "passages").glob("*.parquet")), columns=["id", "text"])
-    return RoundTrip(passages["id"].to_pylist(), passages["text"].to_pylist())
-
-
-def _check_contamination(index: ContaminationIndex | None, rows: list[dict[str, Any]], why: list[str | None]) -> None:
-    todo = [i for i, reason in enumerate(why) if reason is None]
-    if index is None or not todo:
-        return
-    hits = index.matches([rows[i]["query"] for i in todo]) | index.matches([rows[i]["positive"] for i in todo])
-    for i, hit in zip(todo, hits, strict=True):
-        if hit:
-            why[i] = "contaminated"
-
-
-def _check_round_trip(
-    round_trip: RoundTrip,
-    top_k: int,
-    rows: list[dict[str, Any]],
-    why: list[str | None],
-    rank: list[int | None],
-    score: list[float | None],
-) -> None:
-    todo = [i for i, reason in enumerate(why) if reason is None]
-    if not todo:
-        return
-    ranks, scores = round_trip.ranks([rows[i]["query"] for i in todo], [rows[i]["passage_id"] for i in todo])
-    for i, r, s in zip(todo, ranks, scores, strict=True):
-        rank[i], score[i] = r, s
-        if r is None or r > top_k:
-            why[i] = "not_retrievable"
-
-
-_DROPPED = pa.schema(
-    [("id", pa.string()), ("query", pa.string()), ("passage_id", pa.string()), ("reason", pa.string())]
-)
+def filter_shard(config: RunConfig, output: Workdir, index_key: str | None, fresh: bool, shard: str) -> StageStats:
+    """One shard's pairs through every filter."""
+    key = task_key(STAGE, output.key_of("generate", shard), index_key, stage_settings(config, STAGE))
+    done = None if fresh else output.finished(STAGE, shard, key)
+    if done is not None:
+        return done
+    output.forget(STAGE, shard)
+    pairs = read_shard_table(output.generated, shard).to_pylist()
+    for pair in pairs:
+        pair["consistency_rank"] = pair["consistency_score"] = None
+    why: list[str | None] = [None] * len(pairs)
+    filters = build_filters(config, output)
+    for pair_filter in filters:
+        pair_filter.apply(pairs, why)
+    kept = ShardWriter(output.filtered, shard, FILTERED_PAIR_SCHEMA, config.ingest.shard_rows)
+    dropped = ShardWriter(output.dropped, shard, DROPPED_SCHEMA, config.ingest.shard_rows)
+    for pair, reason in zip(pairs, why, strict=True):
+        if reason is None:
+            kept.add(pair)
+        else:
+            dropped.add({"id": pair["id"], "query": pair["query"], "passage_id": pair["passage_id"], "reason": reason})
+    kept.close()
+    dropped.close()
+    stats = StageStats(STAGE, UNIT, input=len(pairs), output=kept.count)
+    for pair_filter in filters:
+        for reason, n in pair_filter.dropped.items():
+            stats.drop(reason, n)
+    output.mark_done(STAGE, shard, key, stats)
+    return stats

@@ -1,8 +1,11 @@
-"""The parent flow: ingest → dedup passages → generate → filter → dedup pairs → mine → export.
+"""The parent flow: plan, then ingest → dedup-passages → index → generate → filter → dedup-pairs → mine → select →
+export, each stage a flow whose shard tasks run on the configured task runner.
 
-Incremental: input shards the newest version's watermark covers are skipped, so a nightly run processes
-only new shards and publishes a version deduplicated against every earlier one; with nothing new it
-publishes nothing. A rerun after a crash skips every finished task (cache keys in ``flows.stages``).
+Incremental by construction: the plan processes only the input shards the latest version does not cover under the
+current settings (new, changed, incomplete), carries every other segment, and publishes a complete version built
+on the latest. With nothing to do it publishes nothing. If another run publishes first, the run plans again
+against the new latest and redoes what depends on it (its dedup above all), so no version ever repeats another's
+passages. A rerun after a crash skips every shard task whose output is complete (``Workdir.finished``).
 """
 
 from __future__ import annotations
@@ -17,30 +20,50 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.progress import report
-from flows.runtime import create_task_runner, ensure_llm_limit, result_settings, results_path, temporary_server
+from flows.runtime import dask_cluster, ensure_llm_limit, temporary_server
 from flows.stages import (
     dedup_pairs_flow,
     dedup_passages_flow,
     export_flow,
     filter_flow,
     generate_flow,
+    index_flow,
     ingest_flow,
     mine_flow,
+    select_flow,
+    with_runner,
 )
 from pairforge.config import RunConfig, load_config
-from pairforge.ingest import file_sha256, list_shards
-from pairforge.plan import STAGES
-from pairforge.store import Store
+from pairforge.export import NothingToPublish
+from pairforge.plan import RunPlan, plan_run
+from pairforge.stages import STAGE_NAMES, StageError
+from pairforge.stats import StageStats
+from pairforge.store import Store, VersionConflict
+from pairforge.store.local import carried_parts
+from pairforge.workdir import Workdir
+
+ATTEMPTS = 3  # plans against a newer latest after a concurrent publish, at most this often
 
 
 @flow(name="pipeline")
 def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) -> dict[str, Any]:
     """Run every stage for the config at ``config_path``; returns dataset, version, path, funnel, seconds.
     This is what deployments (``prefect.yaml``, ``pairforge deploy``) schedule."""
+    started = time.perf_counter()
     config = load_config(Path(config_path))
     ensure_llm_limit(config.flow.llm_concurrency)
-    with result_settings(Path(config.workdir), fresh=fresh):
-        return run_stages(config, limit)
+    with dask_cluster(config.flow) as address:
+        for attempt in range(ATTEMPTS):
+            plan = plan_run(config, fresh=fresh, limit=limit)
+            if not plan.todo:
+                report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
+                return _nothing_new(config, plan, started)
+            try:
+                return run_stages(config, plan, address, fresh=fresh, started=started)
+            except VersionConflict:
+                if attempt == ATTEMPTS - 1:
+                    raise
+    raise AssertionError("unreachable")
 
 
 def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = None) -> dict[str, Any]:
@@ -50,48 +73,55 @@ def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = 
         return pipeline(str(Path(config_path).resolve()), limit, fresh)
 
 
-def run_stages(config: RunConfig, limit: int | None = None) -> dict[str, Any]:
-    """The stage flows in order, each keyed on the one before (called inside a flow run)."""
-    from pairforge.export import read_watermark
-
-    started = time.perf_counter()
-    data = config.model_dump(mode="json")
-    covered = sorted(read_watermark(config.store, config.name))
-    digests = [file_sha256(path) for _, path in list_shards(config)]
-    if covered and set(digests) <= set(covered):
-        report("pipeline", "stages", len(STAGES), len(STAGES))
-        return _nothing_new(config, started)
-    results = results_path(Path(config.workdir))
-    runner = create_task_runner(config.flow)
-    key = _in_workdir(ingest_flow, results, task_runner=runner)(data, covered, digests)["key"]  # hashed once
-    report("pipeline", "stages", 1, len(STAGES))
-    key = _in_workdir(dedup_passages_flow, results)(data, key)["key"]
-    report("pipeline", "stages", 2, len(STAGES))
-    key = _in_workdir(generate_flow, results)(data, key, limit)["key"]
-    report("pipeline", "stages", 3, len(STAGES))
-    for n, stage in enumerate((filter_flow, dedup_pairs_flow, mine_flow), 4):
-        key = _in_workdir(stage, results)(data, key)["key"]
-        report("pipeline", "stages", n, len(STAGES))
-    exported = _in_workdir(export_flow, results)(data, key)["summary"]
-    report("pipeline", "stages", len(STAGES), len(STAGES))
-    result = _result(config, exported["version"], exported["path"], started)
-    result["report"] = str(_write_report(config, exported["path"], exported["version"]))
+def run_stages(
+    config: RunConfig, plan: RunPlan, address: str | None, *, fresh: bool = False, started: float = 0.0
+) -> dict[str, Any]:
+    """The stage flows in order over the plan's shards (called inside a flow run)."""
+    workdir = Workdir(config.workdir)
+    plan.save(workdir.plan)
+    data, keys = config.redacted(), plan.keys
+    prior_parts, pool_parts = carried_parts(config, plan, workdir)
+    prior = [str(p) for p in prior_parts]
+    carried = [{"name": p.name, "passages": [str(f) for f in p.passages], "index": str(p.index)} for p in pool_parts]
+    steps = [
+        ("ingest", ingest_flow, (data, [s.shard.to_dict() for s in plan.todo], fresh)),
+        ("dedup-passages", dedup_passages_flow, (data, keys, prior, fresh)),
+        ("index", index_flow, (data, keys, carried, fresh)),
+        ("generate", generate_flow, (data, keys, plan.limit, fresh)),
+        ("filter", filter_flow, (data, keys, fresh)),
+        ("dedup-pairs", dedup_pairs_flow, (data, keys, fresh)),
+        ("mine", mine_flow, (data, keys, fresh)),
+        ("select", select_flow, (data, keys, fresh)),
+    ]
+    funnel: list[StageStats] = []
+    for n, (name, stage_flow, args) in enumerate(steps, 1):
+        funnel.append(StageStats.from_dict(_run(name, with_runner(stage_flow, config, address), *args)))
+        report("pipeline", "stages", n, len(STAGE_NAMES))
+    exported = StageStats.from_dict(_run("export", export_flow, data, [s.to_dict() for s in funnel]))
+    report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
+    result = _result(config, exported.details["version"], exported.details["path"], started)
+    result["new_shards"] = len(keys)
+    result["report"] = str(_write_report(config, exported.details["path"], exported.details["version"]))
     _publish_artifacts(result)
     return result
 
 
-def _in_workdir(stage: Any, results: Path, **options: Any) -> Any:
-    """``stage`` with its tasks' results and cache records in ``results``. A stage flow inherits the result store
-    its parent flow got when it started, so the setting ``result_settings`` changes inside the parent comes too
-    late: without this the cache lands in Prefect's default storage, shared by every workdir."""
-    return stage.with_options(result_storage=results, persist_result=False, **options)
+def _run(name: str, stage_flow: Any, *args: Any) -> dict[str, Any]:
+    """One stage flow; an unexpected error becomes one sentence naming the stage."""
+    try:
+        result: dict[str, Any] = stage_flow(*args)
+        return result
+    except (VersionConflict, NothingToPublish, StageError):
+        raise
+    except Exception as exc:
+        raise StageError(f"stage {name} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _nothing_new(config: RunConfig, started: float) -> dict[str, Any]:
+def _nothing_new(config: RunConfig, plan: RunPlan, started: float) -> dict[str, Any]:
+    assert plan.parent is not None  # nothing to do means every shard is covered by a version
     store = Store(config.store)
-    version = store.latest(config.name)
-    assert version is not None  # a watermark exists only in a published version
-    return _result(config, version, store.path(config.name, version), started) | {"new_shards": 0}
+    path = store.path(config.name, plan.parent)
+    return _result(config, plan.parent, path, started) | {"new_shards": 0}
 
 
 def _result(config: RunConfig, version: int, path: str, started: float) -> dict[str, Any]:
@@ -101,6 +131,7 @@ def _result(config: RunConfig, version: int, path: str, started: float) -> dict[
         "dataset": config.name,
         "version": version,
         "path": path,
+        "examples": manifest["examples"],
         "funnel": {
             row["stage"]: {k: row.get(k) for k in ("unit", "in", "out", "dropped")} for row in manifest["funnel"]
         },
@@ -112,7 +143,7 @@ def _write_report(config: RunConfig, version_path: str, version: int) -> Path:
     """The version's HTML report beside the workdir's outputs (versions themselves are immutable)."""
     from pairforge.report import write_report
 
-    out = Path(config.workdir) / "reports" / f"{config.name}-v{version}.html"
+    out = Workdir(config.workdir).reports / f"{config.name}-v{version}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     return write_report(version_path, out)
 

@@ -1,33 +1,17 @@
-"""Where and how flows run: Prefect settings for a pairforge run, its temporary server, the task runner,
-and the cache keys that let a rerun skip finished work."""
+"""Where and how flows run: Prefect's temporary server for a pairforge run, the LLM concurrency limit, and the task
+runner (threads, processes, or Dask: one LocalCluster for the whole run, or an existing cluster)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from pairforge.config import FlowConfig, RunConfig
+from pairforge.config import FlowConfig
 
 LLM_LIMIT = "pairforge-llm"  # global concurrency limit around LLM stages
 LLM_LEASE_S = 60  # a run killed while it holds the LLM slot blocks others this long on a server that reaps leases
-
-
-def stage_key(stage: str, *parts: Any) -> str:
-    """A cache key: sha256 of the stage name and JSON of what its output depends on (upstream keys, the
-    stage's config section, input shard fingerprints)."""
-    canonical = json.dumps([stage, *parts], sort_keys=True, default=str, ensure_ascii=False)
-    return f"{stage}-{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
-
-
-def section(config: RunConfig, *names: str) -> dict[str, Any]:
-    """The named config sections as JSON, for a cache key."""
-    dump = config.model_dump(mode="json")
-    return {name: dump[name] for name in names}
 
 
 @contextmanager
@@ -61,35 +45,6 @@ def temporary_server() -> Iterator[None]:
         server.stop()
 
 
-def results_path(workdir: Path) -> Path:
-    """Where task results and cache records of a workdir go: deleting the workdir deletes its cache."""
-    return workdir / ".prefect-results"
-
-
-@contextmanager
-def result_settings(workdir: Path, *, fresh: bool = False) -> Iterator[None]:
-    """Task results (JSON) and cache records go to ``workdir/.prefect-results``, so a deleted workdir takes
-    its cache with it; ``fresh`` recomputes every task. Set in the environment too, for Dask workers."""
-    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, PREFECT_TASKS_REFRESH_CACHE, temporary_settings
-
-    results = results_path(workdir)
-    results.mkdir(parents=True, exist_ok=True)
-    env = {"PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(results), "PREFECT_TASKS_REFRESH_CACHE": str(fresh).lower()}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with temporary_settings(
-            updates={PREFECT_RESULTS_LOCAL_STORAGE_PATH: str(results), PREFECT_TASKS_REFRESH_CACHE: fresh}
-        ):
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def reclaim_llm_slots() -> None:
     """Give back every slot the LLM limit counts as held. Only right on a temporary server this process has just
     started: it keeps leases in memory and runs no lease reaper, so a slot the database (shared by every run under
@@ -116,16 +71,32 @@ def ensure_llm_limit(limit: int) -> None:
         client.upsert_global_concurrency_limit_by_name(LLM_LIMIT, limit)
 
 
-def create_task_runner(flow: FlowConfig) -> Any:
-    """The configured task runner: threads (default), processes, or Dask (an existing cluster's address, or
-    a LocalCluster of ``dask_workers`` single-threaded worker processes)."""
+@contextmanager
+def dask_cluster(flow: FlowConfig) -> Iterator[str | None]:
+    """The Dask scheduler every stage of a run uses: ``flow.dask_address``, or a LocalCluster of ``dask_workers``
+    single-threaded worker processes started once for the run (None when the runner is not Dask)."""
+    if flow.task_runner != "dask":
+        yield None
+        return
+    if flow.dask_address:
+        yield flow.dask_address
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=flow.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def create_task_runner(flow: FlowConfig, dask_address: str | None = None) -> Any:
+    """The configured task runner: threads (default), processes, or Dask at ``dask_address``."""
     if flow.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
-        if flow.dask_address:
-            return DaskTaskRunner(address=flow.dask_address)
-        kwargs = {"n_workers": flow.dask_workers, "threads_per_worker": 1, "processes": True}
-        return DaskTaskRunner(cluster_kwargs=kwargs | {"dashboard_address": None})
+        if dask_address is None:
+            raise ValueError("flow.task_runner is dask but no cluster was started (use flows.runtime.dask_cluster)")
+        return DaskTaskRunner(address=dask_address)
     if flow.task_runner == "process":
         from prefect.task_runners import ProcessPoolTaskRunner
 

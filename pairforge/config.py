@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -135,7 +136,10 @@ class VllmConfig(_Strict):
 
 
 class OpenAIConfig(_Strict):
-    base_url: str = "http://127.0.0.1:8000/v1"
+    base_url: str | list[str] = Field(
+        default="http://127.0.0.1:8000/v1",
+        description="One endpoint, or a list: generation's send tasks are spread over them, each request sent once.",
+    )
     api_key_env: str = Field(default="OPENAI_API_KEY", description="Name of the variable holding the key.")
     api_key_secret: str | None = Field(
         default=None,
@@ -162,7 +166,11 @@ class GenerateConfig(_Strict):
     prompt_versions: dict[str, str] = Field(default={"qp": "v1", "sp": "v1"})
     counts: dict[str, int] = Field(default={"qp": 3, "sp": 1}, description="Items asked per request, by kind.")
     structured_output: bool = True
-    chunk_size: int = Field(default=256, ge=1, description="Requests per engine call and ledger commit.")
+    chunk_size: int = Field(default=256, ge=1, description="Requests in the engine at once (vllm's window).")
+    send_tasks: int | None = Field(
+        default=None, ge=1, le=16,
+        description="Send tasks (partitions of the request keys); default one per OpenAI endpoint, else one.",
+    )
     sampling: SamplingConfig = SamplingConfig()
     vllm: VllmConfig = VllmConfig()
     openai: OpenAIConfig = OpenAIConfig()
@@ -203,6 +211,9 @@ class FilterConfig(_Strict):
         default=[], description="Evaluation sets; pairs whose query or passage nearly matches them are dropped."
     )
     contamination_threshold: float = Field(default=0.8, gt=0, lt=1)
+    require_evidence: bool = Field(
+        default=True, description="Drop pairs whose evidence cannot be located in their passage (evidence_not_found)."
+    )
     contamination_ngram: int = Field(default=5, ge=1)
 
 
@@ -293,10 +304,43 @@ class RunConfig(_Strict):
     export: ExportConfig = ExportConfig()
     flow: FlowConfig = FlowConfig()
 
+    def redacted(self) -> dict[str, Any]:
+        """The config as JSON with nothing secret in it (what flows, manifests and Prefect's database receive): a
+        value in ``api_key_env`` that is not a variable name is replaced, credentials in URLs are cut."""
+        dump = _strip_userinfo(self.model_dump(mode="json"))
+        openai = dump["generate"]["openai"]
+        if not _ENV_NAME.fullmatch(openai["api_key_env"]):
+            openai["api_key_env"] = "<redacted: not a variable name>"
+        return dump
+
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def _strip_userinfo(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_userinfo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_userinfo(v) for v in value]
+    if isinstance(value, str) and "://" in value:
+        return _USERINFO.sub("***@", value)
+    return value
+
+
+def check_locations(config: RunConfig, source: str = "config") -> None:
+    """``store`` and ``workdir`` must not contain each other: a run rewrites its workdir, and a version must never
+    be inside it (nor the workdir inside a version)."""
+    if "://" in config.store:
+        return
+    store, workdir = Path(config.store).resolve(), Path(config.workdir).resolve()
+    if store == workdir or store in workdir.parents or workdir in store.parents:
+        raise ConfigError(f"{source}: store ({store}) and workdir ({workdir}) must not contain each other")
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -314,7 +358,9 @@ def load_config(path: str | Path) -> RunConfig:
         config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc)) from None
-    return _resolve_paths(config, path.resolve().parent)
+    config = _resolve_paths(config, path.resolve().parent)
+    check_locations(config, str(path))
+    return config
 
 
 def _describe(path: Path, exc: ValidationError) -> str:

@@ -1,9 +1,12 @@
-"""The records that stages exchange (see DESIGN.md, "Stages and data contracts")."""
+"""The records that stages exchange (see DESIGN.md, "Stages and data contracts"): the in-memory records the
+corpus readers yield, and the Arrow schemas of the shards every stage writes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import pyarrow as pa
 
 
 @dataclass(slots=True)
@@ -74,3 +77,118 @@ class Rejected:
 
 
 Record = Document | HumanPair | Rejected
+
+
+# The Arrow schemas of the shards stages exchange. Every shard is checked against its schema where it is written
+# (``pairforge.shards``), so a stage never hands on rows another stage cannot read.
+
+PASSAGE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("text", pa.string()),
+        ("start", pa.int64()),
+        ("end", pa.int64()),
+        ("char_len", pa.int32()),
+    ]
+)
+
+HUMAN_PAIR_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("kind", pa.string()),
+        ("text1", pa.string()),
+        ("text2", pa.string()),
+        ("negatives", pa.list_(pa.string())),
+        ("label", pa.float64()),
+        ("role", pa.string()),
+        ("answers", pa.list_(pa.string())),
+    ]
+)
+
+PAIR_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("query", pa.string()),
+        ("passage_id", pa.string()),
+        ("positive", pa.string()),
+        ("query_type", pa.string()),
+        ("evidence", pa.string()),
+        ("evidence_start", pa.int64()),
+        ("evidence_end", pa.int64()),
+        ("evidence_method", pa.string()),
+        ("source", pa.string()),
+        ("doc_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("prompt_sha256", pa.string()),
+        ("model", pa.string()),
+        ("sampling", pa.string()),
+        ("request_key", pa.string()),
+        ("sample", pa.int32()),
+    ]
+)
+"""A generated pair as ``generate`` writes it; ``filter`` adds the round trip's rank and score."""
+
+FILTERED_PAIR_SCHEMA = PAIR_SCHEMA.append(pa.field("consistency_rank", pa.int32())).append(
+    pa.field("consistency_score", pa.float64())
+)
+
+DROPPED_SCHEMA = pa.schema(
+    [("id", pa.string()), ("query", pa.string()), ("passage_id", pa.string()), ("reason", pa.string())]
+)
+"""A row a filter or dedup step left out, with its reason: nothing is dropped without a record."""
+
+CANDIDATE_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("kind", pa.string()),
+        ("query", pa.string()),
+        ("positive_id", pa.string()),  # null when the positive is not a pool passage (human sets)
+        ("positive", pa.string()),  # the positive's text when it is not a pool passage, else null
+        ("answers", pa.list_(pa.string())),
+        ("bm25_ids", pa.list_(pa.string())),
+        ("bm25_scores", pa.list_(pa.float64())),
+        ("bm25_positive_score", pa.float64()),
+        ("dense_ids", pa.list_(pa.string())),
+        ("dense_scores", pa.list_(pa.float64())),
+        ("dense_positive_score", pa.float64()),
+    ]
+)
+"""What mining stores per query: every retriever's top ``range_max`` with scores ("mine once, select many")."""
+
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("kind", pa.string()),
+        ("query", pa.string()),
+        ("pos", pa.list_(pa.string())),
+        ("neg", pa.list_(pa.string())),
+        ("pos_scores", pa.list_(pa.float64())),
+        ("neg_scores", pa.list_(pa.float64())),
+        ("neg_sources", pa.list_(pa.string())),
+        ("positive_id", pa.string()),
+        ("negative_ids", pa.list_(pa.string())),
+    ]
+)
+"""A training example: a query, its positive and the selected negatives, as the export formats read it."""
+
+
+class SchemaError(ValueError):
+    """A shard whose columns or types are not its stage's schema."""
+
+
+def check_schema(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in order; a clear error naming ``where`` otherwise. Columns
+    whose type differs only in nullability or by a safe cast (all-null columns) are cast."""
+    missing = [name for name in schema.names if name not in table.column_names]
+    extra = [name for name in table.column_names if name not in schema.names]
+    if missing or extra:
+        raise SchemaError(f"{where}: columns do not match the schema (missing {missing}, unexpected {extra})")
+    table = table.select(schema.names)
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise SchemaError(f"{where}: a column has the wrong type: {exc}") from None

@@ -1,5 +1,6 @@
-"""Export: publish a run's examples as an immutable dataset version with training formats, manifest and card."""
+"""Export: publish a run's segments as the next immutable dataset version with training formats, manifest and
+card."""
 
-from pairforge.export.publish import ExportSummary, read_watermark, run_export
+from pairforge.export.publish import ExportInputs, NothingToPublish, run_export
 
-__all__ = ["ExportSummary", "read_watermark", "run_export"]
+__all__ = ["ExportInputs", "NothingToPublish", "run_export"]

@@ -17,37 +17,39 @@ from pairforge.export.plots import PLOTS
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))  # fmt: skip
-_HF_CONFIGS = (("sentence-transformers/train.parquet", "sentence-transformers"), ("uniem/train.jsonl", "uniem"),
-               ("cosent/train.jsonl", "cosent"), ("data/examples.parquet", "examples"))  # fmt: skip
+_HF_CONFIGS = (("sentence-transformers", "sentence-transformers"), ("data/examples", "examples"),
+               ("data/pairs", "pairs"), ("data/human_pairs", "human_pairs"))  # fmt: skip
 
 
-def sample_examples(examples: Path, k: int, seed: int) -> list[dict[str, Any]]:
-    """``k`` examples drawn with ``seed``, reading only the row groups that hold them."""
-    if k <= 0 or not examples.is_file():
+def sample_examples(examples: list[Path], k: int, seed: int) -> list[dict[str, Any]]:
+    """``k`` examples drawn with ``seed`` from the version's example files, reading only the row groups that hold
+    them."""
+    files = [pq.ParquetFile(path) for path in examples]
+    n = sum(f.metadata.num_rows for f in files)
+    if k <= 0 or n == 0:
         return []
-    parquet = pq.ParquetFile(examples)
-    n = parquet.metadata.num_rows
     wanted = sorted(random.Random(seed).sample(range(n), min(k, n)))
     picked, offset = [], 0
-    for group in range(parquet.num_row_groups):
-        size = parquet.metadata.row_group(group).num_rows
-        inside = [i - offset for i in wanted if offset <= i < offset + size]
-        if inside:
-            picked.extend(parquet.read_row_group(group).take(pa.array(inside)).to_pylist())
-        offset += size
+    for parquet in files:
+        for group in range(parquet.num_row_groups):
+            size = parquet.metadata.row_group(group).num_rows
+            inside = [i - offset for i in wanted if offset <= i < offset + size]
+            if inside:
+                picked.extend(parquet.read_row_group(group).take(pa.array(inside)).to_pylist())
+            offset += size
     return picked
 
 
 def front_matter(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Hugging Face card metadata: language, task, size, tags, and one config per data file."""
+    """Hugging Face card metadata: language, task, size, tags, and one config per Parquet folder of the version.
+    Only Parquet: ``datasets`` chooses one builder for all of a card's configs, so a JSONL config beside Parquet
+    ones would not load by name (the JSONL formats load by path, see the card's Files section)."""
     total = sum(manifest["examples"].values())
-    rows = manifest["formats"]
-    files = [(path, name) for path, name in _HF_CONFIGS if path in rows]
-    files += [
-        (p, f"flagembedding-{Path(p).stem}") for p in sorted(rows) if re.fullmatch(r"flagembedding/[^/]+\.jsonl", p)
-    ]
+    folders = {path.rsplit("/", 1)[0] for path in manifest["formats"] if path.endswith(".parquet")}
     configs: list[dict[str, Any]] = [
-        {"config_name": name, "data_files": [{"split": "train", "path": path}]} for path, name in files
+        {"config_name": name, "data_files": [{"split": "train", "path": f"{folder}/*.parquet"}]}
+        for folder, name in _HF_CONFIGS
+        if folder in folders
     ]
     if configs:
         configs[0]["default"] = True
@@ -79,9 +81,10 @@ def render_card(manifest: dict[str, Any], examples: list[dict[str, Any]], text_c
         "## Funnel\n\n" + funnel_table(manifest["funnel"]),
         "## Lengths and scores\n\n" + "\n".join(f"![{title}]({path})\n" for path, title in PLOTS.values()),
         _examples_section(examples, text_chars, manifest),
+        _segments_section(manifest),
         "## Lineage\n\n"
-        f"- parent version: {'v' + str(manifest['parent']) if manifest['parent'] else 'none'}\n"
-        f"- inputs: {len(manifest['inputs'])} shards this run; the watermark covers {len(manifest['watermark'])}\n"
+        f"- parent version: {'v' + str(manifest['parent']) if manifest['parent'] else 'none'}"
+        f" (added {manifest['delta']['added']:,} examples, removed {manifest['delta']['removed']:,})\n"
         f"- model: {_md(gen['model'] or 'none (no LLM stage)')}, backend {_md(gen['backend'] or '-')}\n"
         f"- prompts: {', '.join(_md(p['id']) + ' `' + str(p['sha256'])[:12] + '`' for p in gen['prompts']) or '-'}\n"
         f"- config fingerprint: `{manifest['config_fingerprint']}`\n"
@@ -95,20 +98,44 @@ def funnel_table(funnel: list[dict[str, Any]]) -> str:
     """The funnel as a Markdown table: stage, unit, in, out, dropped by reason."""
     lines = ["| stage | unit | in | out | dropped |", "| --- | --- | ---: | ---: | --- |"]
     for row in funnel:
-        dropped = ", ".join(f"{_md(reason)} {n:,}" for reason, n in row["dropped"].items()) or "-"
+        drops = dict(row["dropped"])
+        for fmt, reasons in (row.get("details", {}).get("format_drops") or {}).items():  # export: left out of a format
+            drops.update({f"{fmt}: {reason}": n for reason, n in reasons.items()})
+        dropped = ", ".join(f"{_md(reason)} {n:,}" for reason, n in drops.items()) or "-"
         lines.append(f"| {row['stage']} | {row['unit']} | {row['in']:,} | {row['out']:,} | {dropped} |")
     return "\n".join(lines) + "\n"
 
 
 def _files_section(manifest: dict[str, Any]) -> str:
-    rows = "\n".join(f"| `{path}` | {n:,} |" for path, n in sorted(manifest["formats"].items()))
+    groups: dict[str, int] = {}
+    for path, n in manifest["formats"].items():
+        folder, name = path.rsplit("/", 1) if "/" in path else ("", path)
+        stem = name.rsplit("-", 1)[0] if folder in ("flagembedding", "flagembedding/by_length") else "*"
+        pattern = f"{folder}/{stem}-*{Path(name).suffix}" if stem != "*" else f"{folder}/*{Path(name).suffix}"
+        groups[pattern] = groups.get(pattern, 0) + n
+    rows = "\n".join(f"| `{pattern}` | {n:,} |" for pattern, n in sorted(groups.items()))
     return (
-        "## Files\n\n| file | rows |\n| --- | ---: |\n" + rows + "\n\n"
-        "FlagEmbedding: `--train_data flagembedding/` (one file per kind, the `prompt` field is the query "
+        "## Files\n\nOne file per segment (input shard) in each folder; the folder is the unit to train on.\n\n"
+        "| files | rows |\n| --- | ---: |\n" + rows + "\n\n"
+        "FlagEmbedding: `--train_data flagembedding/` (files named by kind, the `prompt` field is the query "
         "instruction; `flagembedding/by_length/` holds the same rows split by length). sentence-transformers: "
-        '`load_dataset("parquet", data_files="sentence-transformers/train.parquet")` with '
-        "MultipleNegativesRankingLoss; CoSENT pairs: `cosent/train.jsonl`. Lineage: `manifest.json`.\n"
+        '`load_dataset("parquet", data_files="sentence-transformers/*.parquet")` with '
+        "MultipleNegativesRankingLoss; CoSENT pairs: `cosent/*.jsonl`. Lineage: `manifest.json`.\n"
     )
+
+
+def _segments_section(manifest: dict[str, Any]) -> str:
+    lines = [
+        "## Segments\n",
+        "| segment | input | made in | complete | examples |",
+        "| --- | --- | ---: | --- | ---: |",
+    ]
+    for s in manifest["segments"]:
+        missing = ", ".join(f"{_md(k)} {v:,}" for k, v in s.get("incomplete", {}).items())
+        state = "yes" if s["complete"] else f"no ({missing})"
+        lines.append(f"| `{s['key']}` | {_md(Path(s['input']['path']).name)} | v{s['version']} | {state} |"
+                     f" {sum(s['examples'].values()):,} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def _examples_section(examples: list[dict[str, Any]], text_chars: int, manifest: dict[str, Any]) -> str:

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 from pairforge.export.formats import FormatCounts
 from pairforge.export.writer import VersionWriter
 
-COSENT = "cosent/train.jsonl"
 STS_MAX = 5.0
 
 
@@ -36,9 +35,10 @@ def cosent_row(pair: dict[str, Any], scale: float) -> dict[str, Any]:
     return {"sentence1": pair["text1"], "sentence2": pair["text2"], "score": min(max(pair["label"] / scale, 0.0), 1.0)}
 
 
-def write_cosent(human_pairs: list[Path], writer: VersionWriter, counts: FormatCounts) -> None:
-    """Write the scored training pairs (``role: train``) to ``cosent/train.jsonl``, streaming; unlabelled pairs
-    (a test split) and held-out ones are counted, not written. No scored pairs: no file."""
+def write_cosent(human_pairs: list[Path], segment: str, writer: VersionWriter, counts: FormatCounts) -> None:
+    """Write one segment's scored training pairs (``role: train``) to ``cosent/train-<segment>.jsonl``, streaming;
+    unlabelled pairs (a test split) and held-out ones are counted, not written. No scored pairs: no file."""
+    cosent = f"cosent/train-{segment}.jsonl"
     scales = label_scales(human_pairs)
     with ExitStack() as stack:
         handle = None
@@ -50,8 +50,8 @@ def write_cosent(human_pairs: list[Path], writer: VersionWriter, counts: FormatC
                 elif pair["role"] != "train":
                     counts.drop("cosent", "held_out")
                 else:
-                    handle = handle or stack.enter_context(writer.open(COSENT))
+                    handle = handle or stack.enter_context(writer.open(cosent))
                     handle.write(
                         (json.dumps(cosent_row(pair, scales[pair["source"]]), ensure_ascii=False) + "\n").encode()
                     )
-                    counts.rows[COSENT] = counts.rows.get(COSENT, 0) + 1
+                    counts.rows[cosent] = counts.rows.get(cosent, 0) + 1

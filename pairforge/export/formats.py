@@ -1,5 +1,7 @@
-"""Training formats written from ``examples.parquet``: FlagEmbedding JSONL (one file per kind, optional length
-buckets), sentence-transformers Parquet (anchor, positive, negative_1..n) and uniem / m3e triplets."""
+"""Training formats written from one segment's examples: FlagEmbedding JSONL (one file per kind, optional length
+buckets), sentence-transformers Parquet (anchor, positive, negative_1..n) and uniem / m3e triplets. Every file is
+named after its segment (``flagembedding/qp-<segment>.jsonl``), so a version shares its parent's files unchanged
+and a trainer reads the whole version from one folder per format."""
 
 from __future__ import annotations
 
@@ -70,20 +72,20 @@ def bucket_edges(edges: Sequence[int]) -> list[tuple[int, float]]:
     return [(lo, points[i + 1] if i + 1 < len(points) else math.inf) for i, lo in enumerate(points)]
 
 
-def write_formats(examples: Path, config: RunConfig, writer: VersionWriter) -> FormatCounts:
-    """Write every configured format of the examples; returns rows per file and drops per format."""
-    counts = FormatCounts()
+def write_formats(
+    examples: Sequence[Path], segment: str, config: RunConfig, writer: VersionWriter, counts: FormatCounts
+) -> None:
+    """Write every configured format of one segment's examples, adding rows per file and drops per format."""
     export = config.export
-    if not examples.is_file() or not (export.flagembedding or export.sentence_transformers or export.uniem):
-        return counts
+    if not examples or not (export.flagembedding or export.sentence_transformers or export.uniem):
+        return
     measure = _length_measure(config.window.tokenizer) if export.length_buckets else None
     buckets = bucket_edges(export.length_buckets) if export.length_buckets else []
     with _Outputs(writer, counts) as out:
         for batch in _batches(examples):
             lengths = measure(batch) if measure else [0] * len(batch)
             for example, length in zip(batch, lengths, strict=True):
-                _write_example(example, length, buckets, config, out, counts)
-    return counts
+                _write_example(example, length, buckets, config, out, counts, segment)
 
 
 def _write_example(
@@ -93,15 +95,16 @@ def _write_example(
     config: RunConfig,
     out: _Outputs,
     counts: FormatCounts,
+    segment: str,
 ) -> None:
     export, kind = config.export, example["kind"]
     if export.flagembedding:
         if example["neg"]:  # FlagEmbedding divides by the number of negatives
             line = json.dumps(flagembedding_row(example, export), ensure_ascii=False) + "\n"
-            out.jsonl(f"flagembedding/{kind}.jsonl", line)
+            out.jsonl(f"flagembedding/{kind}-{segment}.jsonl", line)
             for lo, hi in buckets:
                 if lo <= length < hi:
-                    out.jsonl(f"flagembedding/by_length/{kind}_len-{lo}-{hi}.jsonl", line)
+                    out.jsonl(f"flagembedding/by_length/{kind}_len-{lo}-{hi}-{segment}.jsonl", line)
         else:
             counts.drop("flagembedding", "no_negatives")
     if export.sentence_transformers:
@@ -110,13 +113,13 @@ def _write_example(
         if row is None:
             counts.drop("sentence_transformers", f"fewer_than_{n}_negatives")
         else:
-            out.parquet("sentence-transformers/train.parquet", row, n)
+            out.parquet(f"sentence-transformers/train-{segment}.parquet", row, n)
     if export.uniem:
         triplet = uniem_row(example)
         if triplet is None:
             counts.drop("uniem", "no_negatives")
         else:
-            out.jsonl("uniem/train.jsonl", json.dumps(triplet, ensure_ascii=False) + "\n")
+            out.jsonl(f"uniem/train-{segment}.jsonl", json.dumps(triplet, ensure_ascii=False) + "\n")
 
 
 class _Outputs:
@@ -161,9 +164,10 @@ class _Outputs:
             rows.clear()
 
 
-def _batches(examples: Path) -> Iterator[list[dict[str, Any]]]:
-    for batch in pq.ParquetFile(examples).iter_batches(batch_size=BATCH_ROWS):
-        yield batch.to_pylist()
+def _batches(examples: Sequence[Path]) -> Iterator[list[dict[str, Any]]]:
+    for path in examples:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+            yield batch.to_pylist()
 
 
 def _length_measure(tokenizer_name: str | None) -> Any:

@@ -1,5 +1,6 @@
-"""manifest.json of a version: lineage (inputs and their fingerprints, config, prompts, model, code version,
-parent, watermark), the funnel, and the sha256 of every other file of the version."""
+"""manifest.json of a version: its segments (one per input shard: the input's sha256, the fingerprint of the
+settings it was made under, whether it is complete), lineage (config, prompts, model, code version, parent), the
+delta against the parent, this run's funnel, and the sha256 of every other file of the version."""
 
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from pairforge.config import RunConfig
+from pairforge.stats import StageStats
 
 MANIFEST = "manifest.json"
-FORMAT = "pairforge.manifest/1"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+FORMAT = "pairforge.manifest/2"
 
 
 def code_version() -> dict[str, Any]:
@@ -41,27 +41,7 @@ def _git(cwd: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def redact_config(config: RunConfig) -> dict[str, Any]:
-    """The full config as JSON, with nothing secret in it: the config names the variable that holds an API key
-    (a value that is not a variable name is a pasted key and is replaced), and credentials in URLs are cut."""
-    dump = _strip_userinfo(config.model_dump(mode="json"))
-    openai = dump["generate"]["openai"]
-    if not _ENV_NAME.fullmatch(openai["api_key_env"]):
-        openai["api_key_env"] = "<redacted: not a variable name>"
-    return dump
-
-
-def _strip_userinfo(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _strip_userinfo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_strip_userinfo(v) for v in value]
-    if isinstance(value, str) and "://" in value:
-        return _USERINFO.sub("***@", value)
-    return value
-
-
-def generation_info(pair_shards: list[Path], summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def generation_info(pair_shards: list[Path], funnel: list[StageStats]) -> dict[str, Any]:
     """Prompt ids and sha256, model, backend and sampling of the generated pairs (None without an LLM stage)."""
     prompts: dict[str, str | None] = {}
     models: set[str] = set()
@@ -74,7 +54,7 @@ def generation_info(pair_shards: list[Path], summaries: dict[str, dict[str, Any]
                 prompts[row["prompt_id"]] = prompts.get(row["prompt_id"]) or row.get("prompt_sha256")
             models.update([row["model"]] if row.get("model") else [])
             sampling.update([row["sampling"]] if row.get("sampling") else [])
-    generate = summaries.get("generate", {})
+    generate = next((s.details for s in funnel if s.stage == "generate"), {})
     model = generate.get("model") or (sorted(models)[0] if len(models) == 1 else None)
     return {
         "model": model,
@@ -101,7 +81,7 @@ def _prompt_sha(prompt_id: str) -> str | None:
 def build_manifest(
     config: RunConfig, *, version: int, parent: int | None, parts: dict[str, Any], files: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The manifest; ``parts`` holds inputs, watermark, generation, examples, formats, funnel and stages."""
+    """The manifest; ``parts`` holds segments, examples, delta, generation, formats, dropped and funnel."""
     return {
         "format": FORMAT,
         "dataset": config.name,
@@ -111,6 +91,6 @@ def build_manifest(
         "code_version": code_version(),
         "config_fingerprint": config.fingerprint(),
         **parts,
-        "config": redact_config(config),
+        "config": config.redacted(),
         "files": files,
     }

@@ -20,17 +20,21 @@ PLOTS = {
 }
 
 
-def plot_values(examples: Path | None, passage_shards: list[Path]) -> dict[str, np.ndarray]:
-    """The values behind each histogram (empty arrays for a missing stage)."""
+def plot_values(examples: list[Path], passage_shards: list[Path]) -> dict[str, np.ndarray]:
+    """The values behind each histogram (empty arrays for a missing stage), read one file at a time."""
     values = {name: np.zeros(0) for name in PLOTS}
     if passage_shards:
         values["passage_length"] = np.concatenate([_char_lengths(s) for s in passage_shards])
-    if examples is not None and examples.is_file():
-        table = pq.read_table(examples, columns=["query", "pos_scores", "neg_scores"])
-        values["query_length"] = pc.utf8_length(table["query"]).to_numpy()
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in PLOTS if name != "passage_length"}
+    for path in examples:
+        table = pq.read_table(path, columns=["query", "pos_scores", "neg_scores"])
+        parts["query_length"].append(pc.utf8_length(table["query"]).to_numpy())
         for name, column in (("positive_scores", "pos_scores"), ("negative_scores", "neg_scores")):
             flat = pc.list_flatten(table[column])
-            values[name] = pc.drop_null(flat).to_numpy(zero_copy_only=False).astype(float)
+            parts[name].append(pc.drop_null(flat).to_numpy(zero_copy_only=False).astype(float))
+    for name, arrays in parts.items():
+        if arrays:
+            values[name] = np.concatenate(arrays)
     return values
 
 
@@ -60,7 +64,7 @@ def render_histogram(values: np.ndarray, title: str) -> bytes:
     return buffer.getvalue()
 
 
-def render_plots(examples: Path | None, passage_shards: list[Path]) -> dict[str, bytes]:
+def render_plots(examples: list[Path], passage_shards: list[Path]) -> dict[str, bytes]:
     """``{relative path: PNG bytes}`` for the four histograms."""
     values = plot_values(examples, passage_shards)
     return {path: render_histogram(values[name], title) for name, (path, title) in PLOTS.items()}

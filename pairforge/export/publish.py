@@ -1,165 +1,189 @@
-"""``pairforge export``: publish the workdir's outputs as the next immutable version of the dataset:
-``data/``, the training formats, plots, the dataset card and the manifest, written aside and renamed."""
+"""The export stage: publish the next immutable version of the dataset — the parent's segments this run did not
+redo (shared, not copied), plus a segment per processed input shard — with its training formats, dataset card,
+delta against the parent, and manifest, written aside and renamed. Zero examples is no version."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import fsspec
-import pyarrow.compute as pc
+import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
 from pairforge.config import RunConfig
 from pairforge.export.card import render_card, sample_examples
-from pairforge.export.cosent import write_cosent
-from pairforge.export.data import write_data
-from pairforge.export.formats import write_formats
-from pairforge.export.funnel import build_funnel, read_summaries
+from pairforge.export.formats import FormatCounts
 from pairforge.export.manifest import MANIFEST, build_manifest, generation_info
 from pairforge.export.plots import render_plots
+from pairforge.export.segments import share_segment, write_new_segment
 from pairforge.export.writer import VersionWriter
-from pairforge.store import Store, VersionConflict
+from pairforge.plan import RunPlan
+from pairforge.stats import StageStats
+from pairforge.store import Store
 from pairforge.store.catalog import read_manifest
+from pairforge.store.local import fetch_version
+from pairforge.workdir import Workdir
 
-ATTEMPTS = 3  # a concurrent publisher taking our version number makes us write again, this often
-
-
-@dataclass
-class ExportSummary:
-    """What one export published; ``--json`` prints this."""
-
-    dataset: str = ""
-    version: int = 0
-    path: str = ""
-    parent: int | None = None
-    examples: dict[str, int] = field(default_factory=dict)
-    files: list[str] = field(default_factory=list)
-    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+STAGE = "export"
 
 
-def run_export(
-    config: RunConfig, *, parent: int | None = None, watermark: list[dict[str, Any]] | None = None
-) -> ExportSummary:
-    """Publish ``config.workdir`` as the next version of ``config.name`` in ``config.store``.
+class NothingToPublish(RuntimeError):
+    """A run whose version would hold no example: no version is published."""
 
-    ``parent`` defaults to the latest version; the new version's watermark is the parent's plus ``watermark``
-    (default: the input shards this run's ingest read completely)."""
+
+@dataclass(frozen=True)
+class ExportInputs:
+    """The run plan (processed shards, parent, carried segments) and this run's stage stats (the funnel)."""
+
+    plan: RunPlan
+    funnel: list[StageStats] = field(default_factory=list)
+
+
+def run_export(config: RunConfig, inputs: ExportInputs, output: Workdir) -> StageStats:
+    """Publish the version; a ``VersionConflict`` when another run published after this run's parent (redo the
+    run against the new latest), ``NothingToPublish`` when it would hold no example."""
     started = time.perf_counter()
-    workdir = Path(config.workdir)
-    if not workdir.is_dir():
-        raise FileNotFoundError(f"{workdir}: no workdir here (run the pipeline's stages first)")
     store = Store(config.store)
-    summaries = read_summaries(workdir)
-    if watermark is None:
-        inputs = summaries.get("ingest", {}).get("inputs", [])
-        watermark = [{"path": i["path"], "sha256": i["sha256"], "bytes": i["bytes"]} for i in inputs if i["complete"]]
-    for attempt in range(ATTEMPTS):
-        try:
-            summary = _publish_once(store, config, summaries, parent, watermark)
-            break
-        except VersionConflict:
-            if attempt == ATTEMPTS - 1:
-                raise
-    summary.path = version_url(store, config.name, summary.version)
-    summary.seconds = round(time.perf_counter() - started, 3)
-    return summary
-
-
-def _publish_once(
-    store: Store,
-    config: RunConfig,
-    summaries: dict[str, dict[str, Any]],
-    parent: int | None,
-    watermark: list[dict[str, Any]],
-) -> ExportSummary:
-    """One try: write the version numbered latest + 1; a VersionConflict when another publisher took it."""
-    latest = store.latest(config.name)
-    base = parent if parent is not None else latest
-    earlier = read_manifest(store, config.name, base).get("watermark", []) if base else []
-    summary = ExportSummary(dataset=config.name, version=(latest or 0) + 1, parent=base)
-    marks = merge_watermarks(earlier, watermark)
+    plan = inputs.plan
+    carried_examples = sum(sum(s["examples"].values()) for s in plan.carried)
+    new_examples = sum(pq.read_metadata(f).num_rows for s in plan.keys for f in _examples(output, s))
+    if carried_examples + new_examples == 0:
+        raise NothingToPublish(f"nothing to publish: {why_empty(inputs.funnel)}")
+    stats = StageStats(STAGE, "examples", input=new_examples)
+    version = (plan.parent or 0) + 1
 
     def write(folder: str, fs: fsspec.AbstractFileSystem) -> None:
-        write_version(VersionWriter(fs, folder), config, summaries, summary, marks)
+        write_version(VersionWriter(fs, folder), config, inputs, output, store, version, stats)
 
-    store.publish(config.name, write, expect=summary.version)
-    return summary
+    published = store.publish(config.name, write, parent=plan.parent)
+    assert published == version  # publish checked the parent under the lock
+    stats.output = carried_examples + new_examples
+    stats.details.update(version=version, path=version_url(store, config.name, version), parent=plan.parent)
+    stats.seconds = time.perf_counter() - started
+    return stats
 
 
 def write_version(
-    writer: VersionWriter,
-    config: RunConfig,
-    summaries: dict[str, dict[str, Any]],
-    summary: ExportSummary,
-    watermark: list[dict[str, Any]],
-) -> None:
-    """Fill a staging folder: data, formats, plots, card, and the manifest (hashes of everything else) last."""
-    workdir = Path(config.workdir)
-    examples = workdir / "examples" / "examples.parquet"
-    rows = write_data(workdir, writer)
-    counts = write_formats(examples, config, writer)
-    if config.export.cosent:
-        write_cosent(sorted(workdir.glob("human_pairs/*.parquet")), writer, counts)
-    summary.examples = count_by_kind(examples)
-    stages = {stage: {k: v for k, v in s.items() if k != "inputs"} for stage, s in summaries.items()}
-    parts = {
-        "inputs": summaries.get("ingest", {}).get("inputs", []),
-        "watermark": watermark,
-        "generation": generation_info(sorted(workdir.glob("pairs/*.parquet")), summaries),
-        "examples": summary.examples,
-        "formats": dict(sorted({**rows, **counts.rows}.items())),
-        "dropped": counts.dropped,
-        "funnel": build_funnel(summaries, sum(summary.examples.values()), counts),
-        "stages": stages,
-    }
-    manifest = build_manifest(config, version=summary.version, parent=summary.parent, parts=parts, files=[])
-    for relative, png in render_plots(examples, sorted(workdir.glob("passages/*.parquet"))).items():
+    writer: VersionWriter, config: RunConfig, inputs: ExportInputs, output: Workdir, store: Store, version: int,
+    stats: StageStats,
+) -> None:  # fmt: skip
+    """Fill a staging folder: segments, plots, card, delta, and the manifest (hashes of everything else) last."""
+    plan = inputs.plan
+    counts = FormatCounts()
+    segments: list[dict[str, Any]] = []
+    if plan.parent is not None:
+        parent_path = store.path(config.name, plan.parent)
+        parent_files = {f["path"]: f for f in read_manifest(store, config.name, plan.parent)["files"]}
+        for segment in plan.carried:
+            share_segment(store, parent_path, segment, writer, parent_files)
+            segments.append(segment)
+    shard_plans = {s.shard.key: s for s in plan.todo}
+    for key in plan.keys:
+        segments.append(write_new_segment(config, shard_plans[key], output, writer, counts, version))
+    local = _local_files(store, config, plan, output)
+    examples, passages = local("data/examples"), local("data/passages")
+    for relative, png in render_plots(examples, passages).items():
         writer.write_bytes(relative, png)
+    delta = write_delta(writer, examples, _parent_examples(store, config, plan, output), plan.parent)
+    stats.details.update(new_segments=len(plan.keys), carried_segments=len(plan.carried), delta=delta,
+                         formats=counts.rows, format_drops=counts.dropped)  # fmt: skip
+    funnel = [s.to_dict() for s in [*inputs.funnel, stats]]
+    parts = {
+        "segments": segments,
+        "examples": _sum_kinds(segments),
+        "delta": delta,
+        "generation": generation_info(local("data/pairs"), inputs.funnel),
+        "formats": _formats(segments),
+        "dropped": counts.dropped,
+        "funnel": funnel,
+    }
+    manifest = build_manifest(config, version=version, parent=plan.parent, parts=parts, files=[])
     sample = sample_examples(examples, config.export.card_examples, config.export.seed)
     writer.write_text("README.md", render_card(manifest, sample, config.export.card_text_chars))
     writer.check_complete()
     manifest["files"] = writer.listing()
     writer.fs.pipe(writer.path(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
-    summary.files = [f["path"] for f in manifest["files"]] + [MANIFEST]
-    summary.dropped = counts.dropped
+
+
+def write_delta(
+    writer: VersionWriter, examples: list[Path], parent_examples: list[Path], parent: int | None
+) -> dict[str, Any]:
+    """The examples added and removed against the parent, by pair id (``delta/added.parquet``, ``removed``)."""
+    now, before = _pair_ids(examples), _pair_ids(parent_examples)
+    added, removed = sorted(now - before), sorted(set(before) - now)
+    for name, ids in (("added", added), ("removed", removed)):
+        with writer.open(f"delta/{name}.parquet") as handle:
+            pq.write_table(pa.table({"pair_id": pa.array(ids, type=pa.string())}), handle)
+    return {"parent": parent, "added": len(added), "removed": len(removed)}
+
+
+def why_empty(funnel: list[StageStats]) -> str:
+    """One line: the first stage that let nothing through, with its drop reasons."""
+    for stats in funnel:
+        if stats.output == 0 and stats.input > 0:
+            reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
+            return f"0 {stats.unit.split(' → ')[-1]} survived {stats.stage} ({reasons or 'no reason recorded'})"
+    return "no input produced an example"
 
 
 def version_url(store: Store, dataset: str, version: int) -> str:
     """Where a version is, as a user passes it on: a plain path on the local disk, else a URL (s3://...)."""
     path = store.path(dataset, version)
-    return path if isinstance(store.fs, LocalFileSystem) else str(store.fs.unstrip_protocol(path))
+    return path if store.local else str(store.fs.unstrip_protocol(path))
 
 
-def count_by_kind(examples: Path) -> dict[str, int]:
-    """Examples per kind (``qp``, ``sp``, ``human``)."""
-    if not examples.is_file():
-        return {}
-    counts = pc.value_counts(pq.read_table(examples, columns=["kind"])["kind"]).to_pylist()
-    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}
+def _examples(output: Workdir, key: str) -> list[Path]:
+    from pairforge.workdir import shard_files
+
+    return shard_files(output.examples, key)
 
 
-def merge_watermarks(earlier: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The parent's covered shards plus this run's, one entry per sha256 (the first path seen)."""
-    merged: dict[str, dict[str, Any]] = {}
-    for entry in [*earlier, *new]:
-        merged.setdefault(entry["sha256"], entry)
-    return list(merged.values())
+def _local_files(store: Store, config: RunConfig, plan: RunPlan, output: Workdir) -> Any:
+    """``files(folder)``: the version's files of a data folder as local paths (this run's from the workdir, the
+    carried ones from the parent on a local store, else fetched once into the workdir)."""
+    from pairforge.export.segments import DATA
+    from pairforge.workdir import shard_files
+
+    parent = fetch_version(store, config.name, plan.parent, output) if plan.parent is not None else None
+
+    def files(folder: str) -> list[Path]:
+        found = []
+        for segment in plan.carried:
+            assert parent is not None
+            found += [parent / f for f in segment["files"] if f.startswith(f"{folder}/") and f.endswith(".parquet")]
+        for key in plan.keys:
+            found += shard_files(getattr(output, DATA[folder]), key)
+        return found
+
+    return files
 
 
-def read_watermark(store_url: str, dataset: str) -> set[str]:
-    """The sha256 of every input shard the latest version covers (empty before the first version): what the
-    next incremental ingest skips."""
-    store = Store(store_url)
-    latest = store.latest(dataset)
-    if latest is None:
-        return set()
-    return {entry["sha256"] for entry in read_manifest(store, dataset, latest).get("watermark", [])}
+def _parent_examples(store: Store, config: RunConfig, plan: RunPlan, output: Workdir) -> list[Path]:
+    if plan.parent is None:
+        return []
+    folder = fetch_version(store, config.name, plan.parent, output)
+    return sorted((folder / "data" / "examples").glob("*.parquet"))
+
+
+def _pair_ids(files: list[Path]) -> set[str]:
+    ids: set[str] = set()
+    for path in files:
+        ids.update(pq.read_table(path, columns=["pair_id"])["pair_id"].to_pylist())
+    return ids
+
+
+def _sum_kinds(segments: list[dict[str, Any]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for segment in segments:
+        for kind, n in segment["examples"].items():
+            total[kind] = total.get(kind, 0) + n
+    return dict(sorted(total.items()))
+
+
+def _formats(segments: list[dict[str, Any]]) -> dict[str, int]:
+    """Rows per data and format file of the version (each segment's entry records its own)."""
+    return dict(sorted((path, n) for segment in segments for path, n in segment.get("rows", {}).items()))

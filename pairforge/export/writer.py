@@ -83,6 +83,13 @@ class VersionWriter:
         for path in sorted(p for p in local.rglob("*") if p.is_file()):
             self.put_file(f"{relative}/{path.relative_to(local).as_posix()}", path)
 
+    def record(self, relative: str, meta: dict[str, Any]) -> None:
+        """Record a file placed in the folder by other means (shared from a parent version) with its known size
+        and sha256."""
+        if relative in self.files:
+            raise ValueError(f"{relative}: written twice")
+        self.files[relative] = {"bytes": meta["bytes"], "sha256": meta["sha256"]}
+
     def listing(self) -> list[dict[str, Any]]:
         """``[{path, bytes, sha256}]`` of every file written, sorted by path."""
         return [{"path": rel, **meta} for rel, meta in sorted(self.files.items())]

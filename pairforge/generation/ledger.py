@@ -1,20 +1,25 @@
-"""The generation ledger: one row per LLM request, keyed by what determines its output.
+"""The generation ledger: one row per answered LLM request, keyed by what determines its output.
 
-SQLite in WAL mode: each chunk of completions is committed in one transaction, so a killed run loses at
-most the chunk in flight, and a rerun sends only the keys the ledger does not hold.
+Sixteen SQLite files in WAL mode, one per first hex digit of the key, so send tasks that own different buckets never
+contend, and a bucket lock (``lock_buckets``) makes two processes on one workdir take turns instead of sending the
+same missing requests. Results are committed in small batches: a killed run loses at most the batch in flight,
+and a rerun sends only the keys the ledger does not hold. A request that failed in the backend is never written.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+BUCKETS = 16
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
     key TEXT PRIMARY KEY,
@@ -38,7 +43,7 @@ def request_key(
     prompt_sha256: str, model: str, sampling: dict[str, Any], passage_text: str, extra: dict[str, Any] | None = None
 ) -> str:
     """sha256 over the template, the model, the sampling parameters, the passage and any other input
-    that changes what is asked (the answer schema, the item count)."""
+    that changes what is asked (the answer schema, the item count, the target)."""
     material = json.dumps(
         {"prompt": prompt_sha256, "model": model, "sampling": sampling, "passage": passage_text, **(extra or {})},
         sort_keys=True,
@@ -46,6 +51,11 @@ def request_key(
         separators=(",", ":"),
     )
     return hashlib.sha256(material.encode()).hexdigest()
+
+
+def bucket_of(key: str) -> int:
+    """The ledger bucket of a request key (its first hex digit)."""
+    return int(key[0], 16)
 
 
 @dataclass(slots=True)
@@ -68,78 +78,85 @@ class LedgerRow:
 
 
 class Ledger:
-    """Append-only store of completed requests (a key is written once; later writes of it are ignored)."""
+    """Append-only store of completed requests under ``folder`` (a key is written once; later writes are ignored)."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process kill
-        self._db.execute(_SCHEMA)
-        self._db.commit()
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self._dbs: dict[int, sqlite3.Connection] = {}
+
+    def _db(self, bucket: int) -> sqlite3.Connection:
+        if bucket not in self._dbs:
+            db = sqlite3.connect(self.folder / f"bucket-{bucket:x}.sqlite", timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process kill
+            db.execute(_SCHEMA)
+            db.commit()
+            self._dbs[bucket] = db
+        return self._dbs[bucket]
 
     def missing(self, keys: Iterable[str]) -> list[str]:
         """The keys not yet in the ledger, in the order given."""
         keys = list(keys)
         have: set[str] = set()
-        for i in range(0, len(keys), 500):
-            batch = keys[i : i + 500]
+        for bucket, batch in _by_bucket(keys):
             marks = ",".join("?" * len(batch))
-            have.update(r[0] for r in self._db.execute(f"SELECT key FROM requests WHERE key IN ({marks})", batch))
+            rows = self._db(bucket).execute(f"SELECT key FROM requests WHERE key IN ({marks})", batch)
+            have.update(r[0] for r in rows)
         return [k for k in keys if k not in have]
 
     def add(self, rows: Iterable[LedgerRow]) -> None:
-        """Store completed requests in one transaction."""
+        """Store completed requests, one transaction per bucket."""
         now = time.time()
-        with self._db:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        r.key,
-                        r.kind,
-                        r.passage_id,
-                        r.prompt_id,
-                        r.prompt_sha256,
-                        r.model,
-                        json.dumps(r.sampling, sort_keys=True),
-                        json.dumps(r.outputs, ensure_ascii=False),
-                        json.dumps(r.finish_reasons),
-                        r.tokens_in,
-                        r.tokens_out,
-                        r.run_id,
-                        r.created_at or now,
-                    )
-                    for r in rows
-                ],
-            )
+        grouped: dict[int, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            grouped.setdefault(bucket_of(r.key), []).append(
+                (r.key, r.kind, r.passage_id, r.prompt_id, r.prompt_sha256, r.model,
+                 json.dumps(r.sampling, sort_keys=True), json.dumps(r.outputs, ensure_ascii=False),
+                 json.dumps(r.finish_reasons), r.tokens_in, r.tokens_out, r.run_id, r.created_at or now)
+            )  # fmt: skip
+        for bucket, values in grouped.items():
+            db = self._db(bucket)
+            with db:
+                db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
 
     def get(self, keys: Iterable[str]) -> Iterator[LedgerRow]:
         """The stored rows for ``keys`` (missing keys are skipped)."""
-        keys = list(keys)
-        for i in range(0, len(keys), 500):
-            batch = keys[i : i + 500]
+        for bucket, batch in _by_bucket(list(keys)):
             marks = ",".join("?" * len(batch))
-            for r in self._db.execute(f"SELECT * FROM requests WHERE key IN ({marks})", batch):
-                yield LedgerRow(
-                    r[0],
-                    r[1],
-                    r[2],
-                    r[3],
-                    r[4],
-                    r[5],
-                    json.loads(r[6]),
-                    json.loads(r[7]),
-                    json.loads(r[8]),
-                    r[9],
-                    r[10],
-                    r[11],
-                    r[12],
-                )
+            for r in self._db(bucket).execute(f"SELECT * FROM requests WHERE key IN ({marks})", batch):
+                yield LedgerRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]),
+                                json.loads(r[8]), r[9], r[10], r[11], r[12])  # fmt: skip
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+        """Rows in every bucket."""
+        total = 0
+        for path in sorted(self.folder.glob("bucket-*.sqlite")):
+            total += self._db(int(path.stem.split("-")[1], 16)).execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+        return total
 
     def close(self) -> None:
-        self._db.close()
+        for db in self._dbs.values():
+            db.close()
+        self._dbs.clear()
+
+
+@contextmanager
+def lock_buckets(folder: Path, buckets: Iterable[int]) -> Iterator[None]:
+    """Hold the send lock of ``buckets`` (blocking): one process at a time sends a bucket's missing requests."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        for bucket in sorted(set(buckets)):  # a fixed order: two lockers of overlapping sets cannot deadlock
+            handle = stack.enter_context((folder / f"bucket-{bucket:x}.lock").open("a"))
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
+        yield
+
+
+def _by_bucket(keys: list[str], size: int = 500) -> Iterator[tuple[int, list[str]]]:
+    grouped: dict[int, list[str]] = {}
+    for key in keys:
+        grouped.setdefault(bucket_of(key), []).append(key)
+    for bucket, members in sorted(grouped.items()):
+        for i in range(0, len(members), size):
+            yield bucket, members[i : i + size]

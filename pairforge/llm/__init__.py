@@ -8,16 +8,18 @@ from pairforge.llm.base import Backend, ChatRequest, Completion
 __all__ = ["Backend", "ChatRequest", "Completion", "create_backend"]
 
 
-def create_backend(config: GenerateConfig, model_path: str) -> Backend:
-    """The backend ``config.backend`` names, for the model at ``model_path`` (a folder or a hub id)."""
+def create_backend(config: GenerateConfig, model_path: str, endpoint: int = 0) -> Backend:
+    """The backend ``config.backend`` names, for the model at ``model_path`` (a folder or a hub id); with several
+    OpenAI-compatible endpoints, the one numbered ``endpoint`` (modulo their count)."""
     if config.backend == "vllm":
         from pairforge.llm.vllm_backend import VllmBackend
 
         return VllmBackend(config, model_path)
     if config.backend == "openai":
-        from pairforge.llm.openai_backend import OpenAIBackend
+        from pairforge.llm.openai_backend import OpenAIBackend, endpoints
 
-        return OpenAIBackend(config, config.served_model_name or model_path)
+        urls = endpoints(config)
+        return OpenAIBackend(config, config.served_model_name or model_path, urls[endpoint % len(urls)])
     from pairforge.llm.transformers_backend import TransformersBackend
 
     return TransformersBackend(config, model_path)

@@ -1,8 +1,14 @@
-"""The one interface every LLM backend implements: a batch of chat requests in, completions out."""
+"""The one interface every LLM backend implements: requests in, completions out, continuously.
+
+``stream`` keeps a bounded window of requests in flight and hands each completion to ``on_done`` as soon as it
+is finished, pulling the next request from the iterable meanwhile, so there is no barrier at batch ends and the
+caller commits results in small batches while the engine keeps working.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,12 +34,37 @@ class Completion:
     error: str | None = None
 
 
+DoneFn = Callable[[Completion], None]
+
+
 class Backend(Protocol):
-    """A batch LLM. ``generate`` returns one Completion per request, in order; it never raises for one bad
-    request (that request's Completion carries ``error``)."""
+    """An LLM. ``stream`` calls ``on_done`` once per request, in completion order; it never raises for one bad
+    request (that request's Completion carries ``error``). ``generate`` is the same for a list, in order."""
 
     name: str
+
+    def stream(self, requests: Iterable[ChatRequest], on_done: DoneFn) -> None: ...
 
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]: ...
 
     def close(self) -> None: ...
+
+
+def collect(backend: Backend, requests: Sequence[ChatRequest]) -> list[Completion]:
+    """``backend.stream`` over ``requests``, the completions back in request order."""
+    done: dict[str, Completion] = {}
+    backend.stream(requests, lambda c: done.__setitem__(c.key, c))
+    return [done[r.key] for r in requests]
+
+
+def stream_in_batches(
+    run_batch: Callable[[Sequence[ChatRequest]], list[Completion]],
+    requests: Iterable[ChatRequest],
+    on_done: DoneFn,
+    size: int,
+) -> None:
+    """For engines that only take whole batches: ``size`` requests at a time."""
+    iterator = iter(requests)
+    while batch := list(itertools.islice(iterator, size)):
+        for completion in run_batch(batch):
+            on_done(completion)

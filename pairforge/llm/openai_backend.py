@@ -7,11 +7,11 @@ import asyncio
 import json
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pairforge.config import GenerateConfig
-from pairforge.llm.base import ChatRequest, Completion
+from pairforge.llm.base import ChatRequest, Completion, DoneFn, collect
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -22,26 +22,49 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, config: GenerateConfig, model_name: str) -> None:
+    def __init__(self, config: GenerateConfig, model_name: str, base_url: str | None = None) -> None:
         self.config = config
         self.model_name = model_name
+        self.base_url = base_url or endpoints(config)[0]
         self.retries = 0  # retries made, over the backend's life: bounded by max_retries per request
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        return asyncio.run(self._generate_all(requests))
+    def stream(self, requests: Iterable[ChatRequest], on_done: DoneFn) -> None:
+        asyncio.run(self._stream(requests, on_done))
 
-    async def _generate_all(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        return collect(self, requests)
+
+    async def _stream(self, requests: Iterable[ChatRequest], on_done: DoneFn) -> None:
+        """One event loop for the whole stream: ``concurrency`` requests on the wire, twice that many in flight
+        (some wait out a retry's backoff), the next one started the moment one finishes."""
         from openai import AsyncOpenAI
 
         o = self.config.openai
         # The SDK's own retries are off: ours are counted and bounded the same way for every error kind.
         client = AsyncOpenAI(
-            base_url=o.base_url, api_key=os.environ.get(o.api_key_env) or "EMPTY", timeout=o.timeout_s, max_retries=0
-        )
+            base_url=self.base_url, api_key=os.environ.get(o.api_key_env) or "EMPTY", timeout=o.timeout_s,
+            max_retries=0,
+        )  # fmt: skip
         gate = asyncio.Semaphore(o.concurrency)
+        source = iter(requests)
+        in_flight: set[asyncio.Task[Completion]] = set()
+        exhausted = False
         try:
-            return list(await asyncio.gather(*(self._one(client, gate, r) for r in requests)))
+            while True:
+                while not exhausted and len(in_flight) < 2 * o.concurrency:
+                    request = next(source, None)
+                    if request is None:
+                        exhausted = True
+                        break
+                    in_flight.add(asyncio.create_task(self._one(client, gate, request)))
+                if not in_flight:
+                    return
+                finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    on_done(task.result())
         finally:
+            for task in in_flight:
+                task.cancel()
             await client.close()
 
     async def _one(self, client: Any, gate: asyncio.Semaphore, request: ChatRequest) -> Completion:
@@ -125,3 +148,9 @@ def _read_choices(response: Any) -> tuple[list[str], list[str]] | None:
 def _count(usage: Any, name: str) -> int:
     value = getattr(usage, name, 0)
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def endpoints(config: GenerateConfig) -> list[str]:
+    """The configured OpenAI-compatible endpoints (``base_url`` may be one URL or a list)."""
+    urls = config.openai.base_url
+    return [urls] if isinstance(urls, str) else list(urls)

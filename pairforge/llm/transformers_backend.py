@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from pairforge.config import GenerateConfig
-from pairforge.llm.base import ChatRequest, Completion
+from pairforge.llm.base import ChatRequest, Completion, DoneFn, collect, stream_in_batches
 
 
 class TransformersBackend:
@@ -30,12 +30,11 @@ class TransformersBackend:
         self.model: Any = model.to(self.device)
         self.model.eval()
 
+    def stream(self, requests: Iterable[ChatRequest], on_done: DoneFn) -> None:
+        stream_in_batches(self._batch, requests, on_done, self.config.transformers.batch_size)
+
     def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
-        size = self.config.transformers.batch_size
-        done: list[Completion] = []
-        for i in range(0, len(requests), size):
-            done.extend(self._batch(requests[i : i + size]))
-        return done
+        return collect(self, requests)
 
     def _batch(self, requests: Sequence[ChatRequest]) -> list[Completion]:
         s = self.config.sampling

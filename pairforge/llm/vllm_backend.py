@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pairforge.config import GenerateConfig
-from pairforge.llm.base import ChatRequest, Completion
+from pairforge.llm.base import ChatRequest, Completion, DoneFn, collect
 
 
 class VllmBackend:
-    """Continuous batching over each chunk of requests, structured JSON output, prefix caching."""
+    """Continuous batching with continuous submission, structured JSON output, prefix caching."""
 
     name = "vllm"
 
@@ -49,30 +49,44 @@ class VllmBackend:
         text = self.tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+    def stream(self, requests: Iterable[ChatRequest], on_done: DoneFn) -> None:
+        """Continuous submission: up to ``generate.chunk_size`` requests in the engine at once; a new one is added
+        as soon as one finishes, so the engine's batch never drains between chunks."""
         from vllm.inputs import TokensPrompt
 
-        results: dict[str, Completion] = {}
-        prompts, params, sent = [], [], []
-        for r in requests:
-            ids = self.prompt_ids(r)
-            # vLLM rejects the whole batch for one over-long prompt; refuse just that request instead.
-            if len(ids) + self.config.sampling.max_tokens > self.max_model_len:
-                results[r.key] = Completion(r.key, [], [], len(ids), 0, error="prompt_too_long")
-                continue
-            prompts.append(TokensPrompt(prompt_token_ids=ids))
-            params.append(self.sampling_params(r.schema))
-            sent.append(r)
-        outputs = self.llm.generate(prompts, params, use_tqdm=False) if prompts else []
-        for r, out in zip(sent, outputs, strict=True):
-            results[r.key] = Completion(
-                key=r.key,
-                outputs=[c.text for c in out.outputs],
-                finish_reasons=[str(c.finish_reason) for c in out.outputs],
-                tokens_in=len(out.prompt_token_ids or []),
-                tokens_out=sum(len(c.token_ids) for c in out.outputs),
-            )
-        return [results[r.key] for r in requests]
+        window = self.config.chunk_size
+        pending: dict[str, ChatRequest] = {}
+        source = iter(requests)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < window:
+                request = next(source, None)
+                if request is None:
+                    exhausted = True
+                    break
+                ids = self.prompt_ids(request)
+                # vLLM rejects a whole batch for one over-long prompt; refuse just that request instead.
+                if len(ids) + self.config.sampling.max_tokens > self.max_model_len:
+                    on_done(Completion(request.key, [], [], len(ids), 0, error="prompt_too_long"))
+                    continue
+                params = self.sampling_params(request.schema)
+                (request_id,) = self.llm.enqueue([TokensPrompt(prompt_token_ids=ids)], [params], use_tqdm=False)
+                pending[request_id] = request
+            if not pending:
+                return
+            for out in self.llm.llm_engine.step():
+                if out.finished:
+                    request = pending.pop(out.request_id)
+                    on_done(Completion(
+                        key=request.key,
+                        outputs=[c.text for c in out.outputs],
+                        finish_reasons=[str(c.finish_reason) for c in out.outputs],
+                        tokens_in=len(out.prompt_token_ids or []),
+                        tokens_out=sum(len(c.token_ids) for c in out.outputs),
+                    ))  # fmt: skip
+
+    def generate(self, requests: Sequence[ChatRequest]) -> list[Completion]:
+        return collect(self, requests)
 
     def close(self) -> None:
         """Stop the engine's processes now (left to interpreter exit, their shutdown can hang)."""

@@ -7,19 +7,27 @@ false negatives among them: the gold paragraph itself, a near-duplicate of it, o
 
 from __future__ import annotations
 
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from pairforge.config import MineConfig, SquadCorpus
+from pairforge.config import MineConfig, RunConfig, SquadCorpus
 from pairforge.corpora import read_shard
-from pairforge.minhash import char_shingles
-from pairforge.negatives.mine import mine_candidates, select_examples
+from pairforge.dedup.minhash import char_shingles
+from pairforge.negatives.examples import select_examples
+from pairforge.negatives.index import index_passages
+from pairforge.negatives.mine import mine_candidates
+from pairforge.pool import Pool
 from pairforge.records import Document, HumanPair
 from pairforge.text import normalize_text
+from pairforge.workdir import Workdir
 
 
 @dataclass
@@ -92,7 +100,8 @@ def evaluate_retrieval(squad_file: Path, *, t2s: bool = False, config: MineConfi
     recalls = {}
     for retriever in ("bm25", "dense") if config.dense_model else ("bm25",):
         policy = config.model_copy(update={"retriever": retriever, "range_max": 10})
-        rows = mine_candidates(_pairs(data), _ids(data), data.passages, policy)
+        with _indexed(data, policy) as (pool, run, workdir):
+            rows = mine_candidates(_pairs(data), pool, run, workdir)
         ranks = np.array([_rank(row[f"{retriever}_ids"], str(g)) for row, g in zip(rows, data.gold, strict=True)])
         recalls[retriever] = {f"recall_at_{k}": round(float((ranks < k).mean()), 4) for k in (1, 5, 10)}
     return RetrievalReport(
@@ -112,9 +121,9 @@ def evaluate_negatives(squad_file: Path, *, t2s: bool = False, config: MineConfi
     started = time.perf_counter()
     config = config or MineConfig()
     data = load_squad(squad_file, t2s=t2s)
-    ids = _ids(data)
-    candidates = mine_candidates(_pairs(data), ids, data.passages, config)
-    examples, summary = select_examples(candidates, ids, data.passages, config)
+    with _indexed(data, config) as (pool, run, workdir):
+        candidates = mine_candidates(_pairs(data), pool, run, workdir)
+        examples, summary = select_examples(candidates, pool, config, _no_repeats())
     gold = near = answer = 0
     for example, g, answers in zip(examples, data.gold, data.answers, strict=True):
         gold_grams = set(char_shingles(data.passages[g], 5))
@@ -126,13 +135,29 @@ def evaluate_negatives(squad_file: Path, *, t2s: bool = False, config: MineConfi
     return NegativesReport(
         queries=len(data.questions),
         passages=len(data.passages),
-        negatives=summary.negatives,
+        negatives=summary["negatives"],
         gold_as_negative=gold,
         near_dup_as_negative=near,
         answer_in_negative=answer,
-        shortfall=summary.shortfall,
+        shortfall=summary["shortfall"],
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+@contextmanager
+def _indexed(data: SquadSet, mine: MineConfig) -> Iterator[tuple[Pool, RunConfig, Workdir]]:
+    """The file's paragraphs as a pool with its indexes, in a temporary workdir."""
+    with tempfile.TemporaryDirectory(prefix="pairforge-eval-") as tmp:
+        run = RunConfig.model_validate({"workdir": tmp, "corpora": [{"format": "squad", "path": tmp}]})
+        run = run.model_copy(update={"mine": mine})
+        workdir = Workdir(tmp)
+        yield index_passages(run, _ids(data), data.passages, workdir), run, workdir
+
+
+def _no_repeats() -> pa.Table:
+    """Every question of a SQuAD file is its own query row: nothing repeats beyond the rows themselves."""
+    return pa.table({"query": pa.array([], pa.string()), "positive_id": pa.array([], pa.string()),
+                     "positive": pa.array([], pa.string())})  # fmt: skip
 
 
 def _rank(ids: list[str], gold: str) -> int:

@@ -1,211 +1,157 @@
-"""``pairforge mine``: BM25 and/or dense candidates for every pair, stored in full with their scores
-(``workdir/candidates/candidates.parquet``), then positive-aware selection into training examples
-(``workdir/examples/examples.parquet``). ``pairforge reselect`` re-runs only the second half."""
+"""The mine stage: for every pair of an input shard (the generated pairs kept by ``dedup-pairs`` and the shard's
+human positive training pairs), the top ``mine.range_max`` pool passages by BM25 and/or a dense retriever, with
+their scores and the query's score for its own positive, stored in full (``mine/candidates``: "mine once, select
+many"). ``select`` then chooses negatives from them."""
 
 from __future__ import annotations
 
-import json
+import functools
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pairforge.config import MineConfig, RunConfig
-from pairforge.minhash import estimate_jaccard, signatures
-from pairforge.negatives.analyze import analyze
+from pairforge.config import RunConfig
+from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.bm25 import BM25Index
-from pairforge.negatives.select import MineSummary, select_all
+from pairforge.pool import Pool
+from pairforge.records import CANDIDATE_SCHEMA
+from pairforge.shards import ShardWriter, read_shard_table
+from pairforge.stages import get_stage, stage_settings
+from pairforge.stats import StageStats, combine
+from pairforge.workdir import ALL, Workdir, shard_files, task_key
 
-CANDIDATES = "candidates/candidates.parquet"
-EXAMPLES = "examples/examples.parquet"
-MINED_WITH = ("retriever", "range_max", "analyzer", "dense_model")  # what a reselect policy may not change
+STAGE = "mine"
+UNIT = get_stage(STAGE).unit
+RETRIEVERS = ("bm25", "dense")
 
 
-def run_mine(config: RunConfig) -> MineSummary:
-    """Mine candidates for the workdir's pairs against its passages, store them, and select negatives."""
+@dataclass(frozen=True)
+class MineInputs:
+    """The input shards whose pairs to mine for (the pool and its indexes come from the index stage)."""
+
+    shards: list[str]
+
+
+def run_mine(
+    config: RunConfig, inputs: MineInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+) -> StageStats:
+    """Candidates for every pair of every input shard."""
     started = time.perf_counter()
-    workdir = Path(config.workdir)
-    pairs = read_pairs(workdir)
-    pool = pq.read_table(sorted((workdir / "passages").glob("*.parquet")), columns=["id", "text"])
-    pool_ids, pool_texts = pool["id"].to_pylist(), pool["text"].to_pylist()
-    candidates = mine_candidates(pairs, pool_ids, pool_texts, config.mine, workdir / "embeddings.sqlite")
-    table = pa.Table.from_pylist(candidates).replace_schema_metadata(
-        {"pairforge.mined_with": json.dumps({k: getattr(config.mine, k) for k in MINED_WITH})}
-    )
-    (workdir / "candidates").mkdir(exist_ok=True)
-    pq.write_table(table, workdir / CANDIDATES)
-    summary = write_examples(candidates, pool_ids, pool_texts, config.mine, workdir)
-    summary.seconds = round(time.perf_counter() - started, 3)
-    (workdir / "mine_summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
-    return summary
+    run = functools.partial(mine_shard, config, output, output.key_of("index", ALL), fresh)
+    stats = combine(STAGE, UNIT, map_shards(STAGE, run, inputs.shards), time.perf_counter() - started)
+    stats.details["mined_with"] = {k.split(".", 1)[1]: v for k, v in stage_settings(config, STAGE).items()}
+    stats.save(output.stats(STAGE))
+    return stats
 
 
-def read_pairs(workdir: Path) -> list[dict[str, Any]]:
-    """Generated pairs (``pairs/``) and human positive training pairs (``human_pairs/``) to mine for:
-    ``pair_id, kind, query, positive_id`` (None when the positive is not a pool passage), ``positive``."""
+def read_queries(output: Workdir, shard: str) -> list[dict[str, Any]]:
+    """The shard's pairs to mine for: ``pair_id, kind, query, positive_id`` (None when the positive is not a pool
+    passage), ``positive`` (its text) and ``answers`` (for the answer guard)."""
     out = []
-    for path in sorted((workdir / "pairs").glob("*.parquet")):
-        for p in pq.read_table(path).to_pylist():
-            answers = [p["evidence"]] if p.get("evidence") else []
-            out.append(_pair(p["id"], p["kind"], p["query"], p["passage_id"], p["positive"], answers))
-    for path in sorted((workdir / "human_pairs").glob("*.parquet")):
-        for h in pq.read_table(path).to_pylist():
+    if shard_files(output.pairs, shard):
+        for p in read_shard_table(output.pairs, shard, ["id", "kind", "query", "passage_id", "positive",
+                                                        "evidence"]).to_pylist():  # fmt: skip
+            out.append(_query(p["id"], p["kind"], p["query"], p["passage_id"], p["positive"],
+                              [p["evidence"]] if p["evidence"] else []))  # fmt: skip
+    if shard_files(output.human_pairs, shard):
+        for h in read_shard_table(output.human_pairs, shard).to_pylist():
             if h["kind"] == "positive" and h["role"] == "train":
-                out.append(_pair(h["id"], "human", h["text1"], None, h["text2"], h.get("answers") or []))
+                out.append(_query(h["id"], "human", h["text1"], None, h["text2"], h.get("answers") or []))
     return out
 
 
-def _pair(
-    pair_id: str, kind: str, query: str, positive_id: str | None, positive: str, answers: list[str]
-) -> dict[str, Any]:
+def _query(pair_id: str, kind: str, query: str, positive_id: str | None, positive: str, answers: list[str]) -> dict:
     return {"pair_id": pair_id, "kind": kind, "query": query, "positive_id": positive_id, "positive": positive,
             "answers": answers}  # fmt: skip
 
 
-def mine_candidates(
-    pairs: Sequence[dict[str, Any]],
-    pool_ids: Sequence[str],
-    pool_texts: Sequence[str],
-    config: MineConfig,
-    cache: Path | None = None,
-) -> list[dict[str, Any]]:
-    """One candidate row per pair: for each configured retriever the top ``range_max`` pool ids, their
-    scores, and the query's score for its own positive."""
-    by_text = {text: pid for pid, text in zip(pool_ids, pool_texts, strict=True)}
-    rows = [
-        {
-            "pair_id": p["pair_id"],
-            "kind": p["kind"],
-            "query": p["query"],
-            "positive_id": p["positive_id"] or by_text.get(p["positive"]),
-        }
-        for p in pairs
+def mine_shard(config: RunConfig, output: Workdir, index_key: str, fresh: bool, shard: str) -> StageStats:
+    """One shard's candidate rows."""
+    upstream = [
+        output.key_of(s, shard) if output.done(s, shard).is_file() else None for s in ("dedup-pairs", "ingest")
     ]
-    for row, p in zip(rows, pairs, strict=True):  # a positive outside the pool is kept as text
-        row["positive"] = None if row["positive_id"] else p["positive"]
-        row["answers"] = p.get("answers") or []
-    position = {pid: i for i, pid in enumerate(pool_ids)}
-    own_at = [position.get(r["positive_id"]) for r in rows]
+    key = task_key(STAGE, upstream, index_key, stage_settings(config, STAGE))
+    done = None if fresh else output.finished(STAGE, shard, key)
+    if done is not None:
+        return done
+    output.forget(STAGE, shard)
+    pairs = read_queries(output, shard)
+    rows = mine_candidates(pairs, Pool(output.pool), config, output)
+    writer = ShardWriter(output.candidates, shard, CANDIDATE_SCHEMA, config.ingest.shard_rows)
+    for row in rows:
+        writer.add(row)
+    writer.close()
+    stats = StageStats(STAGE, UNIT, input=len(pairs), output=len(rows))
+    for source in RETRIEVERS:
+        if rows and rows[0][f"{source}_ids"] is not None:
+            stats.details[f"{source}_candidates"] = sum(len(r[f"{source}_ids"]) for r in rows)
+    output.mark_done(STAGE, shard, key, stats)
+    return stats
+
+
+def mine_candidates(
+    pairs: Sequence[dict[str, Any]], pool: Pool, config: RunConfig, output: Workdir
+) -> list[dict[str, Any]]:
+    """One candidate row per pair: for each configured retriever the top ``range_max`` pool ids, their scores, and
+    the query's score for its own positive (BM25 keeps only passages it retrieves: score above 0)."""
+    at = pool.positions([p["positive_id"] for p in pairs])
+    by_text = pool.positions_of_texts([p["positive"] if p["positive_id"] is None else None for p in pairs])
+    at = np.where(at >= 0, at, by_text)  # a human positive that is a pool passage counts as that passage
+    rows = []
+    for p, position in zip(pairs, at.tolist(), strict=True):
+        inside = position >= 0
+        rows.append({"pair_id": p["pair_id"], "kind": p["kind"], "query": p["query"],
+                     "positive_id": pool.id(position) if inside else None,
+                     "positive": None if inside else p["positive"], "answers": p["answers"]})  # fmt: skip
     queries = [p["query"] for p in pairs]
-    results: dict[str, tuple[np.ndarray, np.ndarray, list[float | None]]] = {}
-    if config.retriever in ("bm25", "both"):
-        results["bm25"] = _mine_bm25(queries, pool_texts, own_at, config)
-    if config.retriever in ("dense", "both"):
-        results["dense"] = _mine_dense(queries, pool_texts, own_at, config, cache)
-    for source in ("bm25", "dense"):
-        if source not in results:
+    mine = config.mine
+    for source in RETRIEVERS:
+        wanted = mine.retriever in (source, "both")
+        if not wanted or not pairs:
             for row in rows:
                 row[f"{source}_ids"] = row[f"{source}_scores"] = row[f"{source}_positive_score"] = None
             continue
-        top, scores, own = results[source]
+        top, scores, own = (_bm25 if source == "bm25" else _dense)(queries, at, pool, config, output)
         for i, row in enumerate(rows):
             hits = [j for j in range(top.shape[1]) if top[i, j] >= 0]
-            row[f"{source}_ids"] = [pool_ids[top[i, j]] for j in hits]
+            row[f"{source}_ids"] = pool.ids([int(top[i, j]) for j in hits])
             row[f"{source}_scores"] = [float(scores[i, j]) for j in hits]
             row[f"{source}_positive_score"] = own[i]
     return rows
 
 
-def _mine_bm25(
-    queries: list[str], pool_texts: Sequence[str], own_at: list[int | None], config: MineConfig
+def _bm25(
+    queries: list[str], at: np.ndarray, pool: Pool, config: RunConfig, output: Workdir
 ) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
-    index = BM25Index(analyze(pool_texts, config.analyzer))
-    q_terms = analyze(queries, config.analyzer)
-    top, scores = index.search(q_terms, config.range_max)
-    top[scores <= 0] = -1  # BM25 did not retrieve these (no shared term): not candidates, however they rank
-    own: list[float | None] = []
-    for start in range(0, len(queries), 256):  # the positive's score: one bounded block of rows at a time
-        block = index.scores(q_terms[start : start + 256])
-        own.extend(
-            None if at is None else float(row[at]) for row, at in zip(block, own_at[start : start + 256], strict=True)
-        )
+    index = BM25Index.open(output.bm25)
+    top, scores = index.search(queries, config.mine.range_max)
+    top = np.where(scores > 0, top, -1)  # not retrieved (no shared term): not candidates, however they rank
+    own: list[float | None] = [None] * len(queries)
+    inside = np.flatnonzero(at >= 0)
+    if len(inside):
+        _, own_scores = index.rank_of([queries[i] for i in inside], at[inside])
+        for i, score in zip(inside.tolist(), own_scores.tolist(), strict=True):
+            own[i] = float(score)
     return top, scores, own
 
 
-def _mine_dense(
-    queries: list[str], pool_texts: Sequence[str], own_at: list[int | None], config: MineConfig, cache: Path | None
+def _dense(
+    queries: list[str], at: np.ndarray, pool: Pool, config: RunConfig, output: Workdir
 ) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
     from pairforge.negatives.dense import Embedder, top_k_dense, top_k_faiss
+    from pairforge.negatives.index import dense_device, open_embeddings
 
-    assert config.dense_model  # checked by MineConfig
-    embedder = Embedder(config.dense_model, batch_size=config.dense_batch_size, device=_device(config), cache=cache)
+    assert config.mine.dense_model  # checked by MineConfig
+    docs = open_embeddings(output, pool.size)
+    embedder = Embedder(config.mine.dense_model, batch_size=config.mine.dense_batch_size,
+                        device=dense_device(config), cache=output.embeddings)  # fmt: skip
     try:
-        docs, q = embedder.encode(pool_texts), embedder.encode(queries)
+        q = embedder.encode(queries)
     finally:
         embedder.close()
-    top, scores = (top_k_faiss if config.dense_index == "faiss" else top_k_dense)(q, docs, config.range_max)
-    own = [None if at is None else float(q[i] @ docs[at]) for i, at in enumerate(own_at)]
+    top, scores = (top_k_faiss if config.mine.dense_index == "faiss" else top_k_dense)(q, docs, config.mine.range_max)
+    own = [None if a < 0 else float(q[i] @ docs[a]) for i, a in enumerate(at.tolist())]
     return top, scores, own
-
-
-def _device(config: MineConfig) -> str:
-    if config.dense_device:
-        return config.dense_device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def write_examples(
-    candidates: Sequence[dict[str, Any]],
-    pool_ids: Sequence[str],
-    pool_texts: Sequence[str],
-    config: MineConfig,
-    workdir: Path,
-) -> MineSummary:
-    """Select negatives from stored candidates into ``workdir/examples/examples.parquet``."""
-    examples, summary = select_examples(candidates, pool_ids, pool_texts, config)
-    (workdir / "examples").mkdir(exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(examples), workdir / EXAMPLES)
-    return summary
-
-
-def select_examples(
-    candidates: Sequence[dict[str, Any]],
-    pool_ids: Sequence[str],
-    pool_texts: Sequence[str],
-    config: MineConfig,
-) -> tuple[list[dict[str, Any]], MineSummary]:
-    """Training examples from stored candidates: no re-encoding, no re-tokenising (MinHash of candidate
-    texts only, for the near-duplicate guard)."""
-    text_of = dict(zip(pool_ids, pool_texts, strict=True))
-    positive_text = [text_of[c["positive_id"]] if c["positive_id"] else c["positive"] for c in candidates]
-    needed = sorted({pid for c in candidates for s in ("bm25", "dense") for pid in c.get(f"{s}_ids") or []})
-    sig_of = dict(zip(needed, signatures([text_of[k] for k in needed]), strict=True)) if needed else {}
-    twins_of: dict[str, list[np.ndarray]] = {}  # query → signatures of all its positives
-    for c, sig in zip(candidates, signatures(positive_text) if candidates else [], strict=True):
-        twins_of.setdefault(c["query"], []).append(sig)
-    query_of = {c["pair_id"]: c["query"] for c in candidates}
-
-    def near_duplicate(pid: str, pair_id: str) -> bool:
-        sig = sig_of.get(pid)
-        if sig is None:
-            sig = sig_of[pid] = signatures([text_of[pid]])[0]
-        threshold = config.near_duplicate_threshold
-        return any(estimate_jaccard(sig, twin) >= threshold for twin in twins_of.get(query_of[pair_id], []))
-
-    chosen, summary = select_all(candidates, pool_ids, config, near_duplicate, text_of.__getitem__)
-    examples = [
-        {
-            "pair_id": c["pair_id"],
-            "kind": c["kind"],
-            "query": c["query"],
-            "pos": [positive],
-            "neg": [text_of[pid] for pid, _, _ in negs],
-            "pos_scores": [
-                c["bm25_positive_score"]
-                if c["bm25_positive_score"] is not None
-                else (c["dense_positive_score"] or 0.0)
-            ],
-            "neg_scores": [score for _, score, _ in negs],
-            "neg_sources": [source for _, _, source in negs],
-            "positive_id": c["positive_id"],
-            "negative_ids": [pid for pid, _, _ in negs],
-        }
-        for c, positive, negs in zip(candidates, positive_text, chosen, strict=True)
-    ]
-    return examples, summary

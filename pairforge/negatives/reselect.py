@@ -1,46 +1,34 @@
 """``pairforge reselect``: a new selection policy over stored candidates, without re-encoding or re-tokenising.
 
-``--from`` names a workdir, its ``candidates/`` folder, or a published version (``data/candidates.parquet``);
-the passages come from beside the candidates (``passages/`` or ``data/passages``), else from the workdir.
+``--from`` names a workdir (its ``mine/candidates`` and ``index/pool``) or a published version (its
+``data/candidates`` segments; the pool is rebuilt from its ``data/passages`` and ``index/passages`` without
+tokenising). The examples go to the config's workdir (``select/examples``).
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
+from typing import Any
 
-import pyarrow.parquet as pq
 import yaml
 from pydantic import ValidationError
 
 from pairforge.config import MineConfig, RunConfig
-from pairforge.negatives.mine import MINED_WITH, write_examples
-from pairforge.negatives.select import MineSummary
+from pairforge.negatives.examples import SelectInputs, run_select
+from pairforge.pool import PoolPart, build_pool
+from pairforge.stages import MINED_WITH
+from pairforge.stats import StageStats
+from pairforge.workdir import Workdir, task_key
 
 
-def run_reselect(config: RunConfig, source: Path, policy_file: Path | None = None) -> MineSummary:
+def run_reselect(config: RunConfig, source: Path, policy_file: Path | None = None) -> StageStats:
     """Select negatives from the candidates under ``source`` with ``config.mine`` updated by ``policy_file``."""
-    started = time.perf_counter()
     policy = load_policy(config.mine, policy_file)
-    candidates_file = find_candidates(source)
-    table = pq.read_table(candidates_file)
-    mined_with = json.loads((table.schema.metadata or {}).get(b"pairforge.mined_with", b"{}"))
-    for key in MINED_WITH:
-        if key in mined_with and key != "range_max" and getattr(policy, key) != mined_with[key]:
-            raise ValueError(f"{policy_file}: {key} is {getattr(policy, key)!r} but the candidates were mined "
-                             f"with {mined_with[key]!r}; run `pairforge mine` for that")  # fmt: skip
-    if policy.range_max > mined_with.get("range_max", policy.range_max):
-        raise ValueError(f"{policy_file}: range_max {policy.range_max} > the {mined_with['range_max']} candidates "
-                         "stored per query; run `pairforge mine` with a larger range_max")  # fmt: skip
-    pool = pq.read_table(_passage_files(candidates_file, Path(config.workdir)), columns=["id", "text"])
-    candidates = [_cut(row, policy.range_max) for row in table.to_pylist()]
-    summary = write_examples(
-        candidates, pool["id"].to_pylist(), pool["text"].to_pylist(), policy, Path(config.workdir)
-    )
-    summary.seconds = round(time.perf_counter() - started, 3)
-    (Path(config.workdir) / "mine_summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
-    return summary
+    output = Workdir(config.workdir)
+    inputs, mined_with = _from_version(config, source, output) if _is_version(source) else _from_workdir(source)
+    check_policy(policy, mined_with, policy_file)
+    return run_select(config.model_copy(update={"mine": policy}), inputs, output, fresh=True)
 
 
 def load_policy(base: MineConfig, policy_file: Path | None) -> MineConfig:
@@ -59,27 +47,49 @@ def load_policy(base: MineConfig, policy_file: Path | None) -> MineConfig:
         raise ValueError(f"{policy_file}: {where}: {first['msg']}") from None
 
 
-def find_candidates(source: Path) -> Path:
-    """The candidates file under a workdir, a candidates folder, a version folder, or the file itself."""
-    for path in (source, source / "candidates.parquet", source / "candidates" / "candidates.parquet",
-                 source / "data" / "candidates.parquet"):  # fmt: skip
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"{source}: no candidates.parquet here (run `pairforge mine` first)")
+def check_policy(policy: MineConfig, mined_with: dict[str, Any], policy_file: Path | None) -> None:
+    """A policy may change only the selection: the retriever, analyzer and model the candidates were mined with
+    stay, and it cannot ask for more candidates than were stored."""
+    for dotted in MINED_WITH:
+        key = dotted.split(".", 1)[1]
+        if key in mined_with and key != "range_max" and getattr(policy, key) != mined_with[key]:
+            raise ValueError(f"{policy_file}: {key} is {getattr(policy, key)!r} but the candidates were mined "
+                             f"with {mined_with[key]!r}; run `pairforge mine` for that")  # fmt: skip
+    if policy.range_max > mined_with.get("range_max", policy.range_max):
+        raise ValueError(f"{policy_file}: range_max {policy.range_max} > the {mined_with['range_max']} candidates "
+                         "stored per query; run `pairforge mine` with a larger range_max")  # fmt: skip
 
 
-def _passage_files(candidates_file: Path, workdir: Path) -> list[Path]:
-    here = candidates_file.parent
-    for folder in (here / "passages", here.parent / "passages", here / "data" / "passages", workdir / "passages"):
-        files = sorted(folder.glob("*.parquet"))
-        if files:
-            return files
-    raise FileNotFoundError(f"{candidates_file}: no passages beside it or in {workdir / 'passages'}")
+def _is_version(source: Path) -> bool:
+    return (source / "manifest.json").is_file()
 
 
-def _cut(row: dict, range_max: int) -> dict:
-    for source in ("bm25", "dense"):
-        if row.get(f"{source}_ids") is not None:
-            row[f"{source}_ids"] = row[f"{source}_ids"][:range_max]
-            row[f"{source}_scores"] = row[f"{source}_scores"][:range_max]
-    return row
+def _from_workdir(source: Path) -> tuple[SelectInputs, dict[str, Any]]:
+    workdir = Workdir(source)
+    if not workdir.stats("mine").is_file():
+        raise FileNotFoundError(f"{source}: no mined candidates here (run `pairforge mine` first)")
+    mined_with = StageStats.load(workdir.stats("mine")).details.get("mined_with", {})
+    shards = _shards(workdir.candidates)
+    upstream = task_key("reselect", str(source), [workdir.key_of("mine", s) for s in shards])
+    return SelectInputs(shards, workdir.candidates, workdir.pool, upstream), mined_with
+
+
+def _from_version(config: RunConfig, source: Path, output: Workdir) -> tuple[SelectInputs, dict[str, Any]]:
+    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+    parts = [PoolPart(s["key"], [source / f for f in s["files"] if f.startswith("data/passages/")],
+                      source / "index" / "passages" / s["key"]) for s in manifest["segments"]]  # fmt: skip
+    pool_folder = output.stage("reselect") / "pool"
+    build_pool(parts, pool_folder, config.dedup)
+    mine = manifest["config"]["mine"]
+    upstream = task_key("reselect", str(source), manifest["version"])
+    inputs = SelectInputs(_shards(source / "data" / "candidates"), source / "data" / "candidates", pool_folder,
+                          upstream)  # fmt: skip
+    return inputs, {k.split(".", 1)[1]: mine[k.split(".", 1)[1]] for k in MINED_WITH}
+
+
+def _shards(folder: Path) -> list[str]:
+    """The input-shard keys of the Parquet files in a stage folder."""
+    shards = sorted({p.name.rsplit("-", 1)[0] for p in folder.glob("*.parquet")})
+    if not shards:
+        raise FileNotFoundError(f"{folder}: no candidates here (run `pairforge mine` first)")
+    return shards

@@ -35,10 +35,24 @@ class MineSummary:
     by_source: dict[str, int] = field(default_factory=dict)
     positive_score_mean: dict[str, float] = field(default_factory=dict)
     negative_score_mean: dict[str, float] = field(default_factory=dict)
+    # sums and counts behind the means, so shards' summaries add up (``score_means``)
+    positive_score_sum: dict[str, float] = field(default_factory=dict)
+    positive_score_n: dict[str, int] = field(default_factory=dict)
+    negative_score_sum: dict[str, float] = field(default_factory=dict)
+    negative_score_n: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def score_means(details: dict[str, Any]) -> dict[str, Any]:
+    """``details`` (a summed MineSummary dict) with the score means recomputed from the sums and counts."""
+    out = dict(details)
+    for side in ("positive", "negative"):
+        sums, counts = details.get(f"{side}_score_sum", {}), details.get(f"{side}_score_n", {})
+        out[f"{side}_score_mean"] = {r: round(sums[r] / counts[r], 4) for r in sums if counts.get(r)}
+    return out
 
 
 @dataclass
@@ -55,6 +69,10 @@ class _Tally:
         s.by_source = dict(self.by_source)
         s.positive_score_mean = {r: _mean(v) for r, v in self.pos_scores.items() if v}
         s.negative_score_mean = {r: _mean(v) for r, v in self.neg_scores.items() if v}
+        s.positive_score_sum = {r: float(sum(v)) for r, v in self.pos_scores.items() if v}
+        s.positive_score_n = {r: len(v) for r, v in self.pos_scores.items() if v}
+        s.negative_score_sum = {r: float(sum(v)) for r, v in self.neg_scores.items() if v}
+        s.negative_score_n = {r: len(v) for r, v in self.neg_scores.items() if v}
         return s
 
 
@@ -64,12 +82,14 @@ def select_all(
     config: MineConfig,
     is_near_duplicate: Callable[[str, str], bool],
     text_of: Callable[[str], str],
+    positives_of: dict[str, set[str]] | None = None,
 ) -> tuple[list[list[tuple[str, float, str]]], MineSummary]:
     """Negatives ``(id, score, source)`` for every candidate row, and the counts.
 
     ``is_near_duplicate(pool_id, pair_id)`` says whether a pool passage is a MinHash twin of any positive of
-    that pair's query; ``text_of(pool_id)`` is the passage text (for the answer guard)."""
-    positives_of: dict[str, set[str]] = {}
+    that pair's query; ``text_of(pool_id)`` is the passage text (for the answer guard); ``positives_of`` maps a
+    query to positive ids it has beyond these rows (the same query elsewhere in the run)."""
+    positives_of = {q: set(ids) for q, ids in (positives_of or {}).items()}
     for c in candidates:
         if c["positive_id"] is not None:
             positives_of.setdefault(c["query"], set()).add(c["positive_id"])
@@ -203,15 +223,16 @@ def _guard(
     return None
 
 
-def format_stats(summary: MineSummary) -> str:
-    """A plain-text table like sentence-transformers' mining stats."""
+def format_stats(summary: dict[str, Any]) -> str:
+    """A plain-text table like sentence-transformers' mining stats, from a selection's summary (``to_dict``)."""
     lines = [f"{'metric':<38}{'value':>12}"]
-    rows: list[tuple[str, Any]] = [("queries", summary.queries), ("with all negatives", summary.with_full_negatives)]
-    rows += [(f"{r} positive score (mean)", v) for r, v in summary.positive_score_mean.items()]
-    rows += [(f"{r} negative score (mean)", v) for r, v in summary.negative_score_mean.items()]
-    rows += [(f"negatives from {s}", n) for s, n in sorted(summary.by_source.items())]
-    rows += [(f"skipped: {g}", n) for g, n in summary.skipped.items()]
-    rows += [("random top-up", summary.topped_up), ("shortfall", summary.shortfall), ("seconds", summary.seconds)]
+    rows: list[tuple[str, Any]] = [("queries", summary["queries"])]
+    rows += [("with all negatives", summary["with_full_negatives"])]
+    rows += [(f"{r} positive score (mean)", v) for r, v in summary["positive_score_mean"].items()]
+    rows += [(f"{r} negative score (mean)", v) for r, v in summary["negative_score_mean"].items()]
+    rows += [(f"negatives from {s}", n) for s, n in sorted(summary["by_source"].items())]
+    rows += [(f"skipped: {g}", n) for g, n in summary["skipped"].items()]
+    rows += [("random top-up", summary["topped_up"]), ("shortfall", summary["shortfall"])]
     lines += [f"{name:<38}{value:>12}" for name, value in rows]
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from pairforge.store.versions import Store, StoreError
 
-EXAMPLES = "data/examples.parquet"
+EXAMPLES = "data/examples"
 
 
 def read_manifest(store: Store, dataset: str, version: int) -> dict[str, Any]:
@@ -86,8 +86,11 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _pair_ids(store: Store, dataset: str, version: int) -> set[str]:
-    path = f"{store.path(dataset, version)}/{EXAMPLES}"
-    if not store.fs.exists(path):
-        return set()
-    with store.fs.open(path, "rb") as handle:
-        return set(pq.read_table(handle, columns=["pair_id"])["pair_id"].to_pylist())
+    folder = f"{store.path(dataset, version)}/{EXAMPLES}"
+    ids: set[str] = set()
+    if not store.fs.exists(folder):
+        return ids
+    for path in sorted(store.fs.glob(f"{folder}/*.parquet")):
+        with store.fs.open(path, "rb") as handle:
+            ids.update(pq.read_table(handle, columns=["pair_id"])["pair_id"].to_pylist())
+    return ids

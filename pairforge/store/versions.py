@@ -1,12 +1,16 @@
 """Versions of a dataset under a store root (a local folder or any fsspec URL such as ``s3://bucket/x``).
 
-A version is written aside (``<dataset>/.staging-<token>/``) and renamed to ``v<N>`` only when complete,
-so a crash never leaves a visible partial version; a lock file makes concurrent publishers take turns;
-``latest`` is a small text file naming the newest version. Versions are never rewritten.
+A version is written aside (``<dataset>/.staging-<token>/``) and renamed to ``v<N>`` only when complete, so a crash
+never leaves a visible partial version; a lock file makes concurrent publishers take turns, and a publisher that
+built on another parent than the latest gets a ``VersionConflict`` (it must redo its dedup). Versions are never
+rewritten. Files a version shares with its parent are hard links on a local store (no copy) and server-side copies
+on object stores. ``latest`` is a symlink on a local store (swapped atomically, so ``store/<name>/latest/...`` is
+a path a training job can use) and a small text file elsewhere (``Store.resolve``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
@@ -14,12 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_VERSION = re.compile(r"^v(\d+)$")
+_VERSION = re.compile(r"^v?(\d+)$")
 _STAGING = re.compile(r"^\.staging-(\d+)-[0-9a-f]+$")
-STALE_LOCK_S = 60.0  # the lock is held only for a rename and a small write
+STALE_LOCK_S = 60.0  # the lock is held only for a check, a rename and a small write
 STALE_STAGING_S = 24 * 3600.0
+POINTERS = ("latest", "latest-promoted")
 
 
 class StoreError(RuntimeError):
@@ -27,7 +33,7 @@ class StoreError(RuntimeError):
 
 
 class VersionConflict(StoreError):
-    """Another publisher created the version number a writer had prepared (see ``Store.publish(expect=)``)."""
+    """Another publisher published after the version a writer built on (see ``Store.publish(parent=)``)."""
 
 
 def validate_name(name: str) -> str:
@@ -43,6 +49,7 @@ class Store:
     def __init__(self, root: str) -> None:
         self.fs, self.root = fsspec.core.url_to_fs(root)
         self.url = root
+        self.local = isinstance(self.fs, LocalFileSystem)
 
     def _dataset(self, dataset: str) -> str:
         return f"{self.root.rstrip('/')}/{validate_name(dataset)}"
@@ -52,8 +59,8 @@ class Store:
         folder = self._dataset(dataset)
         if not self.fs.exists(folder):
             return []
-        found = (_VERSION.match(Path(entry.rstrip("/")).name) for entry in self.fs.ls(folder, detail=False))
-        return sorted(int(m.group(1)) for m in found if m)
+        names = (Path(entry.rstrip("/")).name for entry in self.fs.ls(folder, detail=False))
+        return sorted(int(n[1:]) for n in names if re.fullmatch(r"v\d+", n))
 
     def latest(self, dataset: str) -> int | None:
         versions = self.versions(dataset)
@@ -65,16 +72,31 @@ class Store:
             raise StoreError(f"{dataset}: no version v{version} in {self.url}")
         return f"{self._dataset(dataset)}/v{version}"
 
+    def resolve(self, dataset: str, ref: str | int) -> int:
+        """A version number from ``3``, ``v3``, ``latest`` or ``latest-promoted``."""
+        if isinstance(ref, int) or _VERSION.fullmatch(ref):
+            version = int(ref if isinstance(ref, int) else ref.lstrip("v"))
+            self.path(dataset, version)
+            return version
+        if ref not in POINTERS:
+            raise StoreError(f"{ref!r} is not a version: use N, vN, latest or latest-promoted")
+        pointer = f"{self._dataset(dataset)}/{ref}"
+        if not self.fs.exists(pointer):
+            raise StoreError(f"{dataset}: no {ref} version in {self.url}")
+        target = os.readlink(pointer) if self.local and os.path.islink(pointer) else self.fs.cat(pointer).decode()
+        return self.resolve(dataset, target.strip())
+
     def publish(
         self,
         dataset: str,
         write: Callable[[str, fsspec.AbstractFileSystem], None],
+        *,
+        parent: int | str | None = "latest",
         lock_timeout_s: float = 600,
-        expect: int | None = None,
     ) -> int:
-        """Create the next version: ``write(folder, fs)`` fills a staging folder, which is then renamed to
-        ``v<N>`` atomically. Returns N. With ``expect``, a version that would not be numbered ``expect`` (another
-        publisher came first, so what was written names the wrong version or parent) is a ``VersionConflict``."""
+        """Create the next version: ``write(folder, fs)`` fills a staging folder, which is renamed to ``v<N>``
+        under the lock. With ``parent`` a version number (or None for the first), the latest version must still
+        be that one, else ``VersionConflict``: whoever built on it must redo its work against the new latest."""
         folder = self._dataset(dataset)
         self.fs.makedirs(folder, exist_ok=True)
         self._sweep_staging(folder)
@@ -82,18 +104,43 @@ class Store:
         self.fs.makedirs(staging, exist_ok=True)
         try:
             write(staging, self.fs)
-            with self._lock(folder, lock_timeout_s):
-                version = (self.latest(dataset) or 0) + 1
-                if expect is not None and version != expect:
-                    raise VersionConflict(f"{dataset}: expected to publish v{expect}, but v{version - 1} exists")
+            with self.lock(dataset, lock_timeout_s):
+                latest = self.latest(dataset)
+                if parent != "latest" and latest != parent:
+                    raise VersionConflict(
+                        f"{dataset}: built on {_name(parent)}, but {_name(latest)} is the latest now"
+                    )
+                version = (latest or 0) + 1
                 self.fs.mv(staging, f"{folder}/v{version}", recursive=True)
-                self.fs.pipe(f"{folder}/.latest.tmp", f"v{version}\n".encode())  # written aside, then renamed
-                self.fs.mv(f"{folder}/.latest.tmp", f"{folder}/latest")
+                self.point(dataset, "latest", version)
         except BaseException:
             if self.fs.exists(staging):
                 self.fs.rm(staging, recursive=True)
             raise
         return version
+
+    def point(self, dataset: str, pointer: str, version: int) -> None:
+        """Make ``pointer`` (``latest``, ``latest-promoted``) name ``version``, atomically."""
+        folder = self._dataset(dataset)
+        tmp = f"{folder}/.{pointer}.{uuid.uuid4().hex[:8]}"
+        if self.local:
+            os.symlink(f"v{version}", tmp)  # relative: the store can move
+            os.replace(tmp, f"{folder}/{pointer}")
+        else:
+            self.fs.pipe(tmp, f"v{version}\n".encode())
+            self.fs.mv(tmp, f"{folder}/{pointer}")
+
+    def share(self, source: str, target: str) -> None:
+        """Put the immutable file ``source`` (of an earlier version) at ``target`` without copying its bytes
+        through this process: a hard link on a local store, a server-side copy elsewhere."""
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        if self.local:
+            try:
+                os.link(source, target)
+                return
+            except OSError:  # another filesystem, or no hard links there
+                pass
+        self.fs.copy(source, target)
 
     def _sweep_staging(self, folder: str) -> None:
         """Remove staging folders a killed publisher left behind (named with their start time; a day old is
@@ -103,22 +150,24 @@ class Store:
             if match and time.time() - int(match.group(1)) > STALE_STAGING_S:
                 self.fs.rm(entry, recursive=True)
 
-    def _lock(self, folder: str, timeout_s: float) -> _Lock:
-        return _Lock(self.fs, f"{folder}/.publish.lock", timeout_s)
+    def lock(self, dataset: str, timeout_s: float = 600) -> _Lock:
+        """The dataset's publish lock."""
+        return _Lock(self.fs, f"{self._dataset(dataset)}/.publish.lock", timeout_s)
 
 
 class _Lock:
-    """A lock file created exclusively; held only for the rename, so waiting is short."""
+    """A lock file created exclusively; held only for the check and the rename, so waiting is short."""
 
     def __init__(self, fs: fsspec.AbstractFileSystem, path: str, timeout_s: float) -> None:
         self.fs, self.path, self.timeout_s = fs, path, timeout_s
+        self.token = uuid.uuid4().hex
 
     def __enter__(self) -> _Lock:
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
                 with self.fs.open(self.path, "xb") as handle:
-                    handle.write(f"{time.time()} {uuid.uuid4().hex}".encode())
+                    handle.write(f"{time.time()} {self.token}".encode())
                 return self
             except FileExistsError:
                 self._break_if_stale()
@@ -127,15 +176,38 @@ class _Lock:
                 time.sleep(0.05)
 
     def _break_if_stale(self) -> None:
-        """A lock older than ``STALE_LOCK_S`` belongs to a publisher killed during its rename: remove it (only if
-        it is still the same lock, so two waiters do not both break one)."""
+        """A lock older than ``STALE_LOCK_S`` belongs to a publisher killed while it held it: remove it (only if it
+        is still the same lock, so two waiters do not both break one). Its age is the time written in it, or, for
+        an empty or unparsable file (a publisher killed mid-write), the file's modification time."""
         try:
             content = self.fs.cat_file(self.path)
-            taken = float(content.split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
+        except FileNotFoundError:
             return
-        if time.time() - taken > STALE_LOCK_S and self.fs.cat_file(self.path) == content:
-            self.fs.rm(self.path)
+        try:
+            taken = float(content.split()[0])
+        except (ValueError, IndexError):
+            taken = _mtime(self.fs, self.path)
+        if time.time() - taken > STALE_LOCK_S:
+            try:
+                if self.fs.cat_file(self.path) == content:
+                    self.fs.rm(self.path)
+            except FileNotFoundError:
+                pass
 
     def __exit__(self, *exc: object) -> None:
         self.fs.rm(self.path)
+
+
+def _mtime(fs: fsspec.AbstractFileSystem, path: str) -> float:
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return time.time()
+    value = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value) if value else time.time()
+
+
+def _name(version: int | str | None) -> str:
+    return "no version" if version is None else f"v{version}"

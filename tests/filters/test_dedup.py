@@ -6,9 +6,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from filters.dedup import run_dedup
 from typer.testing import CliRunner
 
-from filters.dedup import run_dedup
 from pairforge.cli import app
 from pairforge.config import load_config
 from tests.filters.planted import planted_set

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
-
 from filters.lsh import optimal_bands
 from filters.sharded import cluster_shards
-from pairforge.config import DedupConfig
 from pairforge.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
+
+from pairforge.config import DedupConfig
 from tests.filters.planted import exact_jaccard, planted_set, real_passages, true_pairs
 
 

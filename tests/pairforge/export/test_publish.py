@@ -12,8 +12,8 @@ from pathlib import Path
 
 import fsspec
 import pytest
-
 from filters.dedup import _prior_indexes
+
 from pairforge.export import publish, read_watermark, run_export
 from pairforge.negatives.reselect import run_reselect
 from pairforge.store import Store
@@ -200,8 +200,9 @@ def test_reselect_reads_a_published_version(published: Published, tmp_path: Path
 
 
 def test_funnel_counts_llm_failures_by_kind() -> None:
-    from pairforge.export.formats import FormatCounts
     from pairforge.export.funnel import build_funnel
+
+    from pairforge.export.formats import FormatCounts
 
     summaries = {
         "generate": {

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from filters.sharded import write_index
+
 from pairforge.config import RunConfig
 from pairforge.generation.generate import PAIR_SCHEMA
 from pairforge.ingest import file_sha256

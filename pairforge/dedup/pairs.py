@@ -1,0 +1,78 @@
+"""The dedup-pairs stage: near-duplicate queries of the same passage out, one input shard at a time.
+
+A near-duplicate query is a duplicate only for the same passage (two passages may well share a question), and
+every pair of a passage lies in the passage's input shard, so each shard is clustered on its own: no global step.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pairforge.config import RunConfig
+from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures
+from pairforge.dedup.index import dedup_signatures
+from pairforge.mapping import Mapper, serial_map
+from pairforge.records import FILTERED_PAIR_SCHEMA
+from pairforge.shards import ShardWriter, read_shard_table
+from pairforge.stages import get_stage, stage_settings
+from pairforge.stats import StageStats, combine
+from pairforge.workdir import Workdir, task_key
+
+STAGE = "dedup-pairs"
+UNIT = get_stage(STAGE).unit
+REASON = "near_duplicate_query"
+
+
+@dataclass(frozen=True)
+class DedupPairsInputs:
+    """The input shards whose filtered pairs to deduplicate."""
+
+    shards: list[str]
+
+
+def run_dedup_pairs(
+    config: RunConfig, inputs: DedupPairsInputs, output: Workdir, *, fresh: bool = False,
+    map_shards: Mapper = serial_map,
+) -> StageStats:  # fmt: skip
+    """Deduplicate ``filter``'s pairs of every input shard into ``output.pairs``."""
+    started = time.perf_counter()
+    parts = map_shards(STAGE, functools.partial(dedup_pair_shard, config, output, fresh), inputs.shards)
+    stats = combine(STAGE, UNIT, parts, time.perf_counter() - started)
+    stats.save(output.stats(STAGE))
+    return stats
+
+
+def dedup_pair_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> StageStats:
+    """One shard's pairs without near-duplicate queries of the same passage (the smallest pair id stays)."""
+    key = task_key(STAGE, output.key_of("filter", shard), stage_settings(config, STAGE))
+    done = None if fresh else output.finished(STAGE, shard, key)
+    if done is not None:
+        return done
+    output.forget(STAGE, shard)
+    table = read_shard_table(output.filtered, shard)
+    ids = table["id"].combine_chunks()
+    roots = cluster_signatures(
+        [dedup_signatures(table["query"].to_pylist(), config.dedup)], config.dedup, output.scratch(STAGE) / shard
+    )
+    # a cluster *within one passage*: (query cluster, passage) pairs, each led by its smallest pair id
+    groups: dict[tuple[int, str], str] = {}
+    for root, passage, pair in zip(roots.tolist(), table["passage_id"].to_pylist(), ids.to_pylist(), strict=True):
+        groups[(root, passage)] = min(pair, groups.get((root, passage), pair))
+    leaders = [groups[(r, p)] for r, p in zip(roots.tolist(), table["passage_id"].to_pylist(), strict=True)]
+    keep = pa.array([leader == pair for leader, pair in zip(leaders, ids.to_pylist(), strict=True)])
+    writer = ShardWriter(output.pairs, shard, FILTERED_PAIR_SCHEMA, config.ingest.shard_rows)
+    writer.add_table(table.filter(keep))
+    writer.close()
+    output.pair_clusters.mkdir(parents=True, exist_ok=True)
+    clusters = cluster_of(roots, ids, cluster_representatives(roots, lambda rows: ids.take(pa.array(rows))))
+    audit = pa.table({"id": ids, "cluster": clusters, "leader": pa.array(leaders), "kept": keep})
+    pq.write_table(audit, output.pair_clusters / f"{shard}.parquet")
+    stats = StageStats(STAGE, UNIT, input=table.num_rows, output=table.num_rows - keep.false_count)
+    stats.drop(REASON, keep.false_count)
+    output.mark_done(STAGE, shard, key, stats)
+    return stats

@@ -1,0 +1,203 @@
+"""The dedup-passages stage: near-duplicate passages out, within this run and against every earlier version.
+
+Three steps: MinHash signatures per input shard (shard tasks); one global clustering over all of them, earlier
+versions' index parts first (disk-backed, ``cluster``); then per shard the kept passages, their cluster audit and
+the shard's MinHash index part (shard tasks). One representative per cluster, the smallest id; a cluster that
+holds an earlier version's passage keeps none of this run's (``seen_in_earlier_version``).
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pairforge.config import RunConfig
+from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures, lsh_shape
+from pairforge.dedup.index import dedup_signatures, is_index, read_index, write_index
+from pairforge.mapping import Mapper, serial_map
+from pairforge.records import PASSAGE_SCHEMA
+from pairforge.shards import ShardWriter, read_shard_table
+from pairforge.stages import get_stage, stage_settings
+from pairforge.stats import StageStats, combine
+from pairforge.workdir import ALL, Workdir, shard_files, task_key
+
+STAGE = "dedup-passages"
+UNIT = get_stage(STAGE).unit
+KEEP, NEAR, SEEN = "kept", "near_duplicate_passage", "seen_in_earlier_version"
+
+
+@dataclass(frozen=True)
+class DedupInputs:
+    """This run's ingested input shards (their keys, in order) and the MinHash index parts of earlier versions."""
+
+    shards: list[str]
+    prior: list[Path] = field(default_factory=list)
+
+
+def dedup_inputs(config: RunConfig, shards: list[str], prior: list[Path]) -> DedupInputs:
+    """The stage's inputs: ``prior`` (earlier versions' index parts) plus the parts ``dedup.against`` names."""
+    extra: list[Path] = []
+    for pattern in config.dedup.against:
+        found = sorted(Path(p) for p in glob.glob(pattern) if is_index(Path(p)))
+        found += sorted(Path(p).parent for p in glob.glob(f"{pattern}/*/meta.json"))  # a folder of parts
+        if not found:
+            raise FileNotFoundError(f"dedup.against: {pattern}: no MinHash index there")
+        extra.extend(found)
+    return DedupInputs(shards, [*prior, *extra])
+
+
+def run_dedup_passages(
+    config: RunConfig, inputs: DedupInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+) -> StageStats:
+    """Deduplicate the ingested passages of ``inputs.shards`` into ``output.passages``."""
+    started = time.perf_counter()
+    signed = map_shards(STAGE, functools.partial(sign_shard, config, output, fresh), inputs.shards)
+    sign_keys = [s.details["key"] for s in signed]
+    clustered = cluster_passages(config, inputs, output, sign_keys, fresh=fresh)
+    keep = functools.partial(keep_shard, config, output, clustered.details["key"], fresh)
+    stats = combine(STAGE, UNIT, map_shards(STAGE, keep, inputs.shards), time.perf_counter() - started)
+    stats.details.update({k: clustered.details[k] for k in ("clusters", "bands", "rows", "prior_passages")})
+    stats.details.pop("key", None)
+    stats.save(output.stats(STAGE))
+    return stats
+
+
+def sign_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> StageStats:
+    """Step 1: the MinHash signatures of one ingested shard, to ``dedup-passages/signatures/<shard>.u32``."""
+    key = task_key(f"{STAGE}.sign", output.key_of("ingest", shard), stage_settings(config, STAGE))
+    done = None if fresh else output.finished(STAGE, f"{shard}.sig", key)
+    if done is not None:
+        return done
+    texts = read_shard_table(output.ingested, shard, ["text"])["text"].to_pylist()
+    sigs = dedup_signatures(texts, config.dedup)
+    path = _signature_file(output, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sigs.tofile(path)
+    stats = StageStats(STAGE, UNIT, input=len(texts), details={"key": key})
+    output.mark_done(STAGE, f"{shard}.sig", key, stats)
+    return stats
+
+
+def cluster_passages(
+    config: RunConfig, inputs: DedupInputs, output: Workdir, sign_keys: list[str], *, fresh: bool = False
+) -> StageStats:
+    """Step 2 (global): cluster the earlier versions' and this run's signatures; writes each row's root and the
+    clusters' representatives to ``dedup-passages/_global``."""
+    prior_parts = [read_index(folder, config.dedup) for folder in inputs.prior]
+    key = task_key(f"{STAGE}.cluster", sign_keys, [str(p) for p in inputs.prior], [len(i) for i, _ in prior_parts])
+    done = None if fresh else output.finished(STAGE, ALL, key)
+    if done is not None:
+        return done
+    parts = [sigs for _, sigs in prior_parts]
+    sizes = {}
+    for shard in inputs.shards:
+        sigs = _read_signatures(output, shard, config.dedup.num_perm)
+        parts.append(sigs)
+        sizes[shard] = len(sigs)
+    roots = cluster_signatures(parts, config.dedup, output.scratch(STAGE))
+    id_parts = [ids for ids, _ in prior_parts] + [
+        read_shard_table(output.ingested, s, ["id"])["id"].combine_chunks() for s in inputs.shards
+    ]  # only the clustered rows' ids are kept below
+    starts = np.cumsum([0] + [len(p) for p in id_parts])
+    reps = cluster_representatives(roots, lambda rows: _take_ids(id_parts, starts, rows))
+    folder = _global(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    roots.tofile(folder / "roots.i64")
+    pq.write_table(pa.table({"root": list(reps), "id": list(reps.values())}), folder / "representatives.parquet")
+    n_prior = int(starts[len(prior_parts)])
+    offsets = dict(zip(inputs.shards, (int(s) for s in starts[len(prior_parts) :]), strict=False))
+    (folder / "rows.json").write_text(json.dumps({"prior": n_prior, "offsets": offsets, "sizes": sizes}))
+    bands, rows = lsh_shape(config.dedup)
+    clusters = len(np.unique(roots[n_prior:])) if len(roots) > n_prior else 0
+    stats = StageStats(STAGE, UNIT, details={"key": key, "clusters": clusters, "bands": bands, "rows": rows,
+                                             "prior_passages": n_prior})  # fmt: skip
+    output.mark_done(STAGE, ALL, key, stats)
+    return stats
+
+
+def keep_shard(config: RunConfig, output: Workdir, cluster_key: str, fresh: bool, shard: str) -> StageStats:
+    """Step 3: one shard's kept passages, its cluster audit and its MinHash index part."""
+    key = task_key(STAGE, cluster_key, shard)
+    done = None if fresh else output.finished(STAGE, shard, key)
+    if done is not None:
+        return done
+    output.forget(STAGE, shard)
+    folder = _global(output)
+    layout = json.loads((folder / "rows.json").read_text())
+    start, size = layout["offsets"][shard], layout["sizes"][shard]
+    roots = np.fromfile(folder / "roots.i64", dtype=np.int64, count=size, offset=8 * start)
+    reps = _representatives(folder)
+    table = read_shard_table(output.ingested, shard)
+    status = _status(table["id"].to_pylist(), roots, reps, layout["prior"])
+    kept = table.filter(pa.array([s == KEEP for s in status]))
+    writer = ShardWriter(output.passages, shard, PASSAGE_SCHEMA, config.ingest.shard_rows)
+    writer.add_table(kept)
+    writer.close()
+    audit = pa.table({"id": table["id"], "cluster": cluster_of(roots, table["id"].combine_chunks(), reps),
+                      "status": pa.array(status)})  # fmt: skip
+    output.passage_clusters.mkdir(parents=True, exist_ok=True)
+    pq.write_table(audit, output.passage_clusters / f"{shard}.parquet")
+    sigs = _read_signatures(output, shard, config.dedup.num_perm)
+    write_index(output.passage_index / shard, kept["id"], sigs[np.asarray([s == KEEP for s in status])], config.dedup)
+    stats = StageStats(STAGE, UNIT, input=table.num_rows, output=kept.num_rows)
+    for reason in (NEAR, SEEN):
+        stats.drop(reason, status.count(reason))
+    output.mark_done(STAGE, shard, key, stats)
+    return stats
+
+
+def _status(ids: list[str], roots: np.ndarray, reps: dict[int, str], n_prior: int) -> list[str]:
+    out = []
+    for pid, root in zip(ids, roots.tolist(), strict=True):
+        if root < n_prior:
+            out.append(SEEN)  # a cluster's root is its smallest row: an earlier version's passage roots it
+        elif root in reps and reps[root] != pid:
+            out.append(NEAR)
+        else:
+            out.append(KEEP)
+    return out
+
+
+def _signature_file(output: Workdir, shard: str) -> Path:
+    return output.stage(STAGE) / "signatures" / f"{shard}.u32"
+
+
+def _read_signatures(output: Workdir, shard: str, num_perm: int) -> np.ndarray:
+    path = _signature_file(output, shard)
+    count = path.stat().st_size // (4 * num_perm)
+    if count == 0:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    return np.memmap(path, dtype=np.uint32, mode="r", shape=(count, num_perm))
+
+
+def _global(output: Workdir) -> Path:
+    return output.stage(STAGE) / "_global"
+
+
+def _representatives(folder: Path) -> dict[int, str]:
+    table = pq.read_table(folder / "representatives.parquet")
+    return dict(zip(table["root"].to_pylist(), table["id"].to_pylist(), strict=True))
+
+
+def _take_ids(parts: list[pa.Array], starts: np.ndarray, rows: np.ndarray) -> pa.Array:
+    """The ids of global ``rows`` (sorted ascending) from the per-part id arrays."""
+    out = []
+    for n, part in enumerate(parts):
+        inside = rows[(rows >= starts[n]) & (rows < starts[n + 1])] - starts[n]
+        if len(inside):
+            out.append(pc.take(part, pa.array(inside)))
+    return pa.concat_arrays(out) if out else pa.array([], type=pa.string())
+
+
+def kept_files(output: Workdir, shards: list[str]) -> list[Path]:
+    """The kept passages' files of ``shards``, in order."""
+    return [f for s in shards for f in shard_files(output.passages, s)]

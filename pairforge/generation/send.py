@@ -1,0 +1,134 @@
+"""Sending: one task per partition of the ledger's buckets asks the LLM for the planned requests the ledger lacks.
+
+Partitions split the key space, so tasks on several engines (several OpenAI-compatible endpoints, or an engine per
+GPU worker) never send the same request, and a bucket lock makes a second process on the same workdir wait and then
+find nothing to send. Requests stream into the backend (no barrier between batches) and answers are committed in
+small batches; a request that failed in the backend is counted by kind and not written, so the next run sends it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pairforge.config import RunConfig
+from pairforge.generation.ledger import BUCKETS, Ledger, LedgerRow, bucket_of, lock_buckets
+from pairforge.generation.requests import PlannedRequest, sampling_dict
+from pairforge.llm import Backend, ChatRequest, Completion, create_backend
+from pairforge.models import resolve_model
+from pairforge.stats import StageStats
+from pairforge.workdir import Workdir
+
+COMMIT_EVERY = 32  # answers per ledger transaction: a kill loses at most these
+ProgressFn = Callable[[int, int], None]  # (requests done, requests to send)
+PlanFn = Callable[[str], list[PlannedRequest]]  # input shard → its planned requests
+
+
+def partition_count(config: RunConfig) -> int:
+    """How many send tasks: ``generate.send_tasks``, else one per OpenAI-compatible endpoint (one for in-process
+    engines); at most one per ledger bucket."""
+    from pairforge.llm.openai_backend import endpoints
+
+    gen = config.generate
+    count = gen.send_tasks or (len(endpoints(gen)) if gen.backend == "openai" else 1)
+    return max(1, min(count, BUCKETS))
+
+
+def send_partition(
+    config: RunConfig,
+    output: Workdir,
+    shards: list[str],
+    plan: PlanFn,
+    partition: int,
+    partitions: int,
+    *,
+    backend: Backend | None = None,
+    progress: ProgressFn | None = None,
+) -> StageStats:
+    """Send the missing requests of ``partition`` (of ``partitions``) over ``shards``; returns what was sent."""
+    started = time.perf_counter()
+    buckets = [b for b in range(BUCKETS) if b % partitions == partition]
+    stats = StageStats("generate", "requests", details={"sent": 0, "answered": 0, "backend_errors": {},
+                                                         "tokens_out_sent": 0})  # fmt: skip
+    with lock_buckets(output.ledger, buckets):
+        ledger = Ledger(output.ledger)
+        try:
+            todo = {s: len(_missing(plan(s), buckets, ledger)) for s in shards}  # counted first, for progress
+            total = sum(todo.values())
+            if total:
+                owned = backend is None
+                backend = backend or create_backend(config.generate, resolve_model(config.generate.model), partition)
+                try:
+                    requests = _requests(plan, [s for s in shards if todo[s]], buckets, ledger)
+                    _stream(config, backend, requests, ledger, stats, total, progress)
+                finally:
+                    if owned:
+                        backend.close()
+        finally:
+            ledger.close()
+    stats.input = stats.details["sent"]
+    stats.output = stats.details["answered"]
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _missing(planned: list[PlannedRequest], buckets: list[int], ledger: Ledger) -> list[PlannedRequest]:
+    mine = [p for p in planned if bucket_of(p.key) in buckets]
+    missing = set(ledger.missing(p.key for p in mine))
+    return [p for p in mine if p.key in missing]
+
+
+def _requests(
+    plan: PlanFn, shards: list[str], buckets: list[int], ledger: Ledger
+) -> Iterator[tuple[PlannedRequest, ChatRequest]]:
+    """The missing requests, one input shard at a time (memory holds one shard's plan)."""
+    for shard in shards:
+        for planned in _missing(plan(shard), buckets, ledger):
+            yield planned, planned.chat_request()
+
+
+def _stream(
+    config: RunConfig, backend: Backend, requests: Iterator[tuple[PlannedRequest, ChatRequest]], ledger: Ledger,
+    stats: StageStats, total: int, progress: ProgressFn | None,
+) -> None:  # fmt: skip
+    model_id = config.generate.served_model_name or config.generate.model
+    sampling = sampling_dict(config.generate)
+    run_id = uuid.uuid4().hex[:12]
+    planned_of: dict[str, PlannedRequest] = {}
+    buffer: list[LedgerRow] = []
+    errors: Counter[str] = Counter()
+
+    def chat_requests() -> Iterator[ChatRequest]:
+        for planned, request in requests:
+            planned_of[request.key] = planned
+            yield request
+
+    def on_done(done: Completion) -> None:
+        planned = planned_of.pop(done.key)
+        stats.details["sent"] += 1
+        if done.error is not None:
+            errors[done.error] += 1  # not stored: the next run sends it again
+        else:
+            buffer.append(_row(planned, done, model_id, sampling, run_id))
+            stats.details["answered"] += 1
+            stats.details["tokens_out_sent"] += done.tokens_out
+        if len(buffer) >= COMMIT_EVERY:
+            ledger.add(buffer)
+            buffer.clear()
+        if progress:
+            progress(stats.details["sent"], total)
+
+    try:
+        backend.stream(chat_requests(), on_done)
+    finally:
+        ledger.add(buffer)  # what was answered before a failure is kept
+        stats.details["backend_errors"] = dict(errors)
+
+
+def _row(planned: PlannedRequest, done: Completion, model_id: str, sampling: dict[str, Any], run_id: str) -> LedgerRow:
+    p = planned
+    return LedgerRow(done.key, p.kind, p.passage["id"], p.prompt.id, p.prompt.sha256, model_id, sampling,
+                     done.outputs, done.finish_reasons, done.tokens_in, done.tokens_out, run_id)  # fmt: skip

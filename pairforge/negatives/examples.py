@@ -1,0 +1,203 @@
+"""The select stage: training examples (query, positive, selected hard negatives) from the stored candidates of
+each input shard, with positive-aware guards (``select``). No retrieval, no tokenising: the pool gives texts and
+MinHash signatures by position, so ``pairforge reselect`` re-runs only this with another policy.
+
+One global step first: queries that occur more than once in the run (a human set with several positives per
+question, or the same question generated for two passages), so no positive of a query becomes its negative.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pairforge.config import MineConfig, RunConfig
+from pairforge.dedup.minhash import estimate_jaccard, signatures
+from pairforge.mapping import Mapper, serial_map
+from pairforge.negatives.select import score_means, select_all
+from pairforge.pool import Pool, id_hashes
+from pairforge.records import EXAMPLE_SCHEMA
+from pairforge.shards import ShardWriter
+from pairforge.stages import get_stage
+from pairforge.stats import StageStats, combine
+from pairforge.workdir import ALL, Workdir, shard_files, task_key
+
+STAGE = "select"
+UNIT = get_stage(STAGE).unit
+
+
+@dataclass(frozen=True)
+class SelectInputs:
+    """The input shards, where their candidates are and the pool they were mined from (a workdir's own, or those of
+    another workdir or a published version for ``reselect``), and what keys the candidates."""
+
+    shards: list[str]
+    candidates: Path
+    pool: Path
+    upstream: str
+
+
+def select_inputs(workdir: Workdir, shards: list[str]) -> SelectInputs:
+    """The select stage's inputs in a workdir: its own candidates and pool."""
+    upstream = task_key(f"{STAGE}.upstream", [workdir.key_of("mine", s) for s in shards])
+    return SelectInputs(shards, workdir.candidates, workdir.pool, upstream)
+
+
+class PoolIds(Sequence[str]):
+    """The pool's ids as a sequence (random top-up draws from it by position)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    def __len__(self) -> int:
+        return self.pool.size
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return self.pool.id(i)
+
+
+def run_select(
+    config: RunConfig, inputs: SelectInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+) -> StageStats:
+    """Examples for every input shard's candidates under ``config.mine``'s selection policy."""
+    started = time.perf_counter()
+    repeats_key = find_repeated_queries(config, inputs, output, fresh=fresh)
+    run = functools.partial(select_shard, config, inputs, output, repeats_key, fresh)
+    stats = combine(STAGE, UNIT, map_shards(STAGE, run, inputs.shards), time.perf_counter() - started)
+    stats.details = score_means(stats.details)
+    stats.save(output.stats(STAGE))
+    return stats
+
+
+def find_repeated_queries(config: RunConfig, inputs: SelectInputs, output: Workdir, *, fresh: bool = False) -> str:
+    """The global step: every query that occurs in more than one candidate row, with its positives, to
+    ``select/_global/repeats.parquet``. Memory: 8 bytes per row, and the repeated rows."""
+    key = task_key(f"{STAGE}.repeats", inputs.upstream, str(inputs.candidates), inputs.shards)
+    if not fresh and output.finished(STAGE, ALL, key) is not None:
+        return key
+    files = [f for s in inputs.shards for f in shard_files(inputs.candidates, s)]
+    hashes = np.concatenate(
+        [id_hashes(pq.read_table(f, columns=["query"])["query"].to_pylist()) for f in files]
+        or [np.zeros(0, np.uint64)]
+    )
+    unique, counts = np.unique(hashes, return_counts=True)
+    repeated = unique[counts > 1]
+    rows: list[pa.Table] = []
+    for f in files:
+        table = pq.read_table(f, columns=["query", "positive_id", "positive"])
+        mask = np.isin(id_hashes(table["query"].to_pylist()), repeated)
+        rows.append(table.filter(pa.array(mask)))
+    folder = output.stage(STAGE) / "_global"
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([("query", pa.string()), ("positive_id", pa.string()), ("positive", pa.string())])
+    table = pa.concat_tables([r.cast(schema) for r in rows]) if rows else schema.empty_table()
+    pq.write_table(table, folder / "repeats.parquet")
+    output.mark_done(STAGE, ALL, key, StageStats(STAGE, UNIT, details={"repeated_rows": table.num_rows}))
+    return key
+
+
+def select_shard(
+    config: RunConfig, inputs: SelectInputs, output: Workdir, repeats_key: str, fresh: bool, shard: str
+) -> StageStats:
+    """One shard's examples."""
+    key = task_key(STAGE, repeats_key, shard, config.mine.model_dump(mode="json"))
+    done = None if fresh else output.finished(STAGE, shard, key)
+    if done is not None:
+        return done
+    output.forget(STAGE, shard)
+    table = pa.concat_tables(pq.read_table(f) for f in shard_files(inputs.candidates, shard))
+    candidates = [cut(row, config.mine.range_max) for row in table.to_pylist()]
+    pool = Pool(inputs.pool)
+    examples, summary = select_examples(candidates, pool, config.mine, _repeats(output))
+    writer = ShardWriter(output.examples, shard, EXAMPLE_SCHEMA, config.ingest.shard_rows)
+    for example in examples:
+        writer.add(example)
+    writer.close()
+    stats = StageStats(STAGE, UNIT, input=len(candidates), output=len(examples), details=summary)
+    output.mark_done(STAGE, shard, key, stats)
+    return stats
+
+
+def select_examples(
+    candidates: list[dict[str, Any]], pool: Pool, config: MineConfig, repeats: pa.Table
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Examples from candidate rows: no re-encoding, no re-tokenising (the pool holds texts and signatures)."""
+    positives_of: dict[str, set[str]] = {}
+    twin_texts: dict[str, list[str]] = {}
+    for query, pid, text in zip(*(repeats[c].to_pylist() for c in ("query", "positive_id", "positive")), strict=True):
+        if pid is not None:
+            positives_of.setdefault(query, set()).add(pid)
+        else:
+            twin_texts.setdefault(query, []).append(text)
+    for c in candidates:  # this shard's own positives (also in ``repeats`` when the query repeats)
+        (positives_of.setdefault(c["query"], set()).add(c["positive_id"]) if c["positive_id"]
+         else twin_texts.setdefault(c["query"], []).append(c["positive"]))  # fmt: skip
+    twins = _twin_signatures(positives_of, twin_texts, pool)
+    query_of = {c["pair_id"]: c["query"] for c in candidates}
+    needed = sorted({pid for c in candidates for s in ("bm25", "dense") for pid in c.get(f"{s}_ids") or []})
+    position = dict(zip(needed, pool.positions(needed).tolist(), strict=True))
+
+    def at(pid: str) -> int:
+        if pid not in position:
+            position[pid] = int(pool.positions([pid])[0])
+        return position[pid]
+
+    def near_duplicate(pid: str, pair_id: str) -> bool:
+        sig = pool.signatures[at(pid)]
+        return any(estimate_jaccard(sig, twin) >= config.near_duplicate_threshold for twin in twins[query_of[pair_id]])
+
+    def text_of(pid: str) -> str:
+        return pool.text(at(pid))
+
+    chosen, summary = select_all(candidates, PoolIds(pool), config, near_duplicate, text_of, positives_of)
+    examples = [_example(c, negs, text_of) for c, negs in zip(candidates, chosen, strict=True)]
+    return examples, summary.to_dict()
+
+
+def _twin_signatures(positives_of: dict[str, set[str]], texts: dict[str, list[str]], pool: Pool) -> dict[str, list]:
+    """Per query, the MinHash signatures of all its positives (pool rows, or computed for positives outside it)."""
+    twins: dict[str, list] = {}
+    for query, ids in positives_of.items():
+        twins[query] = [pool.signatures[p] for p in pool.positions(sorted(ids)).tolist() if p >= 0]
+    outside = [(q, t) for q, ts in texts.items() for t in ts]
+    if outside:
+        for (query, _), sig in zip(outside, signatures([t for _, t in outside]), strict=True):
+            twins.setdefault(query, []).append(sig)
+    return twins
+
+
+def _example(c: dict[str, Any], negs: list[tuple[str, float, str]], text_of: Any) -> dict[str, Any]:
+    positive = text_of(c["positive_id"]) if c["positive_id"] else c["positive"]
+    own = c["bm25_positive_score"] if c["bm25_positive_score"] is not None else c["dense_positive_score"]
+    return {"pair_id": c["pair_id"], "kind": c["kind"], "query": c["query"], "pos": [positive],
+            "neg": [text_of(pid) for pid, _, _ in negs], "pos_scores": [own or 0.0],
+            "neg_scores": [score for _, score, _ in negs], "neg_sources": [source for _, _, source in negs],
+            "positive_id": c["positive_id"], "negative_ids": [pid for pid, _, _ in negs]}  # fmt: skip
+
+
+def _repeats(output: Workdir) -> pa.Table:
+    return pq.read_table(output.stage(STAGE) / "_global" / "repeats.parquet")
+
+
+def cut(row: dict[str, Any], range_max: int) -> dict[str, Any]:
+    """A candidate row with each retriever's list cut to ``range_max`` (a policy may use fewer than were mined)."""
+    for source in ("bm25", "dense"):
+        if row.get(f"{source}_ids") is not None:
+            row[f"{source}_ids"] = row[f"{source}_ids"][:range_max]
+            row[f"{source}_scores"] = row[f"{source}_scores"][:range_max]
+    return row
+
+
+def count_kinds(examples: pa.Table) -> dict[str, int]:
+    """Examples per kind."""
+    counts = pc.value_counts(examples["kind"]).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}

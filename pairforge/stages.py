@@ -1,0 +1,97 @@
+"""The stage list, defined once: names, units, and the settings each stage's output depends on.
+
+The pipeline runs the stages in this order; the funnel, the dry run and the cache keys all read this list. A
+stage's ``settings`` are dotted config paths (a leading ``-`` excludes a path under an included one): they key the
+stage's shard tasks, so changing a filter threshold reruns filter and what follows, never generate; their union is
+the fingerprint under which a version covers an input shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pairforge.config import RunConfig
+
+
+class StageError(RuntimeError):
+    """A stage that failed for a reason other than bad input or config: the message names the stage."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One pipeline stage: its name (also its workdir folder), what it counts, and its settings."""
+
+    name: str
+    unit: str
+    settings: tuple[str, ...]
+    summary: str
+
+
+# What mining's stored candidates depend on; everything else in ``mine`` only changes the selection.
+MINED_WITH = ("mine.retriever", "mine.range_max", "mine.analyzer", "mine.dense_model")
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "records → passages", ("normalize", "window", "ingest.max_document_chars"),
+          "read, normalise, window and sample the input shards"),
+    Stage("dedup-passages", "passages", ("dedup",), "drop near-duplicate passages, against earlier versions too"),
+    Stage("index", "passages", ("mine.analyzer", "mine.retriever", "mine.dense_model"),
+          "the whole pool: texts, MinHash signatures, BM25 (and dense) index"),
+    Stage("generate", "requests → pairs", ("generate", "window.long_chars", "-generate.chunk_size",
+                                           "-generate.vllm", "-generate.openai", "-generate.transformers"),
+          "ask the LLM for (query, passage) pairs; answers go to the ledger"),
+    Stage("filter", "pairs", ("filter", "window.long_chars", "mine.analyzer"),
+          "quality, copying, evidence, contamination and round-trip filters"),
+    Stage("dedup-pairs", "pairs", ("dedup",), "drop near-duplicate queries of the same passage"),
+    Stage("mine", "queries", MINED_WITH, "BM25 / dense candidates with scores, stored in full"),
+    Stage("select", "examples", ("mine", "-mine.dense_batch_size", "-mine.dense_device"),
+          "positive-aware choice of hard negatives from the stored candidates"),
+    Stage("export", "examples", ("export", "name"), "publish the next version: data, training formats, card"),
+)  # fmt: skip
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    """The stage called ``name``."""
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"no stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+
+
+def stage_settings(config: RunConfig, name: str) -> dict[str, Any]:
+    """The settings stage ``name``'s output depends on, as JSON."""
+    dump = config.model_dump(mode="json")
+    chosen: dict[str, Any] = {}
+    for path in get_stage(name).settings:
+        if not path.startswith("-"):
+            chosen[path] = _lookup(dump, path)
+    for path in get_stage(name).settings:
+        if path.startswith("-"):
+            head, _, tail = path[1:].rpartition(".")
+            if head in chosen and isinstance(chosen[head], dict):
+                chosen[head] = {k: v for k, v in chosen[head].items() if k != tail}
+    return chosen
+
+
+def output_fingerprint(config: RunConfig, corpus_index: int, prompts: dict[str, str]) -> str:
+    """What a version's coverage of one input shard is keyed by: every setting that changes output (the union of
+    the stages' settings), the corpus entry's reading options, and the sha256 of the prompts used."""
+    corpus = config.corpora[corpus_index].model_dump(mode="json")
+    corpus.pop("path", None)  # the shard's content is keyed by its sha256, not where it lies
+    material = {
+        "stages": {stage.name: stage_settings(config, stage.name) for stage in STAGES},
+        "corpus": corpus,
+        "prompts": prompts,
+    }
+    canonical = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _lookup(dump: dict[str, Any], path: str) -> Any:
+    value: Any = dump
+    for part in path.split("."):
+        value = value[part]
+    return value

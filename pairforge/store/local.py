@@ -1,0 +1,44 @@
+"""Published versions as local files: a local store's versions are used in place; a remote store's are copied once
+into the workdir (MinHash indexes and the pool are memory-mapped, and memory maps need local files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pairforge.config import RunConfig
+from pairforge.plan import RunPlan
+from pairforge.pool import PoolPart
+from pairforge.store.versions import Store
+from pairforge.workdir import Workdir
+
+
+def fetch_version(store: Store, dataset: str, version: int, workdir: Workdir) -> Path:
+    """A published version as a local folder: itself on a local store, else a copy in the workdir's cache."""
+    remote = store.path(dataset, version)
+    if store.local:
+        return Path(remote)
+    local = workdir.fetched / dataset / f"v{version}"
+    if not (local / "manifest.json").is_file():
+        store.fs.get(remote, str(local), recursive=True)
+    return local
+
+
+def carried_parts(config: RunConfig, plan: RunPlan, workdir: Workdir) -> tuple[list[Path], list[PoolPart]]:
+    """The carried segments' MinHash index parts (what passage dedup runs against) and their pool parts (the
+    passages negatives may come from), as local files of the parent version."""
+    if plan.parent is None or not plan.carried:
+        return [], []
+    folder = fetch_version(Store(config.store), config.name, plan.parent, workdir)
+    return [segment_index(folder, s) for s in plan.carried], [pool_part(folder, s) for s in plan.carried]
+
+
+def segment_index(version: Path, segment: dict[str, Any]) -> Path:
+    """A segment's MinHash index part in a version folder."""
+    return version / "index" / "passages" / segment["key"]
+
+
+def pool_part(version: Path, segment: dict[str, Any]) -> PoolPart:
+    """A segment's passages and index part in a version folder, as a pool part."""
+    passages = [version / f for f in segment["files"] if f.startswith("data/passages/")]
+    return PoolPart(segment["key"], passages, segment_index(version, segment))
