@@ -6,6 +6,7 @@ config file's folder, and ``fingerprint()`` names the config's content for cachi
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -13,7 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Encodings a corpus may declare, by Python's canonical codec name. Readers split lines on b"\n" before
+# decoding, so only encodings where that byte is always a newline qualify (not UTF-16/32, not EBCDIC).
+# gb18030 is the superset of GBK and GB2312: the one to choose for a "GBK" corpus.
+TEXT_ENCODINGS = ("utf-8", "gb18030", "gbk", "gb2312", "big5", "big5hkscs")
+KINDS = ("qp", "sp")
 
 
 class ConfigError(ValueError):
@@ -21,16 +28,39 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a rejected value (a key pasted into api_key_env) never reaches an error message.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+def canonical_encoding(name: str) -> str:
+    """Python's name of the codec ``name`` spells (``UTF8`` → ``utf-8``); an error for one a reader cannot use."""
+    try:
+        codec = codecs.lookup(name).name
+    except LookupError:
+        codec = ""
+    codec = "utf-8" if codec == "utf-8-sig" else codec  # a BOM is dropped in any case
+    if codec not in TEXT_ENCODINGS:
+        raise ValueError(
+            f"{name!r} is not supported: use one of {', '.join(TEXT_ENCODINGS)} (gb18030 also reads GBK and GB2312)"
+        )
+    return codec
 
 
 class _CorpusBase(_Strict):
     path: str = Field(description="A file or a glob of shards; .gz and .zst are read transparently.")
     name: str | None = Field(default=None, description="Source label on every record; defaults to the format.")
+    encoding: str = Field(
+        default="utf-8", description="Text encoding of the files: utf-8, or gb18030 for GBK corpora (see README)."
+    )
 
     @property
     def source(self) -> str:
         return self.name or self.format  # type: ignore[attr-defined]
+
+    @field_validator("encoding")
+    @classmethod
+    def _check_encoding(cls, value: str) -> str:
+        return canonical_encoding(value)
 
 
 class WudaoCorpus(_CorpusBase):
@@ -72,6 +102,12 @@ class ParquetCorpus(_CorpusBase):
     text_field: str = "text"
     title_field: str | None = "title"
     id_field: str | None = "id"
+
+    @model_validator(mode="after")
+    def _check_no_encoding(self) -> ParquetCorpus:
+        if self.encoding != "utf-8":
+            raise ValueError("encoding does not apply to Parquet: its strings are always UTF-8")
+        return self
 
 
 CorpusConfig = Annotated[

@@ -137,6 +137,8 @@ def ingest_shard(
             result["complete"] = True  # a shard cut short by --limit is not covered
     finally:
         quarantine.close()
+    # A cut or damaged shard was not read whole: like one cut by --limit, it is not covered.
+    result["complete"] = result["complete"] and not quarantine.counts["unreadable"]
     pairs.close()
     passages.close()
     if progress:
