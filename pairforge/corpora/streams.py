@@ -11,9 +11,10 @@ from typing import IO
 
 import zstandard
 
-# Input read per step from a .zst shard: small, so one step's output stays bounded even for data that
-# compresses a thousandfold (a block of 128 KiB can come from a few bytes).
-ZSTD_STEP = 16 * 1024
+# Input decoded per step from a .zst shard: small, so one step's output stays bounded (32 MiB) even for data
+# that compresses thirty-thousandfold (a 128 KiB block of one repeated byte takes 4 bytes). No slower than
+# larger steps: measured 0.21 s (1 KiB) against 0.26 s (16 KiB) for 17 MB of Chinese text.
+ZSTD_STEP = 1024
 TEXT_STEP = 1 << 16
 BUFFER = 1 << 16  # bytes a buffered reader asks for at a time
 
@@ -33,7 +34,8 @@ READ_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, zlib.error)
 
 def open_binary(path: str) -> IO[bytes]:
     """Open a shard for streaming, decompressing .gz and .zst on the fly. A cut compressed shard raises
-    EOFError (``TruncatedShardError`` for .zst) once the bytes before the cut are read; a damaged one OSError."""
+    EOFError (``TruncatedShardError`` for .zst) once the bytes before the cut are read; a damaged one OSError
+    (``DamagedShardError`` for .zst) or zlib.error (.gz): all of them are in READ_ERRORS."""
     if path.endswith(".gz"):
         return gzip.open(path, "rb")  # type: ignore[return-value]
     if path.endswith(".zst"):
