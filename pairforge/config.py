@@ -8,13 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pairforge.config_rules import (
+    EXPORT_KINDS,
+    KINDS,
+    canonical_encoding,
+    check_block_name,
+    check_env_name,
+    check_flagembedding_types,
+    check_kinds,
+    check_no_credentials,
+    check_prompt_versions,
+)
 
 
 class ConfigError(ValueError):
@@ -22,16 +36,25 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # hide_input_in_errors: a rejected value (a key pasted into api_key_env) never reaches an error message.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class _CorpusBase(_Strict):
     path: str = Field(description="A file or a glob of shards; .gz and .zst are read transparently.")
     name: str | None = Field(default=None, description="Source label on every record; defaults to the format.")
+    encoding: str = Field(
+        default="utf-8", description="Text encoding of the files: utf-8, or gb18030 for GBK corpora (see README)."
+    )
 
     @property
     def source(self) -> str:
         return self.name or self.format  # type: ignore[attr-defined]
+
+    @field_validator("encoding")
+    @classmethod
+    def _check_encoding(cls, value: str) -> str:
+        return canonical_encoding(value)
 
 
 class WudaoCorpus(_CorpusBase):
@@ -73,6 +96,12 @@ class ParquetCorpus(_CorpusBase):
     text_field: str = "text"
     title_field: str | None = "title"
     id_field: str | None = "id"
+
+    @model_validator(mode="after")
+    def _check_no_encoding(self) -> ParquetCorpus:
+        if self.encoding != "utf-8":
+            raise ValueError("encoding does not apply to Parquet: its strings are always UTF-8")
+        return self
 
 
 CorpusConfig = Annotated[
@@ -151,6 +180,21 @@ class OpenAIConfig(_Strict):
     json_schema: bool = Field(default=True, description="Send response_format json_schema.")
     send_seed: bool = Field(default=True, description="Send sampling.seed per request; false for a vLLM CPU server.")
 
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, urls: str | list[str]) -> str | list[str]:
+        for url in [urls] if isinstance(urls, str) else urls:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError("must be an http:// or https:// URL with a host, such as http://127.0.0.1:8000/v1")
+            check_no_credentials(url)
+        if isinstance(urls, list) and not urls:
+            raise ValueError("needs at least one endpoint")
+        return urls
+
+    _check_api_key_env = field_validator("api_key_env")(check_env_name)
+    _check_api_key_secret = field_validator("api_key_secret")(check_block_name)
+
 
 class TransformersConfig(_Strict):
     batch_size: int = Field(default=8, ge=1)
@@ -176,6 +220,35 @@ class GenerateConfig(_Strict):
     openai: OpenAIConfig = OpenAIConfig()
     transformers: TransformersConfig = TransformersConfig()
 
+    @field_validator("kinds")
+    @classmethod
+    def _check_unique_kinds(cls, kinds: list[str]) -> list[str]:
+        repeated = sorted({k for k in kinds if kinds.count(k) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed twice: each kind is generated once per passage")
+        return kinds
+
+    @field_validator("counts")
+    @classmethod
+    def _check_counts(cls, counts: dict[str, int]) -> dict[str, int]:
+        check_kinds(counts, KINDS)
+        for kind, count in counts.items():
+            if count < 1:  # a schema asking for 0 or fewer items makes every paid request fail
+                raise ValueError(f"{kind} asks for {count} items per request: every count must be at least 1")
+        return counts
+
+    _check_prompts = field_validator("prompt_versions")(check_prompt_versions)
+
+    @model_validator(mode="after")
+    def _check_answer_room(self) -> GenerateConfig:
+        room = self.vllm.max_model_len
+        if self.backend == "vllm" and room is not None and self.sampling.max_tokens >= room:
+            raise ValueError(
+                f"sampling.max_tokens ({self.sampling.max_tokens}) leaves no room for the prompt in "
+                f"vllm.max_model_len ({room})"
+            )
+        return self
+
 
 class DedupConfig(_Strict):
     num_perm: int = Field(default=128, ge=16, le=1024)
@@ -191,6 +264,24 @@ class DedupConfig(_Strict):
         default=[], description="Index folders (or globs) of earlier versions; texts they hold are dropped."
     )
     against_store: bool = Field(default=True, description="Also dedup against every published version of the dataset.")
+
+    @model_validator(mode="after")
+    def _check_lsh(self) -> DedupConfig:
+        fp, fn = self.false_positive_weight, self.false_negative_weight
+        if not math.isclose(fp + fn, 1.0, abs_tol=1e-9):
+            raise ValueError(
+                f"false_positive_weight + false_negative_weight must sum to 1, as datasketch's MinHashLSH weights "
+                f"do; got {fp:g} + {fn:g} = {fp + fn:g}"
+            )
+        # The Jaccard estimate moves in steps of 1/num_perm: above the last step, only identical signatures
+        # would count, whatever the threshold says.
+        if self.threshold > 1 - 1 / self.num_perm:
+            needed = math.ceil(1 / (1 - self.threshold))
+            raise ValueError(
+                f"threshold {self.threshold:g} is finer than num_perm {self.num_perm} can resolve (steps of "
+                f"1/{self.num_perm}): raise num_perm to at least {needed}, or lower the threshold"
+            )
+        return self
 
 
 class FilterConfig(_Strict):
@@ -215,6 +306,15 @@ class FilterConfig(_Strict):
         default=True, description="Drop pairs whose evidence cannot be located in their passage (evidence_not_found)."
     )
     contamination_ngram: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> FilterConfig:
+        for low, high in (("query_min_chars", "query_max_chars"), ("passage_min_chars", "passage_max_chars")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(
+                    f"{low} ({getattr(self, low)}) is larger than {high} ({getattr(self, high)}): nothing could pass"
+                )
+        return self
 
 
 class MineConfig(_Strict):
@@ -249,12 +349,28 @@ class MineConfig(_Strict):
             raise ValueError(f"mine.retriever is {self.retriever!r} but mine.dense_model is not set")
         return self
 
+    @model_validator(mode="after")
+    def _check_range(self) -> MineConfig:
+        """Ranks range_min..range_max-1 of each retriever are the candidates, and num_negatives must fit in
+        them, as sentence-transformers' mine_hard_negatives requires (a random top-up is for the few queries
+        whose candidates the guards thin out, not a way to ask for more negatives than the window holds)."""
+        if self.range_min >= self.range_max:
+            raise ValueError(f"range_min ({self.range_min}) must be smaller than range_max ({self.range_max})")
+        window = self.range_max - self.range_min
+        if self.num_negatives > window:
+            raise ValueError(
+                f"num_negatives ({self.num_negatives}) does not fit: only {window} candidates remain after skipping "
+                f"range_min={self.range_min} of range_max={self.range_max}; lower num_negatives or range_min, or "
+                "raise range_max"
+            )
+        return self
+
 
 class ExportConfig(_Strict):
     """What a published version holds besides ``data/`` (each format optional)."""
 
     flagembedding: bool = Field(default=True, description="flagembedding/<kind>.jsonl, one file per kind.")
-    length_buckets: list[int] = Field(
+    length_buckets: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=list,
         description="Length bucket edges for flagembedding/by_length/, as FlagEmbedding's split_data_by_length: "
         "an example's longest text, in tokens of window.tokenizer (characters without one).",
@@ -278,6 +394,14 @@ class ExportConfig(_Strict):
     card_text_chars: int = Field(default=200, ge=20, description="Longer texts are cut in the card.")
     seed: int = 0
 
+    @field_validator("query_instructions")
+    @classmethod
+    def _check_instruction_kinds(cls, instructions: dict[str, str]) -> dict[str, str]:
+        check_kinds(instructions, EXPORT_KINDS)
+        return instructions
+
+    _check_types = field_validator("flagembedding_types")(check_flagembedding_types)
+
 
 class FlowConfig(_Strict):
     """How ``pairforge run`` executes the pipeline flow."""
@@ -287,6 +411,12 @@ class FlowConfig(_Strict):
     dask_workers: int = Field(default=2, ge=1)
     llm_concurrency: int = Field(default=1, ge=1, description="LLM tasks running at once (global limit).")
     retries: int = Field(default=2, ge=0, description="Retries of I/O and LLM tasks.")
+
+    @model_validator(mode="after")
+    def _check_dask(self) -> FlowConfig:
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError(f"dask_address is set but task_runner is {self.task_runner!r}: it would be ignored")
+        return self
 
 
 class RunConfig(_Strict):
@@ -312,6 +442,21 @@ class RunConfig(_Strict):
         if not _ENV_NAME.fullmatch(openai["api_key_env"]):
             openai["api_key_env"] = "<redacted: not a variable name>"
         return dump
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, store: str) -> str:
+        return check_no_credentials(store) if "://" in store else store
+
+    @field_validator("corpora")
+    @classmethod
+    def _check_distinct_corpora(cls, corpora: list[Any]) -> list[Any]:
+        seen: dict[str, int] = {}
+        for i, corpus in enumerate(corpora):
+            if corpus.path in seen:  # the path itself is not quoted: an object-store URL may be private
+                raise ValueError(f"corpora {seen[corpus.path]} and {i} name the same path: it would be read twice")
+            seen[corpus.path] = i
+        return corpora
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""
@@ -351,7 +496,10 @@ def load_config(path: str | Path) -> RunConfig:
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        # Located, not quoted: PyYAML's message repeats the line, which may hold a pasted key.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'unreadable'}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
@@ -370,7 +518,7 @@ def _describe(path: Path, exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"{path}: unknown key '{key}'")
         else:
-            lines.append(f"{path}: {key}: {err['msg']}")
+            lines.append(f"{path}: {key}: {err['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

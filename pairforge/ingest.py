@@ -131,7 +131,8 @@ def _read_windows(
     pairs.close()
     if progress:
         progress(shard.path, documents, shard.bytes)
-    complete = complete and not quarantine.counts.get("unreadable")  # a damaged file was not read whole
+    # A cut or damaged shard was not read whole: like one cut by --limit, it is not covered.
+    complete = complete and not quarantine.counts.get("unreadable")
     stats.input = documents + counts["human_pairs"] + quarantine.total
     for reason, n in quarantine.counts.items():
         stats.drop(reason, n)

@@ -1,21 +1,20 @@
-"""Shard discovery and streaming reads: globs, .gz/.zst, line numbers, per-line UTF-8 and JSON checks."""
+"""Shard discovery and streaming reads: globs, line numbers, per-line decoding and JSON checks (the byte
+streams, .gz/.zst included, are in ``streams``)."""
 
 from __future__ import annotations
 
 import glob
-import gzip
-import io
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from pairforge.corpora.decoding import decode_line, gb18030_hint
+from pairforge.corpora.streams import READ_ERRORS, open_binary
 from pairforge.records import Document, HumanPair, Record, Rejected
 
 RAW_KEEP = 2_000  # characters of a bad record kept in quarantine; file:line points at the rest
-# Errors of a damaged shard (a cut .gz, a bad compressed block): past one, nothing more can be read from it.
-READ_ERRORS = (OSError, EOFError)
 # A \uD800-\uDFFF escape; json.loads joins valid pairs, so only lone surrogates survive (and cannot be stored).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -32,28 +31,18 @@ def expand_paths(pattern: str) -> list[str]:
     return paths
 
 
-def open_binary(path: str) -> IO[bytes]:
-    """Open a shard for streaming, decompressing .gz and .zst on the fly."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if path.endswith(".zst"):
-        import zstandard
-
-        reader = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
-        return io.BufferedReader(reader)  # line iteration needs a buffered reader
-    return open(path, "rb")
-
-
-def iter_lines(path: str) -> Iterator[tuple[int, str] | Rejected]:
-    """Yield (line number, text) for each non-blank line; undecodable lines come back as Rejected."""
+def iter_lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, str] | Rejected]:
+    """Yield (line number, text) for each non-blank line, decoded with ``encoding`` and without a BOM (at the
+    start of the file, or of any line, as in shards joined with ``cat``). Undecodable lines come back as
+    Rejected; a cut or damaged file ends in one ``unreadable`` record at the line where reading stopped (a
+    partial last line included)."""
     number = 0
     try:
         with open_binary(path) as raw:
             for number, line in enumerate(raw, start=1):
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield Rejected(path, number, "invalid_utf8", str(exc), _excerpt(line))
+                text = decode_line(line, encoding)
+                if isinstance(text, tuple):
+                    yield Rejected(path, number, *text, _excerpt(line))
                     continue
                 text = text.rstrip("\r\n")
                 if text.strip():
@@ -62,9 +51,22 @@ def iter_lines(path: str) -> Iterator[tuple[int, str] | Rejected]:
         yield Rejected(path, number + 1, "unreadable", f"{exc} (rest of the file not read)")
 
 
-def iter_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
+def stopped_reading(path: str, exc: Exception, encoding: str, *, record: int) -> Rejected:
+    """The record of an error that ended the reading of a one-JSON-value file (a dump, a SQuAD file) at
+    ``record``: ``unreadable`` (a cut or damaged file), ``invalid_utf8`` / ``invalid_encoding``, or
+    ``invalid_json``."""
+    reason, detail = "invalid_json", str(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        reason = "invalid_utf8" if encoding == "utf-8" else "invalid_encoding"
+        detail += gb18030_hint(exc) if encoding == "utf-8" else ""
+    elif isinstance(exc, READ_ERRORS):
+        reason = "unreadable"
+    return Rejected(path, None, reason, f"{detail} (rest of the file not read)", record=record)
+
+
+def iter_json_lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
     """Yield (line number, object) for each JSON Lines record; broken lines come back as Rejected."""
-    for item in iter_lines(path):
+    for item in iter_lines(path, encoding):
         if isinstance(item, Rejected):
             yield item
             continue
@@ -87,11 +89,11 @@ def iter_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]] | Rejected
 
 
 def read_json_records(
-    path: str, convert: Callable[[dict[str, Any], int], Record | Sequence[Record] | str]
+    path: str, convert: Callable[[dict[str, Any], int], Record | Sequence[Record] | str], encoding: str = "utf-8"
 ) -> Iterator[Record]:
     """JSON Lines records turned into Documents/HumanPairs by ``convert(obj, line)``; a string it returns is
     a drop reason, and the record goes to quarantine with it."""
-    for item in iter_json_lines(path):
+    for item in iter_json_lines(path, encoding):
         if isinstance(item, Rejected):
             yield item
             continue

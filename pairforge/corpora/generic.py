@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from pairforge.config import JsonlCorpus, ParquetCorpus
-from pairforge.corpora.files import READ_ERRORS, get_text, iter_json_lines, json_excerpt
+from pairforge.corpora.files import get_text, iter_json_lines, json_excerpt
+from pairforge.corpora.streams import READ_ERRORS
 from pairforge.records import Document, Record, Rejected
 
 
 def read_jsonl(path: str, corpus: JsonlCorpus) -> Iterator[Record]:
     """Yield a Document per JSON Lines record."""
-    for item in iter_json_lines(path):
+    for item in iter_json_lines(path, corpus.encoding):
         if isinstance(item, Rejected):
             yield item
         else:

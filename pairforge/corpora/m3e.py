@@ -16,7 +16,9 @@ from pairforge.records import HumanPair, Record
 def read_m3e(path: str, corpus: M3eCorpus) -> Iterator[Record]:
     """Yield the HumanPairs of one m3e/uniem JSONL shard (ingest turns their texts into documents)."""
     name = Path(path).name
-    return read_json_records(path, lambda obj, line: parse_m3e_record(obj, f"{name}:L{line}", corpus.source))
+    return read_json_records(
+        path, lambda obj, line: parse_m3e_record(obj, f"{name}:L{line}", corpus.source), corpus.encoding
+    )
 
 
 def parse_m3e_record(obj: dict[str, Any], pair_id: str, source: str) -> list[HumanPair] | str:

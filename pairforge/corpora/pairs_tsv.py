@@ -14,7 +14,7 @@ from pairforge.records import HumanPair, Record, Rejected
 def read_pairs_tsv(path: str, corpus: PairsTsvCorpus) -> Iterator[Record]:
     """Yield a scored HumanPair per row; rows of an unlabelled split (two columns) carry ``label=None``."""
     name = Path(path).name
-    for item in iter_lines(path):
+    for item in iter_lines(path, corpus.encoding):
         if isinstance(item, Rejected):
             yield item
             continue

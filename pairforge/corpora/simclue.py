@@ -16,14 +16,16 @@ def read_simclue(path: str, corpus: SimclueCorpus) -> Iterator[Record]:
     """Yield the pairs (or, for the sentence corpus, the documents) of one SimCLUE file."""
     name = Path(path).name
     if name.removesuffix(".gz").removesuffix(".zst").endswith(".txt"):
-        for sentence in iter_lines(path):
+        for sentence in iter_lines(path, corpus.encoding):
             if isinstance(sentence, Rejected):
                 yield sentence
             else:
                 number, text = sentence
                 yield Document(f"{name}:L{number}", corpus.source, "", text, {"file": path, "line": number})
         return
-    yield from read_json_records(path, lambda obj, line: _to_pair(obj, f"{name}:L{line}", corpus.source))
+    yield from read_json_records(
+        path, lambda obj, line: _to_pair(obj, f"{name}:L{line}", corpus.source), corpus.encoding
+    )
 
 
 def _to_pair(obj: dict, pair_id: str, source: str) -> HumanPair | str:

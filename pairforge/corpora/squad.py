@@ -10,7 +10,8 @@ from typing import Any
 import ijson
 
 from pairforge.config import SquadCorpus
-from pairforge.corpora.files import READ_ERRORS, get_text, open_binary
+from pairforge.corpora.files import get_text, stopped_reading
+from pairforge.corpora.streams import READ_ERRORS, open_utf8
 from pairforge.records import Document, HumanPair, Record, Rejected
 
 
@@ -18,11 +19,12 @@ def read_squad(path: str, corpus: SquadCorpus) -> Iterator[Record]:
     """Yield a Document per paragraph and a HumanPair (question → context) per question."""
     index = 0
     try:
-        with open_binary(path) as raw:
+        with open_utf8(path, corpus.encoding) as raw:
             for index, article in enumerate(ijson.items(raw, "data.item", use_float=True), start=1):
                 yield from _read_article(path, corpus, article, index)
     except (ijson.JSONError, UnicodeDecodeError, *READ_ERRORS) as exc:
-        yield Rejected(path, None, "invalid_json", f"{exc} (rest of the file not read)", record=index + 1)
+        # One JSON value: past an error nothing more can be read from this shard.
+        yield stopped_reading(path, exc, corpus.encoding, record=index + 1)
 
 
 def _read_article(path: str, corpus: SquadCorpus, article: Any, index: int) -> Iterator[Record]:

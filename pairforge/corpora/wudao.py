@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Iterator
@@ -12,14 +13,15 @@ from typing import Any
 import ijson
 
 from pairforge.config import WudaoCorpus
-from pairforge.corpora.files import READ_ERRORS, get_text, iter_json_lines, json_excerpt, open_binary
+from pairforge.corpora.files import get_text, iter_json_lines, json_excerpt, stopped_reading
+from pairforge.corpora.streams import READ_ERRORS, open_utf8
 from pairforge.records import Document, Record, Rejected
 
 
 def read_wudao(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
     """Yield a Document per WuDao record of one shard, in either layout."""
-    if _is_json_lines(path, corpus.records_key):
-        for item in iter_json_lines(path):
+    if _is_json_lines(path, corpus):
+        for item in iter_json_lines(path, corpus.encoding):
             if isinstance(item, Rejected):
                 yield item
             else:
@@ -31,18 +33,18 @@ def read_wudao(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
 def _read_dump(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
     index = 0
     try:
-        with open_binary(path) as raw:
+        with open_utf8(path, corpus.encoding, errors="replace") as raw:
             first = _first_byte(raw)
         prefix = "item" if first == b"[" else f"{corpus.records_key}.item"
-        with open_binary(path) as raw:
+        with open_utf8(path, corpus.encoding) as raw:
             for index, obj in enumerate(ijson.items(raw, prefix, use_float=True), start=1):
                 if isinstance(obj, dict):
                     yield _to_document(path, corpus, obj, record=index)
                 else:
                     yield Rejected(path, None, "not_an_object", type(obj).__name__, record=index)
     except (ijson.JSONError, UnicodeDecodeError, *READ_ERRORS) as exc:
-        # A dump is one JSON value: past a syntax error nothing more can be read from this shard.
-        yield Rejected(path, None, "invalid_json", f"{exc} (rest of the file not read)", record=index + 1)
+        # A dump is one JSON value: past an error nothing more can be read from this shard.
+        yield stopped_reading(path, exc, corpus.encoding, record=index + 1)
 
 
 def _to_document(
@@ -63,11 +65,13 @@ def _to_document(
     )
 
 
-def _is_json_lines(path: str, records_key: str) -> bool:
+def _is_json_lines(path: str, corpus: WudaoCorpus) -> bool:
     """JSON Lines unless the file starts like a dump: an array, ``{`` alone or ``{"RECORDS": ...`` on the first
-    line, or one line holding the whole dump. A broken first record does not make a JSON Lines shard a dump."""
+    line, or one line holding the whole dump. A broken first record does not make a JSON Lines shard a dump.
+    The file is sniffed as UTF-8 without its BOM, undecodable bytes replaced: the readers quarantine those."""
+    records_key = corpus.records_key
     try:
-        with open_binary(path) as raw:
+        with io.BufferedReader(open_utf8(path, corpus.encoding, errors="replace")) as raw:
             lines = (line.strip() for line in raw)
             first = next((line for line in lines if line), b"")
             try:

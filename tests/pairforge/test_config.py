@@ -3,8 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
-from pairforge.config import ConfigError, load_config
+from pairforge.config import ConfigError, RunConfig, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -83,3 +85,117 @@ def test_fingerprint_is_canonical_and_content_sensitive(tmp_path: Path) -> None:
 def test_shipped_configs_load() -> None:
     for path in sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml")):
         assert load_config(path).corpora
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        # generate: counts are items per request, each kind once, prompts that exist, room for the answer
+        (MINIMAL + "generate: {counts: {qp: 0, sp: -3}}\n", "generate.counts", "at least 1"),
+        (MINIMAL + "generate: {counts: {sp: -3}}\n", "generate.counts", "at least 1"),
+        (MINIMAL + "generate: {counts: {qa: 2}}\n", "generate.counts", "unknown kind 'qa'"),
+        (MINIMAL + "generate: {kinds: [qp, sp, qp]}\n", "generate.kinds", "qp listed twice"),
+        (MINIMAL + "generate: {prompt_versions: {qp: v9}}\n", "generate.prompt_versions", "qp/v9.zh not found"),
+        (MINIMAL + "generate: {prompt_versions: {qa: v1}}\n", "generate.prompt_versions", "unknown kind 'qa'"),
+        (MINIMAL + "generate: {sampling: {max_tokens: 4096}}\n", "generate", "max_model_len"),
+        # every min <= max
+        (MINIMAL + "filter: {query_min_chars: 12, query_max_chars: 8}\n", "filter", "query_min_chars (12)"),
+        (MINIMAL + "filter: {passage_min_chars: 500, passage_max_chars: 400}\n", "filter", "passage_min_chars"),
+        (MINIMAL + "mine: {range_min: 50, range_max: 50}\n", "mine", "range_min (50) must be smaller"),
+        (MINIMAL + "mine: {range_min: 60, range_max: 50}\n", "mine", "range_min (60) must be smaller"),
+        (MINIMAL + "mine: {range_min: 45, range_max: 50, num_negatives: 7}\n", "mine", "only 5 candidates"),
+        # dedup: datasketch's weights, and a threshold the signature can resolve
+        (MINIMAL + "dedup: {false_positive_weight: 0.5}\n", "dedup", "sum to 1"),
+        (MINIMAL + "dedup: {threshold: 0.99, num_perm: 16}\n", "dedup", "num_perm"),
+        # export and flow
+        (MINIMAL + "export: {length_buckets: [-1, 500]}\n", "export.length_buckets.0", "greater than or equal to 0"),
+        (MINIMAL + "export: {flagembedding_types: {qp: nromal}}\n", "export.flagembedding_types", "'nromal'"),
+        (MINIMAL + "export: {query_instructions: {qa: 检索}}\n", "export.query_instructions", "unknown kind 'qa'"),
+        (MINIMAL + "flow: {dask_address: 'tcp://10.0.0.1:8786'}\n", "flow", "task_runner"),
+        # corpora
+        (MINIMAL + "  - {format: jsonl, path: data/*.jsonl}\n", "corpora", "corpora 0 and 1"),
+        (MINIMAL.replace("}", ", encoding: utf-16}"), "corpora.0.encoding", "'utf-16' is not supported"),
+        (MINIMAL + "generate: {openai: {base_url: '127.0.0.1:8000/v1'}}\n", "generate.openai.base_url", "http"),
+    ],
+)
+def test_nonsensical_settings_are_config_errors_naming_the_key(
+    tmp_path: Path, text: str, key: str, words: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"{path}: {key}: " in message
+    assert words in message, message
+    assert "Value error," not in message  # pydantic's prefix says nothing to a user
+
+
+def test_settings_at_their_bounds_are_accepted(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL + "generate: {counts: {qp: 1, sp: 1}, kinds: [sp], sampling: {max_tokens: 4095}}\n"
+            "filter: {query_min_chars: 8, query_max_chars: 8, passage_min_chars: 400, passage_max_chars: 400}\n"
+            "mine: {range_min: 43, range_max: 50, num_negatives: 7}\n"
+            "dedup: {threshold: 0.9375, num_perm: 16, false_positive_weight: 0.3, false_negative_weight: 0.7}\n"
+            "flow: {task_runner: dask, dask_address: 'tcp://10.0.0.1:8786'}\n",
+        )
+    )
+    assert config.mine.range_max - config.mine.range_min == config.mine.num_negatives
+
+
+SECRET = "sk-proj-Zx81QmT4vLw0Rb7NcY2eKd9S"
+
+
+@pytest.mark.parametrize(
+    ("openai", "key"),
+    [
+        (f"{{api_key_env: {SECRET}}}", "api_key_env"),
+        (f"{{api_key_env: 'Bearer {SECRET}'}}", "api_key_env"),
+        ("{api_key_env: Zx81QmT4vLw0Rb7NcY2eKd9SuPq3HfA6}", "api_key_env"),  # a key that is a valid name
+        ("{api_key_secret: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b}", "api_key_secret"),
+        (f"{{base_url: 'http://user:{SECRET}@127.0.0.1:8000/v1'}}", "base_url"),
+        (f"{{base_url: 'http://{SECRET}@127.0.0.1:8000/v1'}}", "base_url"),
+        (f"{{base_url: 'https://api.example.com/v1?api_key={SECRET}'}}", "base_url"),
+    ],
+)
+def test_secrets_in_the_config_are_rejected_without_echoing_them(tmp_path: Path, openai: str, key: str) -> None:
+    text = MINIMAL + f"generate: {{backend: openai, openai: {openai}}}\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"{path}: generate.openai.{key}: " in message and "environment" in message
+    secret = yaml.safe_load(text)["generate"]["openai"][key]
+    for part in (SECRET, secret, "Zx81QmT4", "9f86d081"):
+        assert part not in message
+    with pytest.raises(ValidationError) as direct:  # nor do pydantic's own errors, wherever they are printed
+        RunConfig.model_validate(yaml.safe_load(text))
+    assert (
+        SECRET not in str(direct.value) and "Zx81QmT4" not in str(direct.value) and "9f86d081" not in str(direct.value)
+    )
+
+
+def test_credentials_in_the_store_url_are_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + f"store: 's3://AKIA:{SECRET}@bucket/prefix'\n")
+    with pytest.raises(ConfigError, match=r"store: .*environment") as info:
+        load_config(path)
+    assert SECRET not in str(info.value)
+
+
+def test_invalid_yaml_is_located_without_quoting_the_text(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + f"generate: {{openai: {{api_key_env: [{SECRET}}}}}\n")
+    with pytest.raises(ConfigError, match=r"not valid YAML at line 3, column \d+") as info:
+        load_config(path)
+    assert SECRET not in str(info.value)
+
+
+def test_real_variable_names_and_urls_are_accepted(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL + "generate:\n  backend: openai\n  openai:\n    api_key_env: DEEPSEEK_API_KEY_2\n"
+            "    api_key_secret: openai-api-key\n    base_url: 'https://api.deepseek.com/v1?api-version=2024-06-01'\n",
+        )
+    )
+    assert config.generate.openai.api_key_env == "DEEPSEEK_API_KEY_2"

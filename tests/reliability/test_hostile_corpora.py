@@ -309,3 +309,80 @@ def test_a_broken_first_line_does_not_turn_json_lines_into_a_dump(tmp_path: Path
         )
     one_line_dump = dumps({"RECORDS": [{"id": 1, "content": BASES[0]}, {"id": 2, "content": BASES[1]}]})
     ingest_case(Case({"format": "wudao"}, {"x.json": one_line_dump}, [BASES[0], BASES[1]]), tmp_path / "dump")
+
+
+@pytest.mark.parametrize("suffix", [".zst", ".gz"])
+def test_a_cut_compressed_shard_is_quarantined_and_not_complete(tmp_path: Path, suffix: str) -> None:
+    """A cut shard keeps the records before the cut, quarantines one `unreadable` record at the line where
+    reading stopped, and is not complete (so no version covers it); the intact shard beside it is complete."""
+    import zstandard
+
+    lines = [dumps({"id": f"d{i}", "text": f"第{i}篇。{BASES[i % 3]}{i * 7919}"}) + b"\n" for i in range(4000)]
+    data = b"".join(lines)
+    packed = gzip.compress(data, mtime=0) if suffix == ".gz" else zstandard.ZstdCompressor().compress(data)
+    cut = packed[: len(packed) * 6 // 10]
+    decoder = zlib.decompressobj(31) if suffix == ".gz" else zstandard.ZstdDecompressor().decompressobj()
+    readable = decoder.decompress(cut).count(b"\n")
+    assert 0 < readable < 4000
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / f"a-cut.jsonl{suffix}").write_bytes(cut)
+    (tmp_path / "in" / f"b-whole.jsonl{suffix}").write_bytes(packed)
+    config = RunConfig.model_validate(
+        {
+            "workdir": str(tmp_path / "work"),
+            "corpora": [{"format": "jsonl", "path": str(tmp_path / "in" / "*")}],
+            "window": {"max_length": 4000, "min_length": 1, "long_short_ratio": None},
+        }
+    )
+    summary = run_ingest(config)
+    assert summary.documents == readable + 4000
+    assert summary.quarantine_reasons == {"unreadable": 1}
+    row = json.loads((tmp_path / "work" / "quarantine" / "ingest.jsonl").read_text())
+    assert (Path(row["file"]).name, row["line"], row["reason"]) == (f"a-cut.jsonl{suffix}", readable + 1, "unreadable")
+    assert {Path(i["path"]).name: i["complete"] for i in summary.inputs} == {
+        f"a-cut.jsonl{suffix}": False,
+        f"b-whole.jsonl{suffix}": True,
+    }
+
+
+def test_a_cut_single_block_zst_is_not_an_empty_success(tmp_path: Path) -> None:
+    import zstandard
+
+    packed = zstandard.ZstdCompressor().compress(b"".join(dumps({"text": t}) + b"\n" for t in BASES))
+    (tmp_path / "cut.jsonl.zst").write_bytes(packed[: len(packed) // 2])
+    config = RunConfig.model_validate(
+        {"workdir": str(tmp_path / "work"), "corpora": [{"format": "wudao", "path": str(tmp_path / "cut.jsonl.zst")}]}
+    )
+    summary = run_ingest(config)
+    assert (summary.documents, summary.quarantine_reasons) == (0, {"unreadable": 1})
+    assert [i["complete"] for i in summary.inputs] == [False]
+    with pytest.raises(StrictModeError, match=r"cut\.jsonl\.zst:1: unreadable"):
+        run_ingest(config.model_copy(update={"workdir": str(tmp_path / "strict")}), strict=True)
+
+
+def test_bom_and_gbk_corpora_through_ingest(tmp_path: Path) -> None:
+    """A BOM'd UTF-8 shard and a GBK shard (encoding: gb18030) ingest to the same passages; the GBK shard read
+    as UTF-8 is quarantined line by line with the hint that names the setting."""
+    text = "".join(dumps({"id": f"d{i}", "text": t}).decode() + "\n" for i, t in enumerate(BASES))
+    (tmp_path / "bom.jsonl").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    (tmp_path / "gbk.jsonl").write_bytes(text.encode("gbk"))
+
+    def ingest(name: str, **corpus: str) -> tuple[Any, list[str]]:
+        config = RunConfig.model_validate(
+            {
+                "workdir": str(tmp_path / f"work-{name}-{len(corpus)}"),
+                "corpora": [{"format": "jsonl", "path": str(tmp_path / name), **corpus}],
+                "window": {"min_length": 1, "long_short_ratio": None},
+            }
+        )
+        summary = run_ingest(config)
+        return summary, sorted(r["text"] for r in read_rows(Path(config.workdir) / "passages"))
+
+    bom, bom_texts = ingest("bom.jsonl")
+    gbk, gbk_texts = ingest("gbk.jsonl", encoding="gb18030")
+    assert bom.quarantined == gbk.quarantined == 0
+    assert bom_texts == gbk_texts == sorted(BASES)
+    wrong, _ = ingest("gbk.jsonl")
+    assert wrong.quarantine_reasons == {"invalid_utf8": 3}
+    rows = (Path(tmp_path / "work-gbk.jsonl-0") / "quarantine" / "ingest.jsonl").read_text().splitlines()
+    assert all("set encoding: gb18030" in json.loads(r)["detail"] for r in rows)
