@@ -67,8 +67,13 @@ def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) ->
 
 
 def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = None) -> dict[str, Any]:
-    """``pairforge run``: the pipeline flow on the temporary local server (nothing to start by hand)."""
-    load_config(config_path)  # a bad config fails before any server starts
+    """``pairforge run``: the pipeline flow on the temporary local server (nothing to start by hand); when the
+    latest version already covers every input shard, the answer comes without starting anything."""
+    started = time.perf_counter()
+    config = load_config(config_path)  # a bad config fails before any server starts
+    plan = plan_run(config, fresh=fresh, limit=limit)
+    if not plan.todo:
+        return _nothing_new(config, plan, started)
     with temporary_server():
         return pipeline(str(Path(config_path).resolve()), limit, fresh)
 

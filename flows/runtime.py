@@ -41,8 +41,19 @@ def temporary_server() -> Iterator[None]:
             reclaim_llm_slots()
             yield
     finally:
+        drain_logs()
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def drain_logs(timeout_s: float = 10) -> None:
+    """Send the logs and events still queued before the server they go to stops (else every run ends with
+    "Error logging to API")."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)
 
 
 def reclaim_llm_slots() -> None:

@@ -38,6 +38,7 @@ from pairforge.stats import StageStats
 from pairforge.workdir import Workdir
 
 LLM_STAGES = ("generate.send",)
+QUIET = ("generate.send", "generate", "dedup-passages.sign")  # their progress is reported otherwise (requests)
 
 
 def _run_shard(run_shard: ShardFn, shard: str) -> StageStats:
@@ -61,7 +62,8 @@ def task_mapper(config: RunConfig) -> Any:
         results = []
         for n, future in enumerate(futures, 1):
             results.append(future.result())
-            report(stage, "shards", n, len(futures))
+            if stage not in QUIET:
+                report(stage, "shards", n, len(futures))
         return results
 
     return map_shards

@@ -97,8 +97,21 @@ def run(
 
 
 def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[str, Any]:
+    """The pipeline with one progress bar per stage; Prefect's own log lines go to WORKDIR/logs/prefect.log (and to
+    its server), not the terminal."""
+    import logging
+    import os
+
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")  # before prefect configures logging
     from flows.pipeline import run_pipeline
     from flows.progress import listen
+    from pairforge.workdir import Workdir
+
+    logs = Workdir(load_config(config).workdir).logs
+    logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(logs / "prefect.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger("prefect").addHandler(handler)
 
     columns = [
         TextColumn("{task.description:<16}"),
@@ -122,6 +135,8 @@ def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[
             return run_pipeline(config, fresh=fresh, limit=limit)
         finally:
             stop()
+            logging.getLogger("prefect").removeHandler(handler)
+            handler.close()
 
 
 def _print_funnel(result: dict[str, Any]) -> None:

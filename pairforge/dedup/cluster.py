@@ -88,7 +88,7 @@ def cluster_representatives(roots: np.ndarray, ids: Callable[[np.ndarray], pa.Ar
     clustered = np.flatnonzero(sizes[roots] > 1)
     if not len(clustered):
         return {}
-    table = pa.table({"root": pa.array(roots[clustered]), "id": ids(clustered)})
+    table = pa.table({"root": pa.array(roots[clustered], pa.int64()), "id": ids(clustered)})
     smallest = table.group_by("root").aggregate([("id", "min")])
     return dict(zip(smallest["root"].to_pylist(), smallest["id_min"].to_pylist(), strict=True))
 

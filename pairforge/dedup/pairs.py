@@ -64,13 +64,13 @@ def dedup_pair_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str
     for root, passage, pair in zip(roots.tolist(), table["passage_id"].to_pylist(), ids.to_pylist(), strict=True):
         groups[(root, passage)] = min(pair, groups.get((root, passage), pair))
     leaders = [groups[(r, p)] for r, p in zip(roots.tolist(), table["passage_id"].to_pylist(), strict=True)]
-    keep = pa.array([leader == pair for leader, pair in zip(leaders, ids.to_pylist(), strict=True)])
+    keep = pa.array([leader == pair for leader, pair in zip(leaders, ids.to_pylist(), strict=True)], pa.bool_())
     writer = ShardWriter(output.pairs, shard, FILTERED_PAIR_SCHEMA, config.ingest.shard_rows)
     writer.add_table(table.filter(keep))
     writer.close()
     output.pair_clusters.mkdir(parents=True, exist_ok=True)
-    clusters = cluster_of(roots, ids, cluster_representatives(roots, lambda rows: ids.take(pa.array(rows))))
-    audit = pa.table({"id": ids, "cluster": clusters, "leader": pa.array(leaders), "kept": keep})
+    clusters = cluster_of(roots, ids, cluster_representatives(roots, lambda rows: ids.take(pa.array(rows, pa.int64()))))
+    audit = pa.table({"id": ids, "cluster": clusters, "leader": pa.array(leaders, pa.string()), "kept": keep})
     pq.write_table(audit, output.pair_clusters / f"{shard}.parquet")
     stats = StageStats(STAGE, UNIT, input=table.num_rows, output=table.num_rows - keep.false_count)
     stats.drop(REASON, keep.false_count)

@@ -60,7 +60,7 @@ def run_dedup_passages(
 ) -> StageStats:
     """Deduplicate the ingested passages of ``inputs.shards`` into ``output.passages``."""
     started = time.perf_counter()
-    signed = map_shards(STAGE, functools.partial(sign_shard, config, output, fresh), inputs.shards)
+    signed = map_shards(f"{STAGE}.sign", functools.partial(sign_shard, config, output, fresh), inputs.shards)
     sign_keys = [s.details["key"] for s in signed]
     clustered = cluster_passages(config, inputs, output, sign_keys, fresh=fresh)
     keep = functools.partial(keep_shard, config, output, clustered.details["key"], fresh)
@@ -138,12 +138,12 @@ def keep_shard(config: RunConfig, output: Workdir, cluster_key: str, fresh: bool
     reps = _representatives(folder)
     table = read_shard_table(output.ingested, shard)
     status = _status(table["id"].to_pylist(), roots, reps, layout["prior"])
-    kept = table.filter(pa.array([s == KEEP for s in status]))
+    kept = table.filter(pa.array([s == KEEP for s in status], pa.bool_()))
     writer = ShardWriter(output.passages, shard, PASSAGE_SCHEMA, config.ingest.shard_rows)
     writer.add_table(kept)
     writer.close()
     audit = pa.table({"id": table["id"], "cluster": cluster_of(roots, table["id"].combine_chunks(), reps),
-                      "status": pa.array(status)})  # fmt: skip
+                      "status": pa.array(status, pa.string())})  # fmt: skip
     output.passage_clusters.mkdir(parents=True, exist_ok=True)
     pq.write_table(audit, output.passage_clusters / f"{shard}.parquet")
     sigs = _read_signatures(output, shard, config.dedup.num_perm)
@@ -194,7 +194,7 @@ def _take_ids(parts: list[pa.Array], starts: np.ndarray, rows: np.ndarray) -> pa
     for n, part in enumerate(parts):
         inside = rows[(rows >= starts[n]) & (rows < starts[n + 1])] - starts[n]
         if len(inside):
-            out.append(pc.take(part, pa.array(inside)))
+            out.append(pc.take(part, pa.array(inside, pa.int64())))
     return pa.concat_arrays(out) if out else pa.array([], type=pa.string())
 
 

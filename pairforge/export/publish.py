@@ -53,7 +53,7 @@ def run_export(config: RunConfig, inputs: ExportInputs, output: Workdir) -> Stag
     new_examples = sum(pq.read_metadata(f).num_rows for s in plan.keys for f in _examples(output, s))
     if carried_examples + new_examples == 0:
         raise NothingToPublish(f"nothing to publish: {why_empty(inputs.funnel)}")
-    stats = StageStats(STAGE, "examples", input=new_examples)
+    stats = StageStats(STAGE, "examples", input=new_examples, output=carried_examples + new_examples)
     version = (plan.parent or 0) + 1
 
     def write(folder: str, fs: fsspec.AbstractFileSystem) -> None:
@@ -61,7 +61,6 @@ def run_export(config: RunConfig, inputs: ExportInputs, output: Workdir) -> Stag
 
     published = store.publish(config.name, write, parent=plan.parent)
     assert published == version  # publish checked the parent under the lock
-    stats.output = carried_examples + new_examples
     stats.details.update(version=version, path=version_url(store, config.name, version), parent=plan.parent)
     stats.seconds = time.perf_counter() - started
     return stats

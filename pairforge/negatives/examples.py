@@ -95,7 +95,7 @@ def find_repeated_queries(config: RunConfig, inputs: SelectInputs, output: Workd
     for f in files:
         table = pq.read_table(f, columns=["query", "positive_id", "positive"])
         mask = np.isin(id_hashes(table["query"].to_pylist()), repeated)
-        rows.append(table.filter(pa.array(mask)))
+        rows.append(table.filter(pa.array(mask, pa.bool_())))
     folder = output.stage(STAGE) / "_global"
     folder.mkdir(parents=True, exist_ok=True)
     schema = pa.schema([("query", pa.string()), ("positive_id", pa.string()), ("positive", pa.string())])
