@@ -1,0 +1,146 @@
+"""Every stage at the size users run: N passages of about 600 characters rebuilt from ../shared/data sentences (5%
+planted near-copies), through ingest → dedup → index → generate → filter → dedup → mine → select → export, with
+the project's fake OpenAI-compatible LLM. Generation is limited to ``--generate`` passages; the round trip and
+mining run over the whole pool.
+
+Each stage runs as its own ``pairforge <stage>`` process (the same stage code ``pairforge run`` drives under
+Prefect), so each stage's peak RSS is its own process's, from ``os.wait4``. Prints one line per stage and last
+``RESULT scale ours=<seconds> peak_rss_mb=<max over stages> passages=<N> unit=s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import yaml
+from passages import _sentences
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = (
+    ("ingest", []),
+    ("dedup", ["--target", "passages"]),
+    ("index", []),
+    ("generate", None),  # --limit comes from --generate
+    ("filter", []),
+    ("dedup", ["--target", "pairs"]),
+    ("mine", []),
+    ("select", []),
+    ("export", []),
+)
+DOCS_PER_SHARD = 50_000
+
+
+def passages(count: int, seed: int = 0) -> Iterator[str]:
+    """``count`` passages of 550-650 characters of consecutive real sentences; 5% are near copies (about 1% of
+    the characters changed) of an earlier passage."""
+    sentences = [s for s in _sentences() if s.strip()]
+    rng = random.Random(seed)
+    recent: list[str] = []
+    i = 0
+    for n in range(count):
+        if recent and rng.random() < 0.05:
+            chars = list(rng.choice(recent))
+            for j in rng.sample(range(len(chars)), max(1, len(chars) // 100)):
+                chars[j] = rng.choice(chars)
+            yield "".join(chars)
+            continue
+        target, buf = rng.randint(550, 650), ""
+        while len(buf) < target:
+            buf += sentences[i % len(sentences)]
+            i += 1 + (n // len(sentences))  # later passes skip differently, so passages differ
+        text = buf[:target]
+        recent = (recent + [text])[-1000:]
+        yield text
+
+
+def write_corpus(folder: Path, count: int) -> int:
+    """WuDao-style JSONL shards of one passage per document; returns the bytes written."""
+    folder.mkdir(parents=True)
+    written, handle = 0, None
+    for n, text in enumerate(passages(count)):
+        if n % DOCS_PER_SHARD == 0:
+            if handle:
+                handle.close()
+            handle = (folder / f"part-{n // DOCS_PER_SHARD:04d}.jsonl").open("w", encoding="utf-8")
+        line = json.dumps({"id": f"doc-{n}", "title": "", "text": text}, ensure_ascii=False) + "\n"
+        handle.write(line)  # type: ignore[union-attr]
+        written += len(line.encode())
+    if handle:
+        handle.close()
+    return written
+
+
+def write_config(tmp: Path, base_url: str) -> Path:
+    config = {
+        "name": "scale",
+        "workdir": str(tmp / "work"),
+        "store": str(tmp / "store"),
+        "corpora": [{"format": "wudao", "path": str(tmp / "corpus" / "*.jsonl")}],
+        "window": {"max_length": 1024, "min_length": 64, "long_short_ratio": None},
+        "ingest": {"shard_rows": DOCS_PER_SHARD},
+        "generate": {"backend": "openai", "model": "fake", "kinds": ["qp", "sp"],
+                     "openai": {"base_url": base_url, "api_key_env": "PAIRFORGE_BENCH_KEY", "concurrency": 64}},
+        "filter": {"max_copy_chars": 40, "max_copy_share": 1.0},  # the fake LLM's queries quote the passage
+    }  # fmt: skip
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def run_stage(config: Path, name: str, args: list[str], env: dict[str, str]) -> tuple[float, float, dict]:
+    """One stage as its own process: (seconds, peak RSS in MB from ``os.wait4``, its stats)."""
+    command = [sys.executable, "-m", "pairforge.cli", name, str(config), *args, "--json"]
+    logs = config.parent / "logs"
+    logs.mkdir(exist_ok=True)
+    out_path, err_path = logs / f"{name}{'-'.join(args)}.out", logs / f"{name}{'-'.join(args)}.err"
+    started = time.perf_counter()
+    with out_path.open("w") as out, err_path.open("w") as err:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"pairforge {name} failed:\n{err_path.read_text()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024, json.loads(out_path.read_text().strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--passages", type=int, default=100_000)
+    parser.add_argument("--generate", type=int, default=2_000, help="passages that get LLM requests")
+    parser.add_argument("--keep", type=Path, default=None, help="work here and keep it (default: a temp folder)")
+    args = parser.parse_args()
+    from pairforge.testing.process import spawn_fake_llm
+
+    env = {**os.environ, "PAIRFORGE_BENCH_KEY": "bench", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    with tempfile.TemporaryDirectory(dir=args.keep.parent if args.keep else None) as scratch:
+        tmp = args.keep or Path(scratch)
+        started = time.perf_counter()
+        size = write_corpus(tmp / "corpus", args.passages)
+        print(f"corpus: {args.passages:,} passages, {size / 1e6:,.0f} MB in {time.perf_counter() - started:.0f} s")
+        with spawn_fake_llm("--api-key-env", "PAIRFORGE_BENCH_KEY", env=env) as (url, _):
+            config = write_config(tmp, url)
+            total, peaks = 0.0, []
+            print(f"{'stage':<16}{'seconds':>9}{'peak MB':>9}  in → out")
+            for name, extra in STAGES:
+                extra = ["--limit", str(args.generate)] if extra is None else extra
+                seconds, peak, stats = run_stage(config, name, extra, env)
+                total += seconds
+                peaks.append(peak)
+                label = stats["stage"]
+                print(f"{label:<16}{seconds:>9.1f}{peak:>9.0f}  {stats['in']:,} → {stats['out']:,} {stats['unit']}",
+                      flush=True)  # fmt: skip
+    print(f"RESULT scale ours={total:.1f} peak_rss_mb={max(peaks):.0f} passages={args.passages} unit=s")
+
+
+if __name__ == "__main__":
+    main()
