@@ -58,7 +58,7 @@ def passages(count: int, seed: int = 0) -> Iterator[str]:
             buf += sentences[i % len(sentences)]
             i += 1 + (n // len(sentences))  # later passes skip differently, so passages differ
         text = buf[:target]
-        recent = (recent + [text])[-1000:]
+        recent = [*recent, text][-1000:]
         yield text
 
 
