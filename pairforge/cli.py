@@ -20,6 +20,7 @@ from rich.table import Table
 
 from pairforge.cli_common import JsonOption, err, print_json, store_errors, user_errors
 from pairforge.cli_eval import eval_app
+from pairforge.cli_stages import ConfigArg, FreshOption, open_run, print_stats
 from pairforge.cli_stages import register as register_stages
 from pairforge.cli_versions import versions_app
 from pairforge.config import load_config
@@ -38,6 +39,17 @@ def main() -> None:
     """pairforge: LLM-written (question, passage) pairs, MinHash dedup, hard negatives, versioned datasets."""
 
 
+@app.command("filter")
+def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
+    """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
+    from filters.run import FilterInputs, run_filter
+
+    with user_errors():
+        cfg, workdir, plan = open_run(config)
+        stats = run_filter(cfg, FilterInputs(plan.keys), workdir, fresh=fresh)
+    print_stats(stats, as_json)
+
+
 @app.command()
 def reselect(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file (its workdir receives the examples).")],
@@ -46,7 +58,6 @@ def reselect(
     as_json: JsonOption = False,
 ) -> None:
     """Re-run negative selection from stored candidates with another policy (no re-encoding)."""
-    from pairforge.cli_stages import print_stats
     from pairforge.negatives.reselect import run_reselect
     from pairforge.negatives.select import format_stats
 

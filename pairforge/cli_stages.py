@@ -25,13 +25,12 @@ def register(app: typer.Typer) -> None:
     app.command("dedup")(dedup)
     app.command("index")(index)
     app.command("generate")(generate)
-    app.command("filter")(filter_pairs)
     app.command("mine")(mine)
     app.command("select")(select)
     app.command("export")(export)
 
 
-def _open(config: Path) -> tuple[RunConfig, Workdir, RunPlan]:
+def open_run(config: Path) -> tuple[RunConfig, Workdir, RunPlan]:
     cfg = load_config(config)
     workdir = Workdir(cfg.workdir)
     return cfg, workdir, RunPlan.load(workdir.plan)
@@ -90,7 +89,7 @@ def dedup(
         err.print(f"[red]error:[/red] --target must be passages or pairs, not {target!r}", highlight=False)
         raise typer.Exit(2)
     with user_errors(), store_errors():
-        cfg, workdir, plan = _open(config)
+        cfg, workdir, plan = open_run(config)
         if target == "passages":
             from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
             from pairforge.store.local import carried_parts
@@ -110,7 +109,7 @@ def index(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = F
     from pairforge.store.local import carried_parts
 
     with user_errors(), store_errors():
-        cfg, workdir, plan = _open(config)
+        cfg, workdir, plan = open_run(config)
         _, parts = carried_parts(cfg, plan, workdir)
         stats = run_index(cfg, IndexInputs(plan.keys, parts), workdir, fresh=fresh)
     print_stats(stats, as_json)
@@ -126,7 +125,7 @@ def generate(
     from pairforge.generation.generate import GenerateInputs, run_generate
 
     with user_errors():
-        cfg, workdir, plan = _open(config)
+        cfg, workdir, plan = open_run(config)
         with Progress(TextColumn("[bold]generate"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
                       TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
             task = bar.add_task("generate", total=None)
@@ -139,22 +138,12 @@ def generate(
     print_stats(stats, as_json)
 
 
-def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
-    """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
-    from filters.run import FilterInputs, run_filter
-
-    with user_errors():
-        cfg, workdir, plan = _open(config)
-        stats = run_filter(cfg, FilterInputs(plan.keys), workdir, fresh=fresh)
-    print_stats(stats, as_json)
-
-
 def mine(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Hard-negative candidates for every pair, stored in full: WORKDIR/mine/."""
     from pairforge.negatives.mine import MineInputs, run_mine
 
     with user_errors():
-        cfg, workdir, plan = _open(config)
+        cfg, workdir, plan = open_run(config)
         stats = run_mine(cfg, MineInputs(plan.keys), workdir, fresh=fresh)
     print_stats(stats, as_json)
 
@@ -165,7 +154,7 @@ def select(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = 
     from pairforge.negatives.select import format_stats
 
     with user_errors():
-        cfg, workdir, plan = _open(config)
+        cfg, workdir, plan = open_run(config)
         stats = run_select(cfg, select_inputs(workdir, plan.keys), workdir, fresh=fresh)
     err.print(format_stats(stats.details), highlight=False)
     print_stats(stats, as_json)
@@ -177,7 +166,7 @@ def export(config: ConfigArg, as_json: JsonOption = False) -> None:
     from pairforge.stages import STAGE_NAMES
 
     with user_errors(), store_errors():
-        cfg, workdir, plan = _open(config)
+        cfg, workdir, plan = open_run(config)
         funnel = [StageStats.load(workdir.stats(s)) for s in STAGE_NAMES if workdir.stats(s).is_file()]
         try:
             stats = run_export(cfg, ExportInputs(plan, funnel), workdir)

@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import yaml
 
 from pairforge.export.plots import PLOTS
+from pairforge.store import layout
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))  # fmt: skip
-_HF_CONFIGS = (("sentence-transformers", "sentence-transformers"), ("data/examples", "examples"),
-               ("data/pairs", "pairs"), ("data/human_pairs", "human_pairs"))  # fmt: skip
+_HF_CONFIGS = (("sentence-transformers", "sentence-transformers"), (layout.EXAMPLES, "examples"),
+               (layout.PAIRS, "pairs"), (layout.HUMAN_PAIRS, "human_pairs"))  # fmt: skip
 
 
 def sample_examples(examples: list[Path], k: int, seed: int) -> list[dict[str, Any]]:

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 from pairforge.config import RunConfig
 from pairforge.stats import StageStats
 
-MANIFEST = "manifest.json"
 FORMAT = "pairforge.manifest/2"
 
 

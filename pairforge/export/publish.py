@@ -23,7 +23,7 @@ from pairforge.export.segments import share_segment, write_new_segment
 from pairforge.export.writer import VersionWriter
 from pairforge.plan import RunPlan
 from pairforge.stats import StageStats
-from pairforge.store import Store
+from pairforge.store import Store, layout
 from pairforge.store.catalog import read_manifest
 from pairforge.store.local import fetch_version
 from pairforge.workdir import Workdir
@@ -84,7 +84,7 @@ def write_version(
     for key in plan.keys:
         segments.append(write_new_segment(config, shard_plans[key], output, writer, counts, version))
     local = _local_files(store, config, plan, output)
-    examples, passages = local("data/examples"), local("data/passages")
+    examples, passages = local(layout.EXAMPLES), local(layout.PASSAGES)
     for relative, png in render_plots(examples, passages).items():
         writer.write_bytes(relative, png)
     delta = write_delta(writer, examples, _parent_examples(store, config, plan, output), plan.parent)
@@ -95,7 +95,7 @@ def write_version(
         "segments": segments,
         "examples": _sum_kinds(segments),
         "delta": delta,
-        "generation": generation_info(local("data/pairs"), inputs.funnel),
+        "generation": generation_info(local(layout.PAIRS), inputs.funnel),
         "formats": _formats(segments),
         "dropped": counts.dropped,
         "funnel": funnel,
@@ -165,7 +165,7 @@ def _parent_examples(store: Store, config: RunConfig, plan: RunPlan, output: Wor
     if plan.parent is None:
         return []
     folder = fetch_version(store, config.name, plan.parent, output)
-    return sorted((folder / "data" / "examples").glob("*.parquet"))
+    return sorted((folder / layout.EXAMPLES).glob("*.parquet"))
 
 
 def _pair_ids(files: list[Path]) -> set[str]:

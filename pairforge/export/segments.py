@@ -15,17 +15,16 @@ from pairforge.export.cosent import write_cosent
 from pairforge.export.formats import FormatCounts, write_formats
 from pairforge.export.writer import VersionWriter
 from pairforge.plan import ShardPlan
-from pairforge.store import Store
+from pairforge.store import Store, layout
 from pairforge.workdir import Workdir, shard_files
 
-DATA = {  # version folder ← the workdir stage output it is copied from
-    "data/passages": "passages",
-    "data/pairs": "pairs",
-    "data/human_pairs": "human_pairs",
-    "data/candidates": "candidates",
-    "data/examples": "examples",
+DATA = {  # version folder ← the Workdir attribute naming the stage output it is copied from
+    layout.PASSAGES: "passages",
+    layout.PAIRS: "pairs",
+    layout.HUMAN_PAIRS: "human_pairs",
+    layout.CANDIDATES: "candidates",
+    layout.EXAMPLES: "examples",
 }
-INDEX = "index/passages"
 
 
 def write_new_segment(
@@ -42,7 +41,7 @@ def write_new_segment(
             rows[f"{target}/{path.name}"] = pq.read_metadata(path).num_rows
     index = workdir.passage_index / key
     if (index / "meta.json").is_file():
-        writer.put_tree(f"{INDEX}/{key}", index)
+        writer.put_tree(f"{layout.INDEX}/{key}", index)
     examples = shard_files(workdir.examples, key)
     write_formats(examples, key, config, writer, counts)
     if config.export.cosent:

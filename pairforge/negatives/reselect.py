@@ -16,9 +16,11 @@ from pydantic import ValidationError
 
 from pairforge.config import MineConfig, RunConfig
 from pairforge.negatives.examples import SelectInputs, run_select
-from pairforge.pool import PoolPart, build_pool
+from pairforge.pool import build_pool
 from pairforge.stages import MINED_WITH
 from pairforge.stats import StageStats
+from pairforge.store import layout
+from pairforge.store.local import pool_part
 from pairforge.workdir import Workdir, task_key
 
 
@@ -61,7 +63,7 @@ def check_policy(policy: MineConfig, mined_with: dict[str, Any], policy_file: Pa
 
 
 def _is_version(source: Path) -> bool:
-    return (source / "manifest.json").is_file()
+    return (source / layout.MANIFEST).is_file()
 
 
 def _from_workdir(source: Path) -> tuple[SelectInputs, dict[str, Any]]:
@@ -75,15 +77,14 @@ def _from_workdir(source: Path) -> tuple[SelectInputs, dict[str, Any]]:
 
 
 def _from_version(config: RunConfig, source: Path, output: Workdir) -> tuple[SelectInputs, dict[str, Any]]:
-    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
-    parts = [PoolPart(s["key"], [source / f for f in s["files"] if f.startswith("data/passages/")],
-                      source / "index" / "passages" / s["key"]) for s in manifest["segments"]]  # fmt: skip
+    manifest = json.loads((source / layout.MANIFEST).read_text(encoding="utf-8"))
+    parts = [pool_part(source, segment) for segment in manifest["segments"]]
     pool_folder = output.stage("reselect") / "pool"
     build_pool(parts, pool_folder, config.dedup)
     mine = manifest["config"]["mine"]
     upstream = task_key("reselect", str(source), manifest["version"])
-    inputs = SelectInputs(_shards(source / "data" / "candidates"), source / "data" / "candidates", pool_folder,
-                          upstream)  # fmt: skip
+    candidates = source / layout.CANDIDATES
+    inputs = SelectInputs(_shards(candidates), candidates, pool_folder, upstream)
     return inputs, {k.split(".", 1)[1]: mine[k.split(".", 1)[1]] for k in MINED_WITH}
 
 

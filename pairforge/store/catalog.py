@@ -8,9 +8,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from pairforge.store import layout
 from pairforge.store.versions import Store, StoreError
-
-EXAMPLES = "data/examples"
 
 
 def read_manifest(store: Store, dataset: str, version: int) -> dict[str, Any]:
@@ -86,7 +85,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _pair_ids(store: Store, dataset: str, version: int) -> set[str]:
-    folder = f"{store.path(dataset, version)}/{EXAMPLES}"
+    folder = f"{store.path(dataset, version)}/{layout.EXAMPLES}"
     ids: set[str] = set()
     if not store.fs.exists(folder):
         return ids

@@ -9,6 +9,7 @@ from typing import Any
 from pairforge.config import RunConfig
 from pairforge.plan import RunPlan
 from pairforge.pool import PoolPart
+from pairforge.store import layout
 from pairforge.store.versions import Store
 from pairforge.workdir import Workdir
 
@@ -19,7 +20,7 @@ def fetch_version(store: Store, dataset: str, version: int, workdir: Workdir) ->
     if store.local:
         return Path(remote)
     local = workdir.fetched / dataset / f"v{version}"
-    if not (local / "manifest.json").is_file():
+    if not (local / layout.MANIFEST).is_file():
         store.fs.get(remote, str(local), recursive=True)
     return local
 
@@ -35,10 +36,10 @@ def carried_parts(config: RunConfig, plan: RunPlan, workdir: Workdir) -> tuple[l
 
 def segment_index(version: Path, segment: dict[str, Any]) -> Path:
     """A segment's MinHash index part in a version folder."""
-    return version / "index" / "passages" / segment["key"]
+    return version / layout.INDEX / segment["key"]
 
 
 def pool_part(version: Path, segment: dict[str, Any]) -> PoolPart:
     """A segment's passages and index part in a version folder, as a pool part."""
-    passages = [version / f for f in segment["files"] if f.startswith("data/passages/")]
+    passages = [version / f for f in segment["files"] if f.startswith(f"{layout.PASSAGES}/")]
     return PoolPart(segment["key"], passages, segment_index(version, segment))
