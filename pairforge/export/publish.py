@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from pairforge.config import RunConfig
 from pairforge.export.card import render_card, sample_examples
 from pairforge.export.formats import FormatCounts
-from pairforge.export.manifest import MANIFEST, build_manifest, generation_info
+from pairforge.export.manifest import build_manifest, generation_info
 from pairforge.export.plots import render_plots
 from pairforge.export.segments import share_segment, write_new_segment
 from pairforge.export.writer import VersionWriter
@@ -105,7 +105,7 @@ def write_version(
     writer.write_text("README.md", render_card(manifest, sample, config.export.card_text_chars))
     writer.check_complete()
     manifest["files"] = writer.listing()
-    writer.fs.pipe(writer.path(MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    writer.fs.pipe(writer.path(layout.MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
 
 
 def write_delta(
