@@ -1,8 +1,12 @@
+"""The ledger: keys, buckets, reopening, and the bucket lock that keeps two senders from sending the same request."""
+
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
-from pairforge.generation.ledger import Ledger, LedgerRow, request_key
+from pairforge.generation.ledger import Ledger, LedgerRow, bucket_of, lock_buckets, request_key
 
 SAMPLING = {"n": 1, "temperature": 0.7, "top_p": 0.9, "max_tokens": 64, "seed": 0}
 
@@ -25,22 +29,44 @@ def test_key_depends_on_every_input() -> None:
 
 
 def test_add_missing_get_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.sqlite"
-    ledger = Ledger(path)
-    ledger.add([row("a", "first"), row("b")])
-    ledger.add([row("a", "second")])  # a key is written once
-    assert ledger.missing(["a", "c", "b", "d"]) == ["c", "d"]
+    keys = [request_key("sha", "m", SAMPLING, f"段落{i}") for i in range(4)]
+    ledger = Ledger(tmp_path / "ledger")
+    ledger.add([row(keys[0], "first"), row(keys[1])])
+    ledger.add([row(keys[0], "second")])  # a key is written once
+    assert ledger.missing([keys[0], keys[2], keys[1], keys[3]]) == [keys[2], keys[3]]
     ledger.close()
-    reopened = Ledger(path)
-    got = {r.key: r for r in reopened.get(["a", "b", "zzz"])}
-    assert set(got) == {"a", "b"}
-    assert got["a"].outputs == ["first"] and got["a"].sampling == SAMPLING
+    reopened = Ledger(tmp_path / "ledger")
+    got = {r.key: r for r in reopened.get([keys[0], keys[1], keys[3]])}
+    assert set(got) == {keys[0], keys[1]}
+    assert got[keys[0]].outputs == ["first"] and got[keys[0]].sampling == SAMPLING
     assert reopened.count() == 2
     reopened.close()
 
 
-def test_many_keys(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.sqlite")
-    ledger.add([row(f"k{i}") for i in range(1200)])
-    assert ledger.missing(f"k{i}" for i in range(1500)) == [f"k{i}" for i in range(1200, 1500)]
-    assert len(list(ledger.get(f"k{i}" for i in range(1500)))) == 1200
+def test_keys_spread_over_the_buckets(tmp_path: Path) -> None:
+    keys = [request_key("sha", "m", SAMPLING, f"段落{i}") for i in range(1500)]
+    ledger = Ledger(tmp_path / "ledger")
+    ledger.add([row(k) for k in keys[:1200]])
+    assert ledger.missing(keys) == keys[1200:]
+    assert len(list(ledger.get(keys))) == 1200
+    assert len(list((tmp_path / "ledger").glob("bucket-*.sqlite"))) == 16 == len({bucket_of(k) for k in keys})
+    ledger.close()
+
+
+def test_a_bucket_lock_makes_a_second_sender_wait(tmp_path: Path) -> None:
+    order: list[str] = []
+
+    def hold(name: str, buckets: list[int], seconds: float) -> None:
+        with lock_buckets(tmp_path, buckets):
+            order.append(f"{name} in")
+            time.sleep(seconds)
+            order.append(f"{name} out")
+
+    first = threading.Thread(target=hold, args=("a", [1, 3], 0.4))
+    first.start()
+    time.sleep(0.1)
+    second = threading.Thread(target=hold, args=("b", [3], 0.0))  # shares bucket 3: waits for a
+    second.start()
+    first.join()
+    second.join()
+    assert order == ["a in", "a out", "b in", "b out"]

@@ -19,7 +19,11 @@ def test_versions_count_up_and_latest_points_at_the_newest(store: Store) -> None
         assert store.publish("ds", lambda folder, fs, n=n: fs.pipe(f"{folder}/data.txt", str(n).encode())) == n
     assert store.versions("ds") == [1, 2, 3]
     assert store.fs.cat(f"{store.path('ds', 1)}/data.txt") == b"1"  # earlier versions are untouched
-    assert store.fs.cat(f"{store.root}/ds/latest") == b"v3\n"
+    assert store.resolve("ds", "latest") == 3 == store.resolve("ds", "v3") == store.resolve("ds", "3")
+    if store.local:  # a path a training job can use as it is
+        assert (Path(store.root) / "ds" / "latest" / "data.txt").read_text() == "3"
+    else:
+        assert store.fs.cat(f"{store.root}/ds/latest") == b"v3\n"
 
 
 def test_a_failed_write_leaves_no_version(store: Store) -> None:
@@ -60,11 +64,12 @@ def test_missing_version(store: Store) -> None:
         store.path("ds", 7)
 
 
-def test_a_publisher_expecting_a_taken_number_gets_a_conflict(store: Store) -> None:
-    store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"x"))
-    with pytest.raises(VersionConflict, match="expected to publish v1"):
-        store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"y"), expect=1)
-    assert store.versions("ds") == [1]
+def test_a_publisher_built_on_an_older_parent_gets_a_conflict(store: Store) -> None:
+    store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"x"), parent=None)
+    with pytest.raises(VersionConflict, match="built on no version, but v1 is the latest now"):
+        store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"y"), parent=None)
+    assert store.publish("ds", lambda folder, fs: fs.pipe(f"{folder}/x", b"z"), parent=1) == 2
+    assert store.versions("ds") == [1, 2]
     assert [p for p in store.fs.ls(f"{store.root}/ds", detail=False) if ".staging" in p] == []
 
 
@@ -94,3 +99,41 @@ def test_a_live_lock_is_waited_for_then_reported(store: Store) -> None:
     with pytest.raises(StoreError, match="another publisher holds the lock"):
         store.publish("ds", lambda f, fs: fs.pipe(f"{f}/data.txt", b"1"), lock_timeout_s=0.3)
     assert store.versions("ds") == []
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"\xff\xfe not a time"])
+def test_an_empty_or_unparsable_lock_is_judged_stale_by_its_age(tmp_path: Path, content: bytes) -> None:
+    import os
+    import time
+
+    store = Store(str(tmp_path / "store"))
+    lock = tmp_path / "store" / "ds" / ".publish.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_bytes(content)  # a publisher killed while writing its lock
+    old = time.time() - 120
+    os.utime(lock, (old, old))
+    start = time.monotonic()
+    assert store.publish("ds", lambda f, fs: fs.pipe(f"{f}/data.txt", b"1"), lock_timeout_s=5) == 1
+    assert time.monotonic() - start < 4
+
+
+def test_a_fresh_unparsable_lock_is_waited_for(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "store"))
+    lock = tmp_path / "store" / "ds" / ".publish.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_bytes(b"")
+    with pytest.raises(StoreError, match="another publisher holds the lock"):
+        store.publish("ds", lambda f, fs: fs.pipe(f"{f}/data.txt", b"1"), lock_timeout_s=0.3)
+
+
+def test_shared_files_are_hard_links_on_a_local_store(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "store"))
+    store.publish("ds", lambda f, fs: fs.pipe(f"{f}/data.txt", b"v1 data"))
+    parent = store.path("ds", 1)
+    store.publish("ds", lambda f, fs: store.share(f"{parent}/data.txt", f"{f}/data.txt"))
+    first, second = Path(parent) / "data.txt", Path(store.path("ds", 2)) / "data.txt"
+    assert second.read_bytes() == b"v1 data" and first.stat().st_ino == second.stat().st_ino
+    import shutil
+
+    shutil.rmtree(parent)  # removing a version never breaks a later one
+    assert second.read_bytes() == b"v1 data"
