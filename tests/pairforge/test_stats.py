@@ -29,4 +29,5 @@ def test_shards_add_up() -> None:
 
 
 def test_details_merge_lists_and_keep_the_first_of_other_values() -> None:
-    assert add_details({"inputs": [1], "model": "a"}, {"inputs": [2], "model": "b"}) == {"inputs": [1, 2], "model": "a"}
+    merged = add_details({"inputs": [1], "model": "a"}, {"inputs": [2], "model": "b"})
+    assert merged == {"inputs": [1, 2], "model": "a"}
