@@ -15,7 +15,7 @@ from filters.sharded import cluster_shards
 from pairforge.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
 
 from pairforge.config import DedupConfig
-from tests.filters.planted import exact_jaccard, planted_set, real_passages, true_pairs
+from tests.pairforge.dedup.planted import exact_jaccard, planted_set, real_passages, true_pairs
 
 
 def test_signatures_equal_datasketch_bit_for_bit(shared_data: Path) -> None:

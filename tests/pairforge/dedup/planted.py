@@ -7,7 +7,7 @@ import random
 from itertools import combinations
 from pathlib import Path
 
-from pairforge.minhash import char_shingles
+from pairforge.dedup.minhash import char_shingles
 
 
 def real_passages(shared_data: Path, count: int) -> list[str]:
