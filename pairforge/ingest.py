@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -114,8 +115,9 @@ def _read_windows(
     pairs = ShardWriter(output.human_pairs, shard.key, HUMAN_PAIR_SCHEMA, config.ingest.shard_rows)
     window_stats, counts = WindowStats(), Counter[str]()
     documents, complete = 0, False
+    records = _documents(shard.path, corpus, config, quarantine, pairs, counts) if limit != 0 else iter(())
     try:
-        for doc in _documents(shard.path, corpus, config, quarantine, pairs, counts):
+        for doc in records:
             documents += 1
             for passage in window_document(doc, config.window, tokenizer, window_stats):
                 windows.add(_passage_row(passage))
@@ -125,7 +127,7 @@ def _read_windows(
             if limit is not None and documents >= limit:
                 break
         else:
-            complete = True  # a shard cut short by --limit is not covered
+            complete = limit != 0  # a shard cut short (or never read) by --limit is not covered
     finally:
         quarantine.close()
     pairs.close()
@@ -165,7 +167,7 @@ def _sample(config: RunConfig, key: str, windows: list[Path], output: Workdir, s
         keep = [
             n > long_chars or unit_hash(config.window.seed, i) < keep_short for i, n in zip(ids, sizes, strict=True)
         ]
-        table = table.filter(keep)
+        table = table.filter(pa.array(keep, pa.bool_()))
         write_table(table, PASSAGE_SCHEMA, output.ingested / f"{key}-{part:05d}.parquet")
         path.unlink()
         for n in table["char_len"].to_pylist():

@@ -10,6 +10,7 @@ from pairforge.config import RunConfig
 from pairforge.corpora import CorpusPathError
 from pairforge.ingest import run_ingest
 from pairforge.quarantine import StrictModeError
+from pairforge.workdir import Workdir
 
 GOOD = "长江是中国第一长河。它发源于青藏高原，流经十一个省级行政区，最后注入东海。" * 3
 
@@ -51,8 +52,9 @@ def config_for(tmp_path: Path, **window: object) -> RunConfig:
 
 def test_bad_records_are_quarantined_with_reasons_and_good_ones_kept(tmp_path: Path) -> None:
     config = config_for(tmp_path)
-    summary = run_ingest(config)
-    assert summary.quarantine_reasons == {
+    stats = run_ingest(config)
+    quarantined = {k: v for k, v in stats.dropped.items() if k != "too_short_window"}
+    assert quarantined == {
         "invalid_utf8": 1,
         "invalid_json": 1,
         "missing_field": 1,
@@ -63,19 +65,22 @@ def test_bad_records_are_quarantined_with_reasons_and_good_ones_kept(tmp_path: P
         "wrong_column_count": 1,
         "invalid_label": 1,
     }
-    assert summary.quarantined == 9
-    assert summary.documents == 3 and summary.human_pairs == 2
-    rows = [json.loads(line) for line in (tmp_path / "work/quarantine/ingest.jsonl").read_text().splitlines()]
+    assert stats.details["quarantined"] == 9
+    assert stats.details["documents"] == 3 and stats.details["human_pairs"] == 2
+    workdir = Workdir(tmp_path / "work")
+    files = sorted(workdir.quarantine.glob("*.jsonl"))
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
     where = {(Path(r["file"]).name, r["line"]): r["reason"] for r in rows}
     assert where[("bad.jsonl", 2)] == "invalid_utf8"
     assert where[("bad.jsonl", 3)] == "invalid_json"
     assert where[("bad.jsonl", 8)] == "document_too_long"
     assert where[("pairs.txt", 2)] == "wrong_column_count"
     assert where[("pairs.txt", 3)] == "invalid_label"
-    passages = pq.read_table(tmp_path / "work/passages")
+    passages = pq.read_table(workdir.ingested)
     assert {d.split(":")[1] for d in passages["doc_id"].to_pylist()} == {"ok-1", "ok-2", "ok-3"}
     assert any(t.startswith("ABC123：") for t in passages["text"].to_pylist())  # normalised once, at ingest
-    assert pq.read_table(tmp_path / "work/human_pairs")["label"].to_pylist() == [1.0, 0.0]
+    assert pq.read_table(workdir.human_pairs)["label"].to_pylist() == [1.0, 0.0]
+    assert all(i["complete"] for i in stats.details["inputs"])  # bad records do not cut a shard short
 
 
 def test_strict_stops_at_the_first_bad_record_naming_file_and_line(tmp_path: Path) -> None:
@@ -96,10 +101,11 @@ def test_missing_corpus_path_fails_before_any_work(tmp_path: Path) -> None:
 
 def test_limit_and_rerun_replaces_the_previous_output(tmp_path: Path) -> None:
     config = config_for(tmp_path)
-    assert run_ingest(config).documents == 3
-    summary = run_ingest(config, limit=1)
-    assert summary.documents == 1
-    assert len({d for d in pq.read_table(tmp_path / "work/passages")["doc_id"].to_pylist()}) == 1
+    assert run_ingest(config).details["documents"] == 3
+    stats = run_ingest(config, limit=1)
+    assert stats.details["documents"] == 1
+    assert [i["complete"] for i in stats.details["inputs"]] == [False, False]  # cut short: not covered
+    assert len({d for d in pq.read_table(Workdir(tmp_path / "work").ingested)["doc_id"].to_pylist()}) == 1
 
 
 def test_length_sampling_keeps_long_passages_and_thins_short_ones(tmp_path: Path) -> None:
@@ -109,12 +115,28 @@ def test_length_sampling_keeps_long_passages_and_thins_short_ones(tmp_path: Path
     corpus = tmp_path / "mix.jsonl"
     corpus.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in docs), encoding="utf-8")
     base = {"workdir": str(tmp_path / "w"), "corpora": [{"format": "wudao", "path": str(corpus)}]}
-    summary = run_ingest(RunConfig.model_validate({**base, "window": {"max_length": 1024, "long_short_ratio": 2.0}}))
-    assert summary.long_passages == 30
-    assert 8 <= summary.short_passages <= 25  # about 30 / 2, chosen by a seeded hash
-    assert summary.sampled_out == 300 - summary.short_passages
-    again = run_ingest(RunConfig.model_validate({**base, "window": {"max_length": 1024, "long_short_ratio": 2.0}}))
-    assert again.short_passages == summary.short_passages  # deterministic
+    stats = run_ingest(RunConfig.model_validate({**base, "window": {"max_length": 1024, "long_short_ratio": 2.0}}))
+    short = stats.details["short_passages"]
+    assert stats.details["long_passages"] == 30
+    assert 8 <= short <= 25  # about 30 / 2, chosen by a seeded hash
+    assert stats.dropped["sampled_out"] == 300 - short and stats.output == 30 + short
+    again = run_ingest(RunConfig.model_validate({**base, "window": {"max_length": 1024, "long_short_ratio": 2.0}}),
+                       fresh=True)  # fmt: skip
+    assert again.details["short_passages"] == short  # deterministic
     everything = run_ingest(RunConfig.model_validate({**base, "window": {"long_short_ratio": None}}))
-    assert (everything.long_passages, everything.short_passages) == (30, 300)
-    assert sum(everything.length_histogram.values()) == 330
+    assert (everything.details["long_passages"], everything.details["short_passages"]) == (30, 300)
+    assert sum(everything.details["length_histogram"].values()) == 330
+
+
+def test_a_rerun_skips_shards_whose_output_is_current(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    run_ingest(config)
+    workdir = Workdir(tmp_path / "work")
+    mtimes = {p: p.stat().st_mtime_ns for p in workdir.ingested.glob("*.parquet")}
+    again = run_ingest(config)
+    assert again.details["documents"] == 3  # the recorded stats, no reading
+    assert {p: p.stat().st_mtime_ns for p in workdir.ingested.glob("*.parquet")} == mtimes
+    changed = run_ingest(config.model_copy(update={"window": config.window.model_copy(update={"min_length": 20})}))
+    assert changed.details["documents"] == 3 and any(
+        p.stat().st_mtime_ns != mtimes.get(p) for p in workdir.ingested.glob("*.parquet")
+    )  # a changed setting reruns it
