@@ -203,13 +203,13 @@ def timeline(deploy: Deploy, deployment_id: str, completed: dict[str, Any], summ
     lines = [f"flow-run timeline (server API, UTC); {summary}:"]
     for run in [run for run in runs if run["state_type"] != "SCHEDULED"] + upcoming[:1]:
         lines.append(
-            f"  {run['name']:<24} scheduled {_t(run['expected_start_time'])}  start {_t(run['start_time'])}"
+            f"  {run['name']:<24} scheduled for {_t(run['expected_start_time'])}  start {_t(run['start_time'])}"
             f"  end {_t(run['end_time'])}  state {run['state_name']}  auto_scheduled {run['auto_scheduled']}"
         )
     lines.append(f"  ... and {len(upcoming) - 1} more runs the scheduler has created ahead")
     states = api(deploy, "GET", "/flow_run_states/", params={"flow_run_id": completed["id"]})
     history = " -> ".join(f"{s['name']} {_t(s['timestamp'])}" for s in sorted(states, key=lambda s: s["timestamp"]))
-    lines.append(f"  {completed['name']} states: {history}")
+    lines.append(f"  {completed['name']} state history (time each state was entered): {history}")
     return "\n" + "\n".join(lines)
 
 
