@@ -171,7 +171,9 @@ def test_cron_deployment_runs_and_publishes_on_the_server_deploy_started(
     manifest = json.loads((work / "store" / "scheduled" / "v1" / "manifest.json").read_text(encoding="utf-8"))
     exported = [row["out"] for row in manifest["funnel"] if row["stage"].startswith("export")]
     assert exported and all(exported), f"the scheduled run published a version with examples: {exported}"
-    assert (work / "work" / ".prefect-server" / "prefect.db").is_file()  # the SQLite database deploy chose
+    server_home = work / "work" / ".prefect-server"
+    assert (server_home / "prefect.db").is_file()  # the SQLite database deploy chose
+    assert not [f.name for f in server_home.iterdir() if f.is_file() and SENTINEL.encode() in f.read_bytes()]
     log = served.log.read_text(encoding="utf-8", errors="replace")
     assert f"Prefect API: {served.api_url}" in log and "Prefect UI:" in log
     assert SENTINEL not in log
