@@ -172,13 +172,26 @@ def deploy(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file.")],
     cron: Annotated[str, typer.Option("--cron", help="Cron schedule, e.g. '0 2 * * *'.")],
     name: Annotated[str, typer.Option("--name", help="Deployment name.")] = "nightly",
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port of the local Prefect server it starts (default: 4200 if free).")
+    ] = None,
 ) -> None:
-    """Serve the pipeline on a cron schedule from this process (Ctrl-C stops); no prefect.yaml needed."""
+    """Serve the pipeline on a cron schedule (UTC) from this process until Ctrl-C or SIGTERM; no prefect.yaml
+    needed. Uses the Prefect server PREFECT_API_URL names, else starts a local one (SQLite in
+    WORKDIR/.prefect-server) and prints where its API and UI are."""
     with user_errors():
         load_config(config)
         from flows.deploy import serve_pipeline
+        from flows.server import ServerError
 
-        serve_pipeline(config, cron, name)
+        def announce(line: str) -> None:
+            err.print(line, highlight=False, soft_wrap=True)
+
+        try:
+            serve_pipeline(config, cron, name, port=port, announce=announce)
+        except ServerError as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
 
 @app.command("report")
