@@ -17,11 +17,13 @@ into ``num_perm`` coordinates:
 How the kernel runs near this CPU's limit (AVX-512, 2 cores):
 - Texts are read where CPython stores them: each str's 1-, 2- or 4-byte code units are viewed in place
   (numba's own unboxing helper gives the address), never converted to UTF-32 or copied per passage.
-- The n-gram hashes of a passage are computed in n vectorised passes into a scratch buffer in L1.
+- The n-gram hashes of a passage go into a scratch buffer in L1, 16 windows per zmm register (``_fnv16``); the
+  next passage's text is prefetched meanwhile.
 - affine32 keeps a block of 128 permutations in registers (8 vectors each of a, b and running minima: 24 of the
   32 zmm registers) while it streams the passage's hashes: per shingle one broadcast, then per 16 permutations
   vpmulld, vpaddd, vpminud. LLVM's loop vectoriser stops at 256 bits on Intel AVX-512 parts, so this loop is
   written as explicit 16-lane LLVM IR (``_affine_min``).
+- oph computes buckets and values 16 lanes at a time (``_buckets16``) and keeps the minima with scalar stores.
 - Passages are spread over the cores with ``numba.prange`` in chunks, scheduled dynamically so a core shared with
   another process does not hold the other one up.
 """
@@ -99,16 +101,16 @@ def signatures(
         raise ValueError(f"num_perm and n must be positive, got num_perm={num_perm}, n={n}")
     if scheme not in ("affine32", "oph"):
         raise ValueError(f"unknown MinHash scheme {scheme!r}: expected 'affine32' or 'oph'")
+    # The views point into the memory of `owner` (the strings, or the word hashes): it lives until we return.
+    owner: object
     if tokens is None:
-        keep: Any = texts if isinstance(texts, list | tuple) else list(texts)
-        views = _string_views(keep)
+        owner = texts if isinstance(texts, list | tuple) else list(texts)
+        views = _string_views(owner)
     else:
-        keep, views = _word_views(tokens)
+        owner, views = _word_views(tokens)
     a, b, salts = _parameters(num_perm, seed)
     with numba.parallel_chunksize(1):  # dynamic scheduling, one chunk of _CHUNK passages at a time
-        out = _signatures(views, n, num_perm, a, b, salts, scheme == "oph")
-    del keep  # the views point into these objects: they must live until here
-    return out
+        return _signatures(views, n, num_perm, a, b, salts, scheme == "oph")
 
 
 def estimate_jaccard(sig_a: np.ndarray, sig_b: np.ndarray) -> float:
@@ -234,12 +236,8 @@ def _fnv16(typingctx: Any, units: Any, start: Any, width: Any, out: Any) -> Any:
     units (zero-extended to 32 bits), then the MurmurHash3 finaliser, all in one zmm register."""
 
     def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        src, dst, begin, count = (
-            _data(context, builder, signature, args, 0),
-            _data(context, builder, signature, args, 3),
-            args[1],
-            args[2],
-        )
+        src, dst = (_data(context, builder, signature, args, i) for i in (0, 3))
+        begin, count = args[1], args[2]
         entry = builder.block
         loop, done = builder.append_basic_block("fnv16.loop"), builder.append_basic_block("fnv16.done")
         builder.branch(loop)  # width >= 1
