@@ -109,6 +109,8 @@ def signatures(
     else:
         owner, views = _word_views(tokens)
     a, b, salts = _parameters(num_perm, seed)
+    if len(views) < 4 * _CHUNK:  # waking the other threads would cost more than they save
+        return _signatures_serial(views, n, num_perm, a, b, salts, scheme == "oph")
     with numba.parallel_chunksize(1):  # dynamic scheduling, one chunk of _CHUNK passages at a time
         return _signatures(views, n, num_perm, a, b, salts, scheme == "oph")
 
@@ -475,6 +477,37 @@ def _oph(
             sig[j] = top | np.uint32(m >> (np.uint32(32) - np.uint32(_FRACTION)))
 
 
+@numba.njit(cache=True)
+def _sign_rows(
+    views: np.ndarray,
+    lo: int,
+    hi: int,
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    salts: np.ndarray,
+    oph: bool,
+    out: np.ndarray,
+) -> None:
+    """out[lo:hi] = the signatures of passages lo..hi-1, with scratch buffers sized to the longest of them."""
+    longest = max(views[lo:hi, 1].max(), _LANES)
+    hashes, sig = np.empty(longest, dtype=np.uint32), np.empty(a.shape[0], dtype=np.uint32)
+    buckets, values = (
+        np.empty(longest if oph else 1, dtype=np.uint32),
+        np.empty(longest if oph else 1, dtype=np.uint32),
+    )
+    for d in range(lo, hi):
+        if d + 1 < hi:
+            for offset in range(0, min(views[d + 1, 1] * views[d + 1, 2], 4096), 64):
+                _prefetch(views[d + 1, 0] + offset)
+        count = _shingle_hashes(views[d, 0], views[d, 1], views[d, 2], n, hashes)
+        if oph:
+            _oph(hashes, count, out.shape[1], a, b, salts, buckets, values, sig)
+        else:
+            _affine32(hashes, count, a, b, sig)
+        out[d] = sig[: out.shape[1]]
+
+
 @numba.njit(cache=True, parallel=True)
 def _signatures(
     views: np.ndarray, n: int, num_perm: int, a: np.ndarray, b: np.ndarray, salts: np.ndarray, oph: bool
@@ -482,22 +515,15 @@ def _signatures(
     docs = views.shape[0]
     out = np.empty((docs, num_perm), dtype=np.uint32)
     for c in numba.prange((docs + _CHUNK - 1) // _CHUNK):
-        lo, hi = c * _CHUNK, min(docs, (c + 1) * _CHUNK)
-        longest = max(views[lo:hi, 1].max(), _LANES)
-        hashes = np.empty(longest, dtype=np.uint32)
-        buckets, values = (
-            np.empty(longest if oph else 1, dtype=np.uint32),
-            np.empty(longest if oph else 1, dtype=np.uint32),
-        )
-        sig = np.empty(a.shape[0], dtype=np.uint32)
-        for d in range(lo, hi):
-            if d + 1 < hi:
-                for offset in range(0, min(views[d + 1, 1] * views[d + 1, 2], 4096), 64):
-                    _prefetch(views[d + 1, 0] + offset)
-            count = _shingle_hashes(views[d, 0], views[d, 1], views[d, 2], n, hashes)
-            if oph:
-                _oph(hashes, count, num_perm, a, b, salts, buckets, values, sig)
-            else:
-                _affine32(hashes, count, a, b, sig)
-            out[d] = sig[:num_perm]
+        _sign_rows(views, c * _CHUNK, min(docs, (c + 1) * _CHUNK), n, a, b, salts, oph, out)
+    return out
+
+
+@numba.njit(cache=True)
+def _signatures_serial(
+    views: np.ndarray, n: int, num_perm: int, a: np.ndarray, b: np.ndarray, salts: np.ndarray, oph: bool
+) -> np.ndarray:
+    out = np.empty((views.shape[0], num_perm), dtype=np.uint32)
+    if views.shape[0]:
+        _sign_rows(views, 0, views.shape[0], n, a, b, salts, oph, out)
     return out

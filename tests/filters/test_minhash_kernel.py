@@ -71,6 +71,8 @@ def test_threads_give_the_same_signatures(shared_data: Path, scheme: str) -> Non
     finally:
         numba.set_num_threads(before)
     assert np.array_equal(one, two)
+    small_batches = np.vstack([signatures(texts[i : i + 50], scheme=scheme) for i in range(0, 300, 50)])
+    assert np.array_equal(one, small_batches)  # batches under 128 passages take the serial kernel
 
 
 def test_str_subclasses_and_tuples_are_read_in_place() -> None:
