@@ -69,17 +69,24 @@ def _own_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _timed(run: Callable[[], object], repeats: int) -> Timing:
-    runs = []
+def _measure(runs: dict[str, tuple[Callable[[], object], int]], repeats: int) -> dict[str, Timing]:
+    """Each run on its number of numba threads, round-robin (so a change of load hits all alike); medians."""
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
     for _ in range(repeats):
-        busy, own, start = _busy_seconds(), _own_seconds(), time.perf_counter()
-        run()
-        wall = time.perf_counter() - start
-        mine = _own_seconds() - own
-        runs.append((wall, mine, max(0.0, _busy_seconds() - busy - mine) / wall))
-    runs.sort()
-    wall, cpu, _ = runs[len(runs) // 2]
-    return Timing(wall, cpu, float(np.median([r[2] for r in runs])))
+        for name, (run, threads) in runs.items():
+            numba.set_num_threads(threads)
+            busy, own, start = _busy_seconds(), _own_seconds(), time.perf_counter()
+            run()
+            wall = time.perf_counter() - start
+            mine = _own_seconds() - own
+            samples[name].append((wall, mine, max(0.0, _busy_seconds() - busy - mine) / wall))
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    timings = {}
+    for name, runs_of in samples.items():
+        runs_of.sort()
+        wall, cpu, _ = runs_of[len(runs_of) // 2]
+        timings[name] = Timing(wall, cpu, float(np.median([r[2] for r in runs_of])))
+    return timings
 
 
 @numba.njit(cache=True)
@@ -194,13 +201,15 @@ def _emitted() -> str:
     """What numba emitted for the hot loops, compiled afresh in a child process (cached code can't be shown)."""
     code = (
         "import json, re, collections\nfrom pairforge import minhash as m\n"
-        "m.signatures(['长江是中国第一长河' * 3]); m.signatures(['长江是中国第一长河' * 3], scheme='oph')\n"
+        "texts = ['长江是中国第一长河' * 3] * 200  # enough for the parallel kernel\n"
+        "m.signatures(texts); m.signatures(texts, scheme='oph')\n"
         "asm = m._signatures.inspect_asm(m._signatures.signatures[0])\n"
         "def loop(pattern):\n"
         "    for block in re.split(r'\\n(?=\\.LBB)', asm):\n"
         "        if re.search(pattern, block):\n"
         "            ops = [l.split()[0] for l in block.splitlines()[1:] if l.strip() and l.strip()[0] not in '.#']\n"
-        "            return dict(collections.Counter(o for o in ops if o.startswith('v')))\n"
+        "            counts = dict(collections.Counter(o for o in ops if o.startswith('v')))\n"
+        "            return {**counts, 'registers': sorted(set(re.findall(r'%([xyz]mm)\\d', block)))}\n"
         "print(json.dumps({'affine32 loop': loop(r'(vpmulld[^\\n]*zmm[\\s\\S]*){8}'),\n"
         "    'fnv loop (2-byte text)': loop(r'vpmovzxwd[^\\n]*zmm'), 'oph buckets': loop(r'vpmuludq[^\\n]*zmm'),\n"
         "    'zmm vpmulld': len(re.findall(r'vpmulld[^\\n]*zmm', asm)), 'vpmullq': asm.count('vpmullq')}))\n"
@@ -213,6 +222,39 @@ def _emitted() -> str:
     return json.dumps(json.loads(done.stdout), ensure_ascii=False)
 
 
+def _throughput(texts: list[str], sample: list[str], threads: int, repeats: int) -> dict[str, Timing]:
+    utf8 = [[s.encode("utf-8") for s in char_shingles(t, NGRAM)] for t in sample]
+    runs: dict[str, tuple[Callable[[], object], int]] = {}
+    for scheme in ("affine32", "oph"):
+        for k in sorted({1, threads}):
+            runs[f"ours {scheme}, {k} thread{'s' * (k > 1)}"] = (lambda s=scheme: signatures(texts, scheme=s), k)
+    runs[f"rensa R-MinHash whole path ({threads} threads)"] = (lambda: rensa_signatures(texts), threads)
+    runs[f"rensa Rho whole path ({threads} threads)"] = (lambda: rensa_signatures(texts, rho=True), threads)
+    runs["datasketch MinHash.bulk (1 thread)"] = (lambda: MinHash.bulk(utf8, num_perm=NUM_PERM, seed=1), 1)
+    timings = _measure(runs, repeats)
+    print(
+        f"throughput (passages/s, median of {repeats}; per CPU-second ~ per core; foreign = others' cores meanwhile)"
+    )
+    for name, t in timings.items():
+        n = len(sample) if name.startswith("datasketch") else len(texts)
+        print(f"  {name:<42} {n / t.wall:>11,.0f}  per CPU-s {n / t.cpu:>11,.0f}  foreign {t.foreign:.2f}")
+    for scheme in ("affine32", "oph"):
+        one, many = timings[f"ours {scheme}, 1 thread"], timings[f"ours {scheme}, {threads} threads"]
+        print(f"scaling {scheme}: {threads} threads / 1 thread = {one.wall / many.wall:.2f}x wall-clock")
+    return timings
+
+
+def _cycles(one: Timing, oph: Timing, passages: int, shingles: float, ghz: float) -> None:
+    cycles, oph_cycles = (t.cpu * ghz * 1e9 / passages for t in (one, oph))
+    bound = shingles * NUM_PERM / _LANES * 2  # 2 cycles per 16 lanes of a*h+b and min
+    print(
+        f"cycles (1 thread, at {ghz:.2f} GHz): affine32 {cycles:,.0f} per passage = "
+        f"{cycles / shingles / NUM_PERM:.3f} per shingle x permutation; bound of the two 512-bit ports "
+        f"{bound:,.0f} = 0.125 ({ghz * 1e9 / bound:,.0f} passages/s per core; we reach {bound / cycles:.0%}); "
+        f"oph {oph_cycles:,.0f} per passage = {oph_cycles / shingles:.1f} per shingle"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--passages", type=int, default=20_000)
@@ -222,26 +264,13 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     texts = real_passages(args.passages)
+    sample, threads = texts[: args.anchor_sample], numba.config.NUMBA_NUM_THREADS
     shingles = float(np.mean([max(len(t) - NGRAM + 1, 1) for t in texts]))
-    threads = numba.config.NUMBA_NUM_THREADS
     for scheme in ("affine32", "oph"):  # compile (or load the cached machine code) outside the timings
-        signatures(texts[:64], scheme=scheme)
-    rensa_signatures(texts[:64])
-    rensa_signatures(texts[:64], rho=True)
+        signatures(texts[:200], scheme=scheme)
+    rensa_signatures(texts[:200])
+    rensa_signatures(texts[:200], rho=True)
     ghz = _clock_ghz()
-
-    ours: dict[tuple[str, int], Timing] = {}
-    for scheme in ("affine32", "oph"):
-        for n_threads in sorted({1, threads}):
-            numba.set_num_threads(n_threads)
-            ours[scheme, n_threads] = _timed(lambda s=scheme: signatures(texts, scheme=s), args.repeats)
-    numba.set_num_threads(threads)
-    anchor_rensa = _timed(lambda: rensa_signatures(texts), args.repeats)
-    rho = _timed(lambda: rensa_signatures(texts, rho=True), args.repeats)
-    sample = texts[: args.anchor_sample]
-    utf8 = [[s.encode("utf-8") for s in char_shingles(t, NGRAM)] for t in sample]
-    anchor_ds = _timed(lambda: MinHash.bulk(utf8, num_perm=NUM_PERM, seed=1), args.repeats)
-
     same_hash = MinHash.bulk([char_shingles(t, NGRAM) for t in texts[:500]], num_perm=NUM_PERM, hashfunc=shingle_hash)
     mine = signatures(texts[:500])
     identical = sum(np.array_equal(m.hashvalues, mine[i]) for i, m in enumerate(same_hash))
@@ -251,46 +280,20 @@ def main() -> None:
         f"clock {ghz:.2f} GHz (calibrated)"
     )
     print(f"signatures identical to datasketch with the same shingle hash: {identical}/{len(same_hash)}")
+    timings = _throughput(texts, sample, threads, args.repeats)
+    _cycles(timings["ours affine32, 1 thread"], timings["ours oph, 1 thread"], len(texts), shingles, ghz)
     errors = _accuracy(texts, args.pairs)
-
-    def rate(t: Timing, n: int = len(texts)) -> float:
-        return n / t.wall
-
-    print("throughput (passages/s, median of 3; per CPU-second = per core; foreign = others' cores meanwhile)")
-    rows = [(f"ours {s}, {k} thread{'s' * (k > 1)}", t, len(texts)) for (s, k), t in ours.items()]
-    rows += [(f"rensa R-MinHash whole path ({threads} threads)", anchor_rensa, len(texts))]
-    rows += [(f"rensa Rho whole path ({threads} threads)", rho, len(texts))]
-    rows += [("datasketch MinHash.bulk (1 thread)", anchor_ds, len(sample))]
-    for name, t, n in rows:
-        print(f"  {name:<42} {rate(t, n):>11,.0f}  per CPU-s {n / t.cpu:>11,.0f}  foreign {t.foreign:.2f}")
-    for scheme in ("affine32", "oph"):
-        one, many = ours[scheme, 1], ours[scheme, threads]
-        print(f"scaling {scheme}: {threads} threads / 1 thread = {rate(many) / rate(one):.2f}x wall-clock")
-
-    one = ours["affine32", 1]
-    cycles = one.cpu * ghz * 1e9 / len(texts)
-    bound_cycles = shingles * NUM_PERM / _LANES * 2  # 2 cycles per 16 lanes of a*h+b and min
-    oph_cycles = ours["oph", 1].cpu * ghz * 1e9 / len(texts)
-    per_unit = cycles / shingles / NUM_PERM
-    print(
-        f"cycles (1 thread, at {ghz:.2f} GHz): affine32 {cycles:,.0f} per passage = {per_unit:.3f} per shingle x "
-        f"permutation; bound of the two 512-bit ports {bound_cycles:,.0f} = 0.125 "
-        f"({ghz * 1e9 / bound_cycles:,.0f} passages/s per core; we reach {bound_cycles / cycles:.0%}); "
-        f"oph {oph_cycles:,.0f} per passage = {oph_cycles / shingles:.1f} per shingle"
-    )
     print(f"numba emitted: {_emitted()}")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (2 cores, shared machine)")
-
-    best = rate(ours["affine32", threads])
-    fast = rate(ours["oph", threads])
-    anchor = rate(anchor_rensa)
+    best, fast = (len(texts) / timings[f"ours {s}, {threads} threads"].wall for s in ("affine32", "oph"))
+    anchor = len(texts) / timings[f"rensa R-MinHash whole path ({threads} threads)"].wall
+    ds = len(sample) / timings["datasketch MinHash.bulk (1 thread)"].wall
     print(
         f"vs rensa's whole path: affine32 {best / anchor:.2f}x (MAE near-dup {errors['ours affine32'][0]:.4f}), "
         f"oph {fast / anchor:.2f}x (MAE {errors['ours oph'][0]:.4f}; rensa {errors['rensa R-MinHash'][0]:.4f}); "
         "minhash_rensa reports oph, the scheme with rensa's accuracy"
     )
-    ds = rate(anchor_ds, len(sample))
     print(f"ours {best:,.0f} passages/s; datasketch MinHash.bulk {ds:,.0f} passages/s")
     print(f"RESULT minhash ours={best:.0f} anchor={ds:.0f} ratio={best / ds:.1f} unit=passages/s")
     print(f"RESULT minhash_rensa ours={fast:.0f} anchor={anchor:.0f} ratio={fast / anchor:.2f} unit=passages/s")
