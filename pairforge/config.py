@@ -260,6 +260,9 @@ class DedupConfig(_Strict):
     false_positive_weight: float = Field(default=0.1, ge=0, le=1)
     false_negative_weight: float = Field(default=0.9, ge=0, le=1)
     seed: int = 1
+    scheme: Literal["affine32", "oph"] = Field(
+        default="affine32", description="affine32: datasketch-identical signatures; oph: faster, as accurate."
+    )
     against: list[str] = Field(
         default=[], description="Index folders (or globs) of earlier versions; texts they hold are dropped."
     )

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pairforge.config import DedupConfig
-from pairforge.dedup.index import read_index
+from pairforge.dedup.index import dedup_signatures, read_index
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
         order = np.argsort(key, kind="stable")
         key[order].tofile(tmp / f"{name}.u64")
         order.astype(np.int64).tofile(tmp / f"{name}.i64")
-    meta = {"passages": len(all_ids), "num_perm": dedup.num_perm, "parts": sizes}
+    meta = {"passages": len(all_ids), "num_perm": dedup.num_perm, "dedup": dedup.model_dump(), "parts": sizes}
     (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
@@ -104,6 +104,10 @@ class Pool:
             if self.size
             else np.zeros(shape, dtype=np.uint32)
         )
+
+    def sign(self, texts: Sequence[str]) -> np.ndarray:
+        """MinHash signatures of ``texts`` under the pool's own settings (comparable with ``signatures``)."""
+        return dedup_signatures(texts, DedupConfig.model_validate(self.meta["dedup"]))
 
     def id(self, position: int) -> str:
         return str(self._ids[position].as_py())

@@ -20,7 +20,8 @@ META = "meta.json"
 
 def index_meta(config: DedupConfig) -> dict[str, object]:
     """The MinHash settings two indexes must share to be compared."""
-    return {"num_perm": config.num_perm, "ngram": config.ngram, "unit": config.unit, "seed": config.seed}
+    return {"num_perm": config.num_perm, "ngram": config.ngram, "unit": config.unit, "seed": config.seed,
+            "scheme": config.scheme}  # fmt: skip
 
 
 def write_index(folder: Path, ids: Sequence[str] | pa.Array, signatures: np.ndarray, config: DedupConfig) -> None:
@@ -59,4 +60,6 @@ def dedup_signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
         from pairforge.negatives.tokenize import tokenize
 
         tokens = tokenize(list(texts))
-    return signatures(list(texts), num_perm=config.num_perm, n=config.ngram, seed=config.seed, tokens=tokens)
+    return signatures(
+        list(texts), num_perm=config.num_perm, n=config.ngram, seed=config.seed, tokens=tokens, scheme=config.scheme
+    )

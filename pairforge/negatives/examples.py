@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pairforge.config import MineConfig, RunConfig
-from pairforge.dedup.minhash import estimate_jaccard, signatures
+from pairforge.dedup.minhash import estimate_jaccard
 from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.select import score_means, select_all
 from pairforge.pool import Pool, id_hashes
@@ -170,7 +170,7 @@ def _twin_signatures(positives_of: dict[str, set[str]], texts: dict[str, list[st
         twins[query] = [pool.signatures[p] for p in pool.positions(sorted(ids)).tolist() if p >= 0]
     outside = [(q, t) for q, ts in texts.items() for t in ts]
     if outside:
-        for (query, _), sig in zip(outside, signatures([t for _, t in outside]), strict=True):
+        for (query, _), sig in zip(outside, pool.sign([t for _, t in outside]), strict=True):
             twins.setdefault(query, []).append(sig)
     return twins
 

@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
-from filters.lsh import optimal_bands
+from pairforge.dedup.lsh import optimal_bands
 from filters.sharded import cluster_shards
-from pairforge.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
+from pairforge.dedup.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
 
 from pairforge.config import DedupConfig
 from tests.pairforge.dedup.planted import exact_jaccard, planted_set, real_passages, true_pairs
