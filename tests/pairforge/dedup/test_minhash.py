@@ -5,16 +5,15 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 from datasketch.lsh import _optimal_param
-from pairforge.dedup.lsh import optimal_bands
-from filters.sharded import cluster_shards
-from pairforge.dedup.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
 
 from pairforge.config import DedupConfig
+from pairforge.dedup.cluster import cluster_signatures
+from pairforge.dedup.index import dedup_signatures
+from pairforge.dedup.lsh import optimal_bands
+from pairforge.dedup.minhash import char_shingles, estimate_jaccard, shingle_hash, signatures, word_hash
 from tests.pairforge.dedup.planted import exact_jaccard, planted_set, real_passages, true_pairs
 
 
@@ -53,10 +52,10 @@ def test_bands_and_rows_are_datasketchs(threshold: float) -> None:
 def test_planted_duplicates_recall_and_precision(shared_data: Path, tmp_path: Path) -> None:
     texts = planted_set(shared_data, 200)
     truth = true_pairs(texts, 0.8)
-    shard = tmp_path / "passages-00000.parquet"
-    pq.write_table(pa.table({"id": [f"p{i:04d}" for i in range(len(texts))], "text": texts}), shard)
-    table = cluster_shards([shard], "text", DedupConfig(threshold=0.8), tmp_path / "scratch", partitions=4)
-    clusters = [int(c[1:]) for c in table["cluster"].to_pylist()]  # rows come back in id order
+    config = DedupConfig(threshold=0.8)
+    half = len(texts) // 2  # the production path: parts (shards) clustered together through bucket files
+    parts = [dedup_signatures(texts[:half], config), dedup_signatures(texts[half:], config)]
+    clusters = cluster_signatures(parts, config, tmp_path / "scratch", partitions=4).tolist()
     members = defaultdict(list)
     for i, c in enumerate(clusters):
         members[int(c)].append(i)
@@ -65,4 +64,4 @@ def test_planted_duplicates_recall_and_precision(shared_data: Path, tmp_path: Pa
     recall = len(predicted & truth) / len(truth)
     precision = len(predicted & truth) / max(len(predicted), 1)
     assert recall >= 0.95 and precision >= 0.99, (recall, precision)
-    assert all(c <= i for i, c in enumerate(clusters))  # the representative is the first (smallest) member
+    assert all(c <= i for i, c in enumerate(clusters))  # a cluster's root is its first (smallest) row

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from pairforge.config import DedupConfig
 from pairforge.dedup.minhash import EMPTY, char_shingles, estimate_jaccard, shingle_hash, signatures
-from tests.filters.planted import exact_jaccard, planted_set, real_passages
+from tests.pairforge.dedup.planted import exact_jaccard, planted_set, real_passages
 
 
 def _datasketch(shingles: list, num_perm: int = 128, seed: int = 1) -> np.ndarray:
