@@ -10,6 +10,6 @@ from pairforge.config import FilterConfig
 
 def check_evidence(pair: dict[str, Any], config: FilterConfig) -> str | None:
     """``evidence_not_found`` when the pair has no evidence offsets in its passage, else None."""
-    if config.require_evidence and pair.get("evidence_start") is None:
+    if config.require_evidence and "evidence_start" in pair and pair["evidence_start"] is None:
         return "evidence_not_found"
     return None

@@ -3,9 +3,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
 from typer.testing import CliRunner
 
 from pairforge.cli import app
+from pairforge.workdir import Workdir
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -14,7 +16,7 @@ runner = CliRunner()
 def write_config(tmp_path: Path, shared_data: Path, extra: str = "") -> Path:
     path = tmp_path / "run.yaml"
     path.write_text(
-        f"workdir: {tmp_path / 'work'}\n"
+        f"workdir: {tmp_path / 'work'}\nstore: {tmp_path / 'store'}\n"
         "corpora:\n"
         f"  - {{format: wudao, path: '{shared_data}/wudao/*'}}\n"
         f"  - {{format: simclue, path: '{shared_data}/simclue/*'}}\n"
@@ -27,26 +29,34 @@ def write_config(tmp_path: Path, shared_data: Path, extra: str = "") -> Path:
 def test_ingest_json_summary_is_the_last_stdout_line(tmp_path: Path, shared_data: Path) -> None:
     result = runner.invoke(app, ["ingest", str(write_config(tmp_path, shared_data)), "--json"])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["by_source"]["wudao"]["documents"] == 41
-    assert summary["documents"] == sum(s["documents"] for s in summary["by_source"].values())
-    assert summary["passages"] > 0 and summary["long_passages"] > 0
-    assert summary["quarantined"] == 0 and summary["seconds"] > 0
-    assert summary["human_pairs"] == 58031 + 3754
-    assert (tmp_path / "work" / "passages").is_dir()
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    details = stats["details"]
+    assert stats["stage"] == "ingest" and details["by_source"]["wudao"]["documents"] == 41
+    assert details["documents"] == sum(s["documents"] for s in details["by_source"].values())
+    assert stats["out"] == details["passages"] > 0 and details["long_passages"] > 0
+    assert details["quarantined"] == 0 and stats["seconds"] > 0
+    assert details["human_pairs"] == 58031 + 3754
+    assert Workdir(tmp_path / "work").ingested.is_dir() and Workdir(tmp_path / "work").plan.is_file()
 
 
 def test_demo_config_ingests(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["ingest", str(REPO / "configs" / "demo.yaml"), "--json", "--limit", "5"])
+    demo = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text(encoding="utf-8"))
+    for corpus in demo["corpora"]:
+        corpus["path"] = str((REPO / "configs" / corpus["path"]).resolve())
+    demo |= {"workdir": str(tmp_path / "work"), "store": str(tmp_path / "store")}
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(demo, allow_unicode=True), encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(tmp_path / "demo.yaml"), "--json", "--limit", "5"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1])["documents"] == 5
+    assert json.loads(result.stdout.strip().splitlines()[-1])["details"]["documents"] == 5
 
 
 def test_strict_error_names_file_and_line(tmp_path: Path) -> None:
     corpus = tmp_path / "c.jsonl"
     corpus.write_text('{"text": "好的文本。"}\n{"text": 1\n', encoding="utf-8")
     config = tmp_path / "run.yaml"
-    config.write_text(f"workdir: {tmp_path / 'w'}\ncorpora:\n  - {{format: wudao, path: {corpus}}}\n")
+    config.write_text(
+        f"workdir: {tmp_path / 'w'}\nstore: {tmp_path / 's'}\ncorpora:\n  - {{format: wudao, path: {corpus}}}\n"
+    )
     result = runner.invoke(app, ["ingest", str(config), "--strict"])
     assert result.exit_code == 2
     assert f"{corpus}:2: invalid_json" in result.output

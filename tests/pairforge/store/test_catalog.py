@@ -32,7 +32,7 @@ def publish(store: Store, manifest: dict, pair_ids: list[str] | None) -> int:
         if pair_ids is not None:
             buffer = io.BytesIO()
             pq.write_table(pa.table({"pair_id": pair_ids}), buffer)
-            fs.pipe(f"{folder}/data/examples.parquet", buffer.getvalue())
+            fs.pipe(f"{folder}/data/examples/segment-00000.parquet", buffer.getvalue())
 
     return store.publish("ds", write)
 
