@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 MAX_HEAD = 64 * 1024  # request line and headers
 IDLE_S = 120.0  # a keep-alive connection with no new request is closed after this
 READ_S = 30.0  # time allowed to receive a body once its head arrived
+MAX_DISCARD = 64 * 1024 * 1024  # a refused body is read and dropped up to this size, then the connection is cut
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed"}
 _REASONS |= {411: "Length Required", 413: "Content Too Large", 431: "Request Header Fields Too Large"}
 _REASONS |= {500: "Internal Server Error"}
@@ -98,6 +99,8 @@ async def _serve_connection(
                 return await _send(writer, Response.of_json(431, error_body("request head too large")), close=True)
             request, problem = _parse_head(head, max_body)
             if problem is not None:
+                if problem.status == 413 and request.headers.get("expect", "").lower() != "100-continue":
+                    await _discard(reader, int(request.headers["content-length"]))
                 return await _send(writer, problem, close=True)
             length = int(request.headers.get("content-length") or 0)
             if length and request.headers.get("expect", "").lower() == "100-continue":
@@ -108,6 +111,15 @@ async def _serve_connection(
             await _send(writer, await handler(request), close=close)
             if close:
                 return
+
+
+async def _discard(reader: asyncio.StreamReader, length: int) -> None:
+    """Read and drop a refused body (bounded), so that closing the connection with the body unread does not reset
+    it before the client has read the refusal."""
+    left = min(length, MAX_DISCARD)
+    async with asyncio.timeout(READ_S):
+        while left > 0 and (chunk := await reader.read(min(left, 1 << 16))):
+            left -= len(chunk)
 
 
 def _parse_head(head: bytes, max_body: int) -> tuple[Request, Response | None]:

@@ -20,7 +20,7 @@ _MARKS = re.compile(r"【(.+?)】|<target>(.+?)</target>", re.S)
 _SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』）)\"']*)?")
 _CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
 _CLAUSE = re.compile(r"[^，,、；;：:。！？!?“”\"‘’'（）()《》【】<>\s]{2,}")
-FRAGMENT_CHARS = 10  # under filter.max_copy_chars (12): a query built from fragments is not dropped as a copy
+FRAGMENT_CHARS = 8  # under filter.max_copy_chars (12): a query built from fragments is not dropped as a copy
 
 
 def prompt_of(request: dict[str, Any]) -> str:
