@@ -277,7 +277,7 @@ def test_the_command_line_refuses_bad_options(args: list[str], message: str) -> 
 def test_many_concurrent_requests_are_answered(key_env: None) -> None:
     with FakeLLM(api_key=KEY, latency_s=0.01) as server:
         completions: list[Completion] = backend(server.base_url, concurrency=32).generate(
-            [chat(i) for i in range(200)]
+            [chat(i) for i in range(100)]
         )
     assert all(c.error is None for c in completions) and server.received == 100
     assert all(parse_generation(c.outputs[0], schema=SCHEMA).failure is None for c in completions)
