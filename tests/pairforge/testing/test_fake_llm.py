@@ -11,9 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -24,6 +21,7 @@ from pairforge.llm.base import ChatRequest, Completion
 from pairforge.llm.openai_backend import OpenAIBackend
 from pairforge.testing.fake_llm import MAX_WAIT_S, FakeLLM
 from pairforge.testing.faults import FAULTS, FaultBook
+from pairforge.testing.process import spawn_fake_llm
 from prompts import load_prompt, render_prompt
 from tests.conftest import REPO
 
@@ -218,29 +216,9 @@ def test_loopback_only() -> None:
         assert server.base_url == f"http://127.0.0.1:{server.port}/v1"
 
 
-@contextmanager
-def fake_llm_process(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``python -m pairforge.testing.fake_llm --port 0 ARGS``; (process, the URL line it printed)."""
-    command = [sys.executable, "-m", "pairforge.testing.fake_llm", "--port", "0", *args]
-    process = subprocess.Popen(command, cwd=REPO, env=env or os.environ.copy(), stdout=subprocess.PIPE, text=True)
-    timer = threading.Timer(START_S, process.kill)  # a server that never prints must not hang the test
-    timer.start()
-    try:
-        line = process.stdout.readline() if process.stdout else ""
-        timer.cancel()
-        yield process, line
-    finally:
-        timer.cancel()
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=START_S)
-
-
 def test_the_command_line_prints_its_url_and_switches_faults_over_http(key_env: None) -> None:
-    with fake_llm_process("--api-key-env", KEY_ENV, "--fault", "http_500=1", "--seed", "2") as (process, line):
-        match = URL_LINE.fullmatch(line.strip())
-        assert match, line
-        url = match.group(0)
+    with spawn_fake_llm("--api-key-env", KEY_ENV, "--fault", "http_500=1", "--seed", "2") as (url, process):
+        assert URL_LINE.fullmatch(url), url
         client = backend(url)
         assert client.generate([chat(0)])[0].error == "http_500"
 
