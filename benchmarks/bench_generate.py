@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
+import queue
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pairforge.config import GenerateConfig, RunConfig
@@ -97,24 +101,28 @@ def main() -> None:
 
 def measure_fake_llm(chats: list[ChatRequest], total: int, concurrency: int, max_tokens: int) -> list[str]:
     """Requests/s of the fake LLM on ``total`` requests cycled from ``chats``: a raw client, then the openai
-    backend on one endpoint and on two (two server processes, a backend per endpoint, each in its own thread)."""
+    backend on one endpoint and on two (two server processes, a backend per endpoint, each in a thread of this
+    process or in a process of its own)."""
     batch = [chats[i % len(chats)] for i in range(total)]
     load = os.getloadavg()[0]
     with spawn_fake_llm() as (url_a, _), spawn_fake_llm() as (url_b, _):
         raw = raw_requests_per_s(url_a, batch, concurrency, max_tokens)
         one = openai_requests_per_s([url_a], batch, concurrency, max_tokens)
-        two = openai_requests_per_s([url_a, url_b], batch, concurrency, max_tokens)
+        threads = openai_requests_per_s([url_a, url_b], batch, concurrency, max_tokens)
+        processes = openai_requests_per_s_in_processes([url_a, url_b], batch, concurrency, max_tokens)
     return [
         f"fake LLM, raw keep-alive client ({concurrency} connections, 1 endpoint): {raw:.0f} requests/s",
         f"fake LLM, openai backend (concurrency {concurrency}), 1 endpoint: {one:.0f} requests/s",
-        f"fake LLM, openai backend (concurrency {concurrency} each), 2 endpoints: {two:.0f} requests/s"
-        f" ({two / one:.2f}x); {total} requests per setting; load average {load:.1f} → {os.getloadavg()[0]:.1f}"
+        f"fake LLM, openai backend (concurrency {concurrency} each), 2 endpoints: {threads:.0f} requests/s with a"
+        f" thread per endpoint ({threads / one:.2f}x), {processes:.0f} with a process per endpoint"
+        f" ({processes / one:.2f}x)",
+        f"fake LLM: {total} requests per setting; load average {load:.1f} → {os.getloadavg()[0]:.1f}"
         f" on {os.cpu_count()} CPUs",
     ]
 
 
 def openai_requests_per_s(urls: list[str], batch: list[ChatRequest], concurrency: int, max_tokens: int) -> float:
-    """Send ``batch`` split evenly over ``urls``, one OpenAIBackend per endpoint, all at once; requests/s."""
+    """Send ``batch`` split evenly over ``urls``, one OpenAIBackend per endpoint in a thread each; requests/s."""
     backends = [fake_backend(url, concurrency, max_tokens) for url in urls]
     for backend in backends:
         backend.generate(batch[:4])  # warm-up: imports, first connections
@@ -133,6 +141,48 @@ def openai_requests_per_s(urls: list[str], batch: list[ChatRequest], concurrency
     if errors or sum(map(len, results)) != len(batch):
         raise RuntimeError(f"the fake LLM failed {len(errors)} requests: {errors[:3]}")
     return len(batch) / seconds
+
+
+def openai_requests_per_s_in_processes(
+    urls: list[str], batch: list[ChatRequest], concurrency: int, max_tokens: int
+) -> float:
+    """The same with one client process per endpoint (as shard workers run), timed from the first start to the
+    last end once every process is warm."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(len(urls)), context.Queue()
+    shares = [batch[i :: len(urls)] for i in range(len(urls))]
+    args = [(url, share, concurrency, max_tokens, barrier, results) for url, share in zip(urls, shares, strict=True)]
+    processes = [context.Process(target=send_from_process, args=a) for a in args]
+    for process in processes:
+        process.start()
+    spans: list[tuple[float, float, int]] = []
+    try:
+        deadline = time.monotonic() + 600
+        while len(spans) < len(processes):
+            with contextlib.suppress(queue.Empty):
+                spans.append(results.get(timeout=1))
+            if any(p.exitcode not in (None, 0) for p in processes) or time.monotonic() > deadline:
+                raise RuntimeError(f"a client process failed: exit codes {[p.exitcode for p in processes]}")
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+    if any(failed for _, _, failed in spans):
+        raise RuntimeError(f"the fake LLM failed requests: {spans}")
+    return len(batch) / (max(end for _, end, _ in spans) - min(start for start, _, _ in spans))
+
+
+def send_from_process(
+    url: str, share: list[ChatRequest], concurrency: int, max_tokens: int, barrier: Any, results: Any
+) -> None:
+    """One client process: warm up, wait for the others, send ``share``; report (start, end, failed)."""
+    backend = fake_backend(url, concurrency, max_tokens)
+    backend.generate(share[:4])
+    barrier.wait(timeout=300)
+    start = time.monotonic()
+    completions = backend.generate(share)
+    results.put((start, time.monotonic(), sum(1 for c in completions if c.error)))
 
 
 def fake_backend(url: str, concurrency: int, max_tokens: int) -> OpenAIBackend:

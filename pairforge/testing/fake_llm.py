@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         server = FakeLLM(**_options(args))
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:
         print(f"fake_llm: {exc}", file=sys.stderr)
         return 2
 

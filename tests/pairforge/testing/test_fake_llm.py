@@ -259,3 +259,8 @@ def test_many_concurrent_requests_are_answered(key_env: None) -> None:
         )
     assert all(c.error is None for c in completions) and server.received == 100
     assert all(parse_generation(c.outputs[0], schema=SCHEMA).failure is None for c in completions)
+
+
+def test_spawning_a_server_that_cannot_start_raises() -> None:
+    with pytest.raises(RuntimeError, match="did not start"), spawn_fake_llm("--fault", "nope=1"):
+        pass
