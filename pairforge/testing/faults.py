@@ -80,9 +80,9 @@ class FaultBook:
             self.received += 1
             self.unauthorised += not authorised
 
-    def choose(self, prompt: str) -> str:
-        """The fault for this request of ``prompt``: its plan's next step, else a draw from the rates."""
-        digest = prompt_digest(prompt)
+    def choose(self, digest: str) -> str:
+        """The fault for this request of the prompt with this ``prompt_digest``: its plan's next step, else a draw
+        from the rates."""
         with self._lock:
             attempt = self.attempts[digest]
             self.attempts[digest] += 1

@@ -61,8 +61,8 @@ async def _completions(server: FakeLLM, request: Request) -> Response:
         return Response.of_json(400, error_body("messages must be a non-empty list"))
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_CHOICES:
         return Response.of_json(400, error_body(f"n must be an integer in [1, {MAX_CHOICES}]"))
-    prompt = prompt_of(body)
-    fault = server.book.choose(prompt)
+    digest = prompt_digest(prompt_of(body))
+    fault = server.book.choose(digest)
     if server.latency_s:
         await asyncio.sleep(server.latency_s)
     if fault == "http_500":
@@ -74,7 +74,7 @@ async def _completions(server: FakeLLM, request: Request) -> Response:
         choices = [] if fault == "empty_choices" else [_choice(server, body, fault, i) for i in range(n)]
     except (TypeError, ValueError, RecursionError) as exc:  # a schema too broken to follow
         return Response.of_json(400, error_body(f"cannot follow the response_format schema: {exc}"))
-    payload = _completion(body, prompt, choices)
+    payload = _completion(body, digest, choices)
     if fault == "broken_body":
         raw = json.dumps(payload, ensure_ascii=False).encode()
         return Response(200, raw[: len(raw) // 2])
@@ -91,12 +91,12 @@ def _choice(server: FakeLLM, body: dict[str, Any], fault: str, index: int) -> di
     return {"index": index, "message": {"role": "assistant", "content": content}, "finish_reason": finish}
 
 
-def _completion(body: dict[str, Any], prompt: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+def _completion(body: dict[str, Any], digest: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
     """A chat.completion; usage counts about two characters a token."""
     prompt_chars = sum(_chars(m.get("content")) for m in body["messages"] if isinstance(m, dict))
     completion = sum(len(c["message"]["content"]) for c in choices) // 2
     return {
-        "id": f"chatcmpl-fake-{prompt_digest(prompt)[:16]}",
+        "id": f"chatcmpl-fake-{digest[:16]}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", ""),

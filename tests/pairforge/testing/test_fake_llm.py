@@ -20,7 +20,7 @@ from pairforge.generation.parse import parse_generation
 from pairforge.llm.base import ChatRequest, Completion
 from pairforge.llm.openai_backend import OpenAIBackend
 from pairforge.testing.fake_llm import MAX_WAIT_S, FakeLLM
-from pairforge.testing.faults import FAULTS, FaultBook
+from pairforge.testing.faults import FAULTS, FaultBook, prompt_digest
 from pairforge.testing.process import spawn_fake_llm
 from prompts import load_prompt, render_prompt
 from tests.conftest import REPO
@@ -128,7 +128,7 @@ def test_plans_follow_distinct_prompts_attempt_by_attempt_and_rates_are_pure(key
         assert parse_generation(answer.outputs[0], schema=SCHEMA).failure == "refusal"
 
     book, other = FaultBook(rates={"http_500": 0.3}, seed=5), FaultBook(rates={"http_500": 0.3}, seed=5)
-    prompts = [f"p{i}" for i in range(2000)]
+    prompts = [prompt_digest(f"p{i}") for i in range(2000)]
     drawn = [book.choose(p) for p in prompts]
     assert drawn == [other.choose(p) for p in reversed(prompts)][::-1]  # the same faults in any arrival order
     assert 0.25 < drawn.count("http_500") / len(drawn) < 0.35
