@@ -22,7 +22,7 @@ settings), ``GET /_fake/stats`` (the counters; ``?attempts=1`` adds attempts per
 ``POST /_fake/reset`` (zero the counters), ``GET /health`` (no key needed), ``GET /v1/models``.
 
 It listens on 127.0.0.1 only, unless ``allow_remote`` is set for another host. ``max_tokens`` is not enforced
-(the ``truncated`` fault is the cut answer); the counters keep about 150 bytes per distinct prompt.
+(the ``truncated`` fault is the cut answer); the counters keep about 120 bytes per distinct prompt.
 """
 
 from __future__ import annotations
