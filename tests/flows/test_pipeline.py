@@ -16,17 +16,17 @@ from typer.testing import CliRunner
 
 from flows.pipeline import run_pipeline
 from pairforge.cli import app
+from pairforge.testing.fake_llm import FakeLLM
 from tests.flows.conftest import split_wudao, write_pipeline_config
-from tests.reliability.fault_server import FaultServer
 
 KEY_ENV = "PAIRFORGE_TEST_FLOW_KEY"
 SENTINEL = "sk-flow-sentinel-3f9c1d"
 
 
 @pytest.fixture(scope="module")
-def llm(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[FaultServer]:
+def llm(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
     monkeypatch_module.setenv(KEY_ENV, SENTINEL)
-    with FaultServer(api_key=SENTINEL) as server:
+    with FakeLLM(api_key=SENTINEL) as server:
         yield server
 
 
@@ -45,7 +45,7 @@ def stage_mtimes(workdir: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in workdir.glob("*_summary.json")}
 
 
-def test_pipeline_publishes_resumes_and_increments(shared_data: Path, tmp_path: Path, llm: FaultServer) -> None:
+def test_pipeline_publishes_resumes_and_increments(shared_data: Path, tmp_path: Path, llm: FakeLLM) -> None:
     corpus = tmp_path / "corpus"
     first, second = split_wudao(shared_data, tmp_path / "parts")
     corpus.mkdir()

@@ -22,10 +22,10 @@ import yaml
 
 from flows.runtime import results_path
 from pairforge.store import Store
+from pairforge.testing.fake_llm import FakeLLM
 from tests.conftest import REPO
 from tests.flows.conftest import write_pipeline_config
 from tests.reliability.crash_driver import KILLED_AT
-from tests.reliability.fault_server import FaultServer
 
 KEY_ENV = "PAIRFORGE_TEST_CRASH_KEY"
 SENTINEL = "sk-crash-sentinel-5d81e7"
@@ -134,7 +134,7 @@ def summary_mtimes(workdir: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in workdir.glob("*_summary.json")}
 
 
-def kill_and_resume(config: Path, home: Path, llm: FaultServer) -> tuple[dict[str, Any], dict[str, Any]]:
+def kill_and_resume(config: Path, home: Path, llm: FakeLLM) -> tuple[dict[str, Any], dict[str, Any]]:
     """Kill during generation, mining and publishing, then run to the end, checking the store and the LLM server
     after each kill; the final result and the ledger rows committed before the first kill."""
     work, store = Path(yaml.safe_load(config.read_text())["workdir"]), config.parent / "store"
@@ -183,7 +183,7 @@ def test_killed_runs_resume_to_the_uninterrupted_version(shared_data: Path, tmp_
     lines = (shared_data / "wudao" / "wudao_demo.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     (corpus / "part-0.jsonl").write_text("".join(lines[:DOCS]), encoding="utf-8")
     a, b = tmp_path / "a", tmp_path / "b"
-    with FaultServer(api_key=SENTINEL) as llm_a, FaultServer(api_key=SENTINEL) as llm_b:
+    with FakeLLM(api_key=SENTINEL) as llm_a, FakeLLM(api_key=SENTINEL) as llm_b:
         reference = Driver(write_config(a, corpus, llm_a.base_url), a / "home")  # uninterrupted, beside B's runs
         try:
             result, before_kill = kill_and_resume(write_config(b, corpus, llm_b.base_url), b / "home", llm_b)

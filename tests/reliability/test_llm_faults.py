@@ -15,8 +15,8 @@ from pairforge.config import RunConfig
 from pairforge.generation.generate import read_passages, run_generate
 from pairforge.generation.parse import FAILURE_KINDS
 from pairforge.generation.requests import plan_requests
+from pairforge.testing.fake_llm import FakeLLM
 from tests.pairforge.llm.helpers import ingest_cmrc
-from tests.reliability.fault_server import FaultServer
 
 SENTINEL_KEY = "sk-reliability-sentinel-4c1e8b"  # the server demands it; it must never be written anywhere
 KEY_ENV = "PAIRFORGE_RELIABILITY_KEY"
@@ -79,7 +79,7 @@ def test_planned_faults_are_retried_boundedly_counted_by_kind_and_resumed(
 ) -> None:
     monkeypatch.setenv(KEY_ENV, SENTINEL_KEY)
     caplog.set_level(logging.DEBUG)  # the SDK's and httpx's debug logs must not carry the key either
-    with FaultServer(api_key=SENTINEL_KEY, plans=[plan for plan, _ in PLANS], hang_s=3.0) as server:
+    with FakeLLM(api_key=SENTINEL_KEY, plans=[plan for plan, _ in PLANS], hang_s=3.0) as server:
         config = fault_config(tmp_path, shared_data, server.base_url, ["qp"])
         workdir = Path(config.workdir)
         planned = plan_requests(read_passages(workdir), config.generate, config.generate.model)
@@ -101,7 +101,9 @@ def test_planned_faults_are_retried_boundedly_counted_by_kind_and_resumed(
         assert summary.pairs == 3 * ok and not summary.dropped_items
 
         # The rerun sends exactly the requests that failed in the backend, none that completed.
-        completed_prompts = {p.chat_request().messages[-1]["content"] for p in planned if p.key in completed}
+        completed_prompts = {
+            FakeLLM.digest(p.chat_request().messages[-1]["content"]) for p in planned if p.key in completed
+        }
         before = dict(server.attempts)
         rerun = run_generate(config)
         resent = {prompt for prompt, count in server.attempts.items() if count != before.get(prompt, 0)}
@@ -124,7 +126,7 @@ def test_random_faults_keep_the_books_balanced(
 ) -> None:
     monkeypatch.setenv(KEY_ENV, SENTINEL_KEY)
     rates = {"http_500": 0.2, "empty_choices": 0.1, "broken_body": 0.1, "truncated": 0.1, "malformed": 0.1}
-    with FaultServer(api_key=SENTINEL_KEY, rates=rates, seed=7) as server:
+    with FakeLLM(api_key=SENTINEL_KEY, rates=rates, seed=7) as server:
         config = fault_config(tmp_path, shared_data, server.base_url, ["qp", "sp"])
         summary = run_generate(config)
         served = server.faults
