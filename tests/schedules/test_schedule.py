@@ -23,8 +23,8 @@ import httpx
 import psutil
 import pytest
 
+from pairforge.testing.fake_llm import FakeLLM
 from tests.flows.conftest import split_wudao, write_pipeline_config
-from tests.reliability.fault_server import FaultServer
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_ENV = "PAIRFORGE_TEST_SCHEDULE_KEY"
@@ -125,13 +125,13 @@ def wait_for_deployment(deploy: Deploy, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[FaultServer]:
-    with FaultServer(api_key=SENTINEL) as server:
+def llm() -> Iterator[FakeLLM]:
+    with FakeLLM(api_key=SENTINEL) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, llm: FaultServer) -> Iterator[Deploy]:
+def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, llm: FakeLLM) -> Iterator[Deploy]:
     """``pairforge deploy`` with no PREFECT_API_URL: it starts the server itself (on a free port we pick)."""
     folder = tmp_path_factory.mktemp("scheduled")
     corpus = folder / "corpus"
@@ -150,7 +150,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, llm: Fau
 
 
 def test_cron_deployment_runs_and_publishes_on_the_server_deploy_started(
-    served: Deploy, llm: FaultServer, capsys: pytest.CaptureFixture[str]
+    served: Deploy, llm: FakeLLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployment = wait_for_deployment(served, "every-minute")
     registered = time.monotonic()
@@ -220,7 +220,7 @@ def _t(stamp: str | None) -> str:
 
 
 def test_deploy_uses_the_server_prefect_api_url_names(
-    served: Deploy, tmp_path: Path, shared_data: Path, llm: FaultServer
+    served: Deploy, tmp_path: Path, shared_data: Path, llm: FakeLLM
 ) -> None:
     wait_for_deployment(served, "every-minute")
     corpus = tmp_path / "corpus"
