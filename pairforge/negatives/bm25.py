@@ -127,6 +127,12 @@ class BM25Index:
 
         return self._chunked(queries, run, analyzed=False)
 
+    def doc_freq(self, terms: Sequence[str]) -> np.ndarray:
+        """The number of docs containing each (already analyzed) term; 0 for terms the index lacks."""
+        ids, _ = self._term_ids(hash_terms([terms]))
+        ptr = self._a["term_ptr"]
+        return np.where(ids >= 0, ptr[ids + 1] - ptr[np.maximum(ids, 0)], 0)
+
     def get_scores(self, query: str) -> np.ndarray:
         """Every doc's exact score for one query (O(N) memory and time: for checks, not for serving)."""
         toks, _ = self._term_ids(analyze_arrays([query], self.analyzer))
@@ -153,8 +159,8 @@ class BM25Index:
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
         if self._scratch is None:  # one accumulator and touched list per numba thread, zero between queries
-            threads = numba.config.NUMBA_NUM_THREADS
-            self._scratch = np.zeros((threads, self.n_docs), np.float32), np.zeros((threads, self.n_docs + 1), np.int32)
+            threads, n = numba.config.NUMBA_NUM_THREADS, self.n_docs
+            self._scratch = np.zeros((threads, n), np.float32), np.zeros((threads, n + 1), np.int32)
         return self._scratch
 
     def _args(self) -> tuple:
@@ -208,8 +214,7 @@ def _lookup(hashes, starts, lens, cp, pos, terms, chars, char_ptr):  # type: ign
     out = np.full(hashes.shape[0], -1, np.int64)
     for i in range(hashes.shape[0]):
         p = pos[i]
-        if p < terms.shape[0] and terms[p] == hashes[i]:
-            if same_chars(cp, starts[i], lens[i], chars, char_ptr[p], char_ptr[p + 1] - char_ptr[p]):
-                out[i] = p  # the hash is the term's: no other indexed term has it (checked at build)
+        found = p < terms.shape[0] and terms[p] == hashes[i]
+        if found and same_chars(cp, starts[i], lens[i], chars, char_ptr[p], char_ptr[p + 1] - char_ptr[p]):
+            out[i] = p  # the hash is the term's: no other indexed term has it (checked at build)
     return out
-

@@ -160,7 +160,25 @@ def _kth_float32(acc: np.ndarray, touched: np.ndarray, n_t: int, k: int) -> floa
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def search_kernel(
-    q_tok, q_ptr, k, ptr, docs, w, tf, idf, maxc, doclen, k1, kp1, omb, b, avgdl, acc, touched, out_idx, out_s,
+    q_tok,
+    q_ptr,
+    k,
+    ptr,
+    docs,
+    w,
+    tf,
+    idf,
+    maxc,
+    doclen,
+    k1,
+    kp1,
+    omb,
+    b,
+    avgdl,
+    acc,
+    touched,
+    out_idx,
+    out_s,
     flagged,
 ):
     """Top-``k`` (index, exact score) per query into ``out_idx``/``out_s``; ``flagged[q]`` for dense queries."""
@@ -193,7 +211,25 @@ def search_kernel(
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def rank_kernel(
-    q_tok, q_ptr, own, ptr, docs, w, tf, idf, maxc, doclen, k1, kp1, omb, b, avgdl, acc, touched, out_rank, out_s,
+    q_tok,
+    q_ptr,
+    own,
+    ptr,
+    docs,
+    w,
+    tf,
+    idf,
+    maxc,
+    doclen,
+    k1,
+    kp1,
+    omb,
+    b,
+    avgdl,
+    acc,
+    touched,
+    out_rank,
+    out_s,
     flagged,
 ):
     """1 + the number of docs scoring strictly above doc ``own[q]``, and that doc's exact score."""

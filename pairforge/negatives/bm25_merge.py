@@ -177,8 +177,8 @@ def _bucket_postings(
         gid = np.searchsorted(g_terms, terms)
         sptr = read_array(seg, "term_ptr", lo, hi - lo + 1)
         p_lo, p_hi = int(sptr[0]), int(sptr[-1])
-        _scatter(gid, sptr - p_lo, read_array(seg, "docs", p_lo, p_hi - p_lo), read_array(seg, "tf", p_lo, p_hi - p_lo),
-                 int(base[s]), cursor, docs, tf)  # fmt: skip
+        seg_docs, seg_tf = read_array(seg, "docs", p_lo, p_hi - p_lo), read_array(seg, "tf", p_lo, p_hi - p_lo)
+        _scatter(gid, sptr - p_lo, seg_docs, seg_tf, int(base[s]), cursor, docs, tf)
     return docs, tf
 
 

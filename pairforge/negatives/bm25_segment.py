@@ -66,7 +66,7 @@ def same_chars(cp: np.ndarray, a: int, na: int, cq: np.ndarray, q: int, nq: int)
     """Whether ``cp[a:a+na]`` equals ``cq[q:q+nq]``."""
     if na != nq:
         return False
-    for i in range(na):
+    for i in range(na):  # noqa: SIM110 (numba compiles no generator)
         if cp[a + i] != cq[q + i]:
             return False
     return True
