@@ -3,11 +3,11 @@ passage pool within the top k by BM25. Rank and score are kept on every pair, so
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
-import numpy as np
-
-from pairforge.negatives.bm25 import BM25Index, tokenize
+from pairforge.negatives.bm25 import build_bm25_index
 
 
 class RoundTrip:
@@ -15,21 +15,19 @@ class RoundTrip:
 
     def __init__(self, passage_ids: Sequence[str], passage_texts: Sequence[str]) -> None:
         self.position = {pid: i for i, pid in enumerate(passage_ids)}
-        self.index = BM25Index(tokenize(passage_texts))
+        self._folder = tempfile.TemporaryDirectory(prefix="pairforge-roundtrip-")
+        batches = [
+            (passage_ids[i : i + 20_000], passage_texts[i : i + 20_000]) for i in range(0, len(passage_ids), 20_000)
+        ]
+        self.index = build_bm25_index(batches, Path(self._folder.name) / "bm25")
 
     def ranks(self, queries: Sequence[str], passage_ids: Sequence[str], batch: int = 256) -> tuple[list, list]:
         """(rank, score) of each query's own passage: rank 1 is best; None where the passage is not in the pool."""
-        ranks: list[int | None] = []
-        scores: list[float | None] = []
-        tokens = tokenize(queries)
-        for start in range(0, len(queries), batch):
-            matrix = self.index.scores(tokens[start : start + batch])
-            for row, pid in zip(matrix, passage_ids[start : start + batch], strict=True):
-                own = self.position.get(pid)
-                if own is None:
-                    ranks.append(None)
-                    scores.append(None)
-                    continue
-                ranks.append(int(np.count_nonzero(row > row[own])) + 1)
-                scores.append(float(row[own]))
+        own = [self.position.get(pid) for pid in passage_ids]
+        known = [i for i, at in enumerate(own) if at is not None]
+        found, found_scores = self.index.rank_of([queries[i] for i in known], [own[i] for i in known])
+        ranks: list[int | None] = [None] * len(queries)
+        scores: list[float | None] = [None] * len(queries)
+        for j, i in enumerate(known):
+            ranks[i], scores[i] = int(found[j]), float(found_scores[j])
         return ranks, scores

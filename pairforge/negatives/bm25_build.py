@@ -8,7 +8,6 @@ after the new one is whole. Leftover ``.tmp`` folders of dead processes are remo
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import shutil
 import uuid
@@ -22,6 +21,7 @@ import numpy as np
 
 from pairforge.negatives.bm25_merge import merge_segments
 from pairforge.negatives.bm25_segment import write_segment
+from pairforge.negatives.tokenize import pool_context
 
 FORMAT = 1
 ANALYZERS = ("jieba", "bigram", "jieba_bigram")
@@ -70,8 +70,8 @@ def _write_segments(
     metas: list[dict[str, Any]] = []
     pending: deque[Future[dict[str, Any]]] = deque()
     pool = None
-    if workers > 1:  # spawn: safe whatever threads the caller runs (Prefect, Dask)
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=pool_context())
     done = 0
 
     def collect(meta: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,8 +17,7 @@ import pyarrow.parquet as pq
 
 from pairforge.config import MineConfig, RunConfig
 from pairforge.minhash import estimate_jaccard, signatures
-from pairforge.negatives.analyze import analyze
-from pairforge.negatives.bm25 import BM25Index
+from pairforge.negatives.bm25 import build_bm25_index
 from pairforge.negatives.select import MineSummary, select_all
 
 CANDIDATES = "candidates/candidates.parquet"
@@ -113,16 +113,16 @@ def mine_candidates(
 def _mine_bm25(
     queries: list[str], pool_texts: Sequence[str], own_at: list[int | None], config: MineConfig
 ) -> tuple[np.ndarray, np.ndarray, list[float | None]]:
-    index = BM25Index(analyze(pool_texts, config.analyzer))
-    q_terms = analyze(queries, config.analyzer)
-    top, scores = index.search(q_terms, config.range_max)
-    top[scores <= 0] = -1  # BM25 did not retrieve these (no shared term): not candidates, however they rank
-    own: list[float | None] = []
-    for start in range(0, len(queries), 256):  # the positive's score: one bounded block of rows at a time
-        block = index.scores(q_terms[start : start + 256])
-        own.extend(
-            None if at is None else float(row[at]) for row, at in zip(block, own_at[start : start + 256], strict=True)
-        )
+    with tempfile.TemporaryDirectory(prefix="pairforge-bm25-") as folder:
+        batches = [([str(j) for j in range(i, min(i + 20_000, len(pool_texts)))], pool_texts[i : i + 20_000])
+                   for i in range(0, len(pool_texts), 20_000)]  # fmt: skip
+        index = build_bm25_index(batches, Path(folder) / "bm25", analyzer=config.analyzer)
+        top, scores = index.search(queries, config.range_max)  # only docs sharing a term (score > 0); else -1
+        known = [i for i, at in enumerate(own_at) if at is not None]
+        _, known_scores = index.rank_of([queries[i] for i in known], [own_at[i] for i in known])
+    own: list[float | None] = [None] * len(queries)
+    for j, i in enumerate(known):
+        own[i] = float(known_scores[j])
     return top, scores, own
 
 
