@@ -25,7 +25,7 @@ class RoundTrip:
         """(rank, score) of each query's own passage: rank 1 is best; None where the passage is not in the pool."""
         own = [self.position.get(pid) for pid in passage_ids]
         known = [i for i, at in enumerate(own) if at is not None]
-        found, found_scores = self.index.rank_of([queries[i] for i in known], [own[i] for i in known])
+        found, found_scores = self.index.rank_of([queries[i] for i in known], [at for at in own if at is not None])
         ranks: list[int | None] = [None] * len(queries)
         scores: list[float | None] = [None] * len(queries)
         for j, i in enumerate(known):

@@ -131,7 +131,7 @@ def _check_round_trip(
     ranks, scores = round_trip.ranks([rows[i]["query"] for i in todo], [rows[i]["passage_id"] for i in todo])
     for i, r, s in zip(todo, ranks, scores, strict=True):
         rank[i], score[i] = r, s
-        if r is None or r > top_k:
+        if r is None or r > top_k or not s:  # a passage sharing no term with the query is not retrieved at all
             why[i] = "not_retrievable"
 
 

@@ -64,7 +64,7 @@ class DocIds(Sequence[str]):
     def __len__(self) -> int:
         return self._offsets.shape[0] - 1
 
-    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+    def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         i = range(len(self))[i]
@@ -143,7 +143,7 @@ class BM25Index:
         toks, _ = self._term_ids(hash_terms([terms]))
         return self._dense(toks)
 
-    def _chunked(self, queries, run, *, analyzed: bool):  # type: ignore[no-untyped-def]
+    def _chunked(self, queries, run, *, analyzed: bool):
         parts = []
         for lo in range(0, max(len(queries), 1), _QUERY_CHUNK):
             chunk = queries[lo : lo + _QUERY_CHUNK]
@@ -210,7 +210,7 @@ def _map(path: Path, dtype: np.dtype | type) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _lookup(hashes, starts, lens, cp, pos, terms, chars, char_ptr):  # type: ignore[no-untyped-def]
+def _lookup(hashes, starts, lens, cp, pos, terms, chars, char_ptr):
     out = np.full(hashes.shape[0], -1, np.int64)
     for i in range(hashes.shape[0]):
         p = pos[i]

@@ -119,7 +119,7 @@ def _mine_bm25(
         index = build_bm25_index(batches, Path(folder) / "bm25", analyzer=config.analyzer)
         top, scores = index.search(queries, config.range_max)  # only docs sharing a term (score > 0); else -1
         known = [i for i, at in enumerate(own_at) if at is not None]
-        _, known_scores = index.rank_of([queries[i] for i in known], [own_at[i] for i in known])
+        _, known_scores = index.rank_of([queries[i] for i in known], [at for at in own_at if at is not None])
     own: list[float | None] = [None] * len(queries)
     for j, i in enumerate(known):
         own[i] = float(known_scores[j])
