@@ -25,7 +25,7 @@ class RoundTripFilter(PairFilter):
         inside = [i for i, at in enumerate(positions) if at >= 0]
         out: list[str | None] = ["not_retrievable"] * len(pairs)  # a passage outside the pool cannot be found
         if inside:
-            ranks, scores = self.index.rank_of([pairs[i]["query"] for i in inside], positions[inside])
+            ranks, scores = self.index.rank_of([pairs[i]["query"] for i in inside], positions[inside].tolist())
             for i, rank, score in zip(inside, ranks.tolist(), scores.tolist(), strict=True):
                 pairs[i]["consistency_rank"], pairs[i]["consistency_score"] = int(rank), float(score)
                 out[i] = None if rank <= self.top_k and score > 0 else "not_retrievable"  # no shared term: not found

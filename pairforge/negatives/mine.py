@@ -132,7 +132,7 @@ def _bm25(
     own: list[float | None] = [None] * len(queries)
     inside = np.flatnonzero(at >= 0)
     if len(inside):
-        _, own_scores = index.rank_of([queries[i] for i in inside], at[inside])
+        _, own_scores = index.rank_of([queries[i] for i in inside], at[inside].tolist())
         for i, score in zip(inside.tolist(), own_scores.tolist(), strict=True):
             own[i] = float(score)
     return top, scores, own

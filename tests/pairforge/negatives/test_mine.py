@@ -89,8 +89,7 @@ def test_reselect_changes_the_policy_without_tokenising_again(
 
     import pairforge.negatives.mine as mine
 
-    monkeypatch.setattr(mine, "analyze", forbidden)
-    monkeypatch.setattr(mine, "BM25Index", forbidden)
+    monkeypatch.setattr(mine, "build_bm25_index", forbidden)
     policy = tmp_path / "policy.yaml"
     policy.write_text("num_negatives: 6\nrange_min: 10\nsampling_strategy: random\n")
     summary = run_cli(
