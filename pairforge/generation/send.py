@@ -76,7 +76,8 @@ def send_partition(
 
 
 def _missing(planned: list[PlannedRequest], buckets: list[int], ledger: Ledger) -> list[PlannedRequest]:
-    mine = [p for p in planned if bucket_of(p.key) in buckets]
+    """The planned requests of ``buckets`` the ledger lacks, each key once (two equal requests are one answer)."""
+    mine = list({p.key: p for p in planned if bucket_of(p.key) in buckets}.values())
     missing = set(ledger.missing(p.key for p in mine))
     return [p for p in mine if p.key in missing]
 

@@ -8,6 +8,7 @@ caller commits results in small batches while the engine keeps working.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,10 +52,18 @@ class Backend(Protocol):
 
 
 def collect(backend: Backend, requests: Sequence[ChatRequest]) -> list[Completion]:
-    """``backend.stream`` over ``requests``, the completions back in request order."""
-    done: dict[str, Completion] = {}
-    backend.stream(requests, lambda c: done.__setitem__(c.key, c))
-    return [done[r.key] for r in requests]
+    """``backend.stream`` over ``requests``, the completions back in request order (requests with the same key
+    each get their own completion, in the order they finish)."""
+    waiting: dict[str, deque[int]] = {}
+    for i, r in enumerate(requests):
+        waiting.setdefault(r.key, deque()).append(i)
+    done: list[Completion | None] = [None] * len(requests)
+
+    def on_done(completion: Completion) -> None:
+        done[waiting[completion.key].popleft()] = completion
+
+    backend.stream(requests, on_done)
+    return [c for c in done if c is not None]
 
 
 def stream_in_batches(
