@@ -40,13 +40,13 @@ DOCS_PER_SHARD = 50_000
 
 
 def passages(count: int, seed: int = 0) -> Iterator[str]:
-    """``count`` passages of 550-650 characters of consecutive real sentences; 5% are near copies (about 1% of
-    the characters changed) of an earlier passage."""
-    sentences = [s for s in _sentences() if s.strip()]
+    """``count`` passages of 550-650 characters made of real sentences drawn at random (so they stay distinct at
+    any count, however small the sentence pool); 5% are near copies (about 1% of the characters changed) of a
+    recent passage."""
+    sentences = [s for s in _sentences() if 8 <= len(s.strip()) <= 200]
     rng = random.Random(seed)
     recent: list[str] = []
-    i = 0
-    for n in range(count):
+    for _ in range(count):
         if recent and rng.random() < 0.05:
             chars = list(rng.choice(recent))
             for j in rng.sample(range(len(chars)), max(1, len(chars) // 100)):
@@ -55,8 +55,7 @@ def passages(count: int, seed: int = 0) -> Iterator[str]:
             continue
         target, buf = rng.randint(550, 650), ""
         while len(buf) < target:
-            buf += sentences[i % len(sentences)]
-            i += 1 + (n // len(sentences))  # later passes skip differently, so passages differ
+            buf += sentences[rng.randrange(len(sentences))]
         text = buf[:target]
         recent = [*recent, text][-1000:]
         yield text
