@@ -161,10 +161,25 @@ def _print_funnel(result: dict[str, Any]) -> None:
     err.print(table)
     if result.get("new_shards") == 0:
         err.print("nothing new: this version covers every input shard under these settings", highlight=False)
+    _print_samples(result["path"])
     err.print(f"version: {result['path']}", highlight=False)
     if result.get("report"):
         err.print(f"report:  {result['report']}", highlight=False)
     err.print(f"({result['seconds']} s)", highlight=False)
+
+
+def _print_samples(version: str) -> None:
+    """Five kept generated pairs of each kind, with where the evidence lies in the passage."""
+    if "://" in version:
+        return
+    from pairforge.samples import sample_pairs
+
+    for kind, rows in sample_pairs(version).items():
+        err.print(f"[bold]{kind}[/bold] (5 of the kept pairs, seed 0):", highlight=False)
+        for row in rows:
+            where = (f"evidence {row['evidence_start']}-{row['evidence_end']} of {row['passage_chars']}"
+                     if row["evidence_start"] is not None else "evidence not located")  # fmt: skip
+            err.print(f"  {row['query']}  [dim]({row['query_type']}; {where})[/dim]", highlight=False)
 
 
 @app.command()
