@@ -57,7 +57,9 @@ def run_ingest(
     if limit is not None:  # a budget across shards is sequential by nature
         parts, left = [], limit
         for shard in shards:
-            parts.append(ingest_shard(config, shard, output, strict=strict, limit=left, progress=progress))
+            parts.append(
+                ingest_shard(config, shard, output, strict=strict, limit=left, progress=progress, fresh=fresh)
+            )
             left = max(0, left - parts[-1].details["documents"])
     else:
         by_key = {s.key: s for s in shards}
