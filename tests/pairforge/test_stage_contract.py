@@ -305,3 +305,19 @@ def test_a_changed_filter_setting_reruns_filter_onwards_and_sends_no_request(run
     assert filtered.dropped["query_too_short"] > run.stats["filter"].dropped.get("query_too_short", 0)
     assert filtered.output < run.stats["filter"].output
     assert StageStats.load(workdir.stats("select")).output < run.stats["select"].output
+
+
+def test_a_lost_store_is_republished_from_the_warm_workdir(run: Run, tmp_path: Path) -> None:
+    """Issue 13 #9: the store is gone (here: another, empty one), the workdir is warm: every shard is new again,
+    no stage redoes any work or sends a request, and export publishes the same examples as v1."""
+    config = run.config.model_copy(update={"store": str(tmp_path / "store")})
+    plan = plan_run(config)
+    assert plan.parent is None and [s.status for s in plan.shards] == ["new"] * 3 and plan.keys == run.plan.keys
+    before, sent = run.snapshot(), run.llm.received
+    funnel = [run_stage(stage, config, plan) for stage in STAGES]
+    rewritten = {p for p in changed(before, run.snapshot()) if not p.endswith("/stats.json")}
+    assert rewritten == set() and run.llm.received == sent
+    stats = run_export(config, ExportInputs(plan, funnel), Workdir(config.workdir))
+    assert stats.details["version"] == 1 and stats.output == run.stats["select"].output
+    latest = tmp_path / "store" / "contract" / "latest"  # a path a training job can use as it is
+    assert latest.is_symlink() and (latest / "manifest.json").is_file() and any((latest / "flagembedding").iterdir())
