@@ -54,13 +54,14 @@ def versions_show(
         shown = show_version(_open_store(store, config), dataset, _parse_version(version))
     gen, code = shown.get("generation", {}), shown.get("code_version", {})
     prompts = ", ".join(p["id"] for p in gen.get("prompts", [])) or "-"
+    segments = shown.get("segments", [])
     dirty = " (local changes)" if code.get("git_dirty") else ""
     err.print(
         f"{dataset} v{shown['version']} at {shown['path']}\ncreated {shown['created_at']}, parent"
         f" {_vname(shown['parent'])}; examples {shown['examples']}; {shown['files']} files, {shown['bytes']:,} bytes\n"
         f"model {gen.get('model')}, backend {gen.get('backend')}, prompts {prompts}\n"
         f"config {shown['config_fingerprint'][:16]}, pairforge {code.get('package')} git {code.get('git_sha')}{dirty},"
-        f" watermark {len(shown.get('watermark', []))} shards",
+        f" {len(segments)} segments ({sum(bool(s.get('complete')) for s in segments)} complete)",
         highlight=False,
         markup=False,
     )

@@ -57,13 +57,17 @@ def run_ingest(
     if limit is not None:  # a budget across shards is sequential by nature
         parts, left = [], limit
         for shard in shards:
-            parts.append(ingest_shard(config, shard, output, strict=strict, limit=left, progress=progress))
+            parts.append(
+                ingest_shard(config, shard, output, strict=strict, limit=left, progress=progress, fresh=fresh)
+            )
             left = max(0, left - parts[-1].details["documents"])
     else:
         by_key = {s.key: s for s in shards}
         run = functools.partial(_ingest_key, config, by_key, output, strict, progress, fresh)
         parts = map_shards(STAGE, run, list(by_key))
-    return combine(STAGE, UNIT, parts, time.perf_counter() - started)
+    stats = combine(STAGE, UNIT, parts, time.perf_counter() - started)
+    stats.save(output.stats(STAGE))  # the funnel of `pairforge export` reads every stage's stats.json
+    return stats
 
 
 def _ingest_key(

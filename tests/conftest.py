@@ -11,9 +11,10 @@ SHARED_DATA = Path(os.environ.get("PAIRFORGE_SHARED_DATA", REPO.parent / "shared
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real Chinese data beside the checkout (../shared/data); never copied into the repo."""
+    """The real Chinese data beside the checkout (../shared/data); never copied into the repo. Tests that need it
+    skip when it is absent (a clone without the data still runs everything else)."""
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"shared data not found at {SHARED_DATA} (set PAIRFORGE_SHARED_DATA)")
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set PAIRFORGE_SHARED_DATA to run these tests)")
     return SHARED_DATA
 
 

@@ -147,7 +147,8 @@ def keep_shard(config: RunConfig, output: Workdir, cluster_key: str, fresh: bool
     output.passage_clusters.mkdir(parents=True, exist_ok=True)
     pq.write_table(audit, output.passage_clusters / f"{shard}.parquet")
     sigs = _read_signatures(output, shard, config.dedup.num_perm)
-    write_index(output.passage_index / shard, kept["id"], sigs[np.asarray([s == KEEP for s in status])], config.dedup)
+    keep_rows = np.asarray([s == KEEP for s in status], dtype=bool)  # bool even when the shard has no passage
+    write_index(output.passage_index / shard, kept["id"], sigs[keep_rows], config.dedup)
     stats = StageStats(STAGE, UNIT, input=table.num_rows, output=kept.num_rows)
     for reason in (NEAR, SEEN):
         stats.drop(reason, status.count(reason))

@@ -1,46 +1,37 @@
-"""The filter stage on real CMRC passages: per-pair reasons, contamination, and the BM25 round trip."""
+"""The filter stage on real CMRC passages: per-pair reasons, contamination, and the round trip over the pool's
+BM25 index (the index stage's), every kept pair with its rank and score, the dropped ones with their reason."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
-from filters.run import run_filter
+from filters.base import Pair, PairFilter
+from filters.run import FilterInputs, run_filter
 from pairforge.config import RunConfig
+from pairforge.negatives.index import IndexInputs, run_index
+from pairforge.records import DROPPED_SCHEMA, FILTERED_PAIR_SCHEMA
+from pairforge.shards import read_shard_table
+from pairforge.workdir import Workdir, shard_files
+from tests.pairforge.stage_outputs import pair_row, passage_row, write_deduplicated, write_generated
+
+SHARD = "cmrc0000aaaabbbb"
 
 
-def test_filter_stage(shared_data: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def filtered(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunConfig, Workdir, object]:
     data = json.loads((shared_data / "cmrc2018" / "cmrc2018_dev.squad.json").read_text(encoding="utf-8"))
     paragraphs = [p for a in data["data"] for p in a["paragraphs"]][:200]
-    workdir = tmp_path / "w"
-    (workdir / "passages").mkdir(parents=True)
-    pq.write_table(
-        pa.Table.from_pylist([{"id": p["id"], "text": p["context"]} for p in paragraphs]),
-        workdir / "passages" / "passages-00000.parquet",
-    )
     trial = json.loads((shared_data / "cmrc2018" / "cmrc2018_trial.squad.json").read_text(encoding="utf-8"))
     leaked = trial["data"][0]["paragraphs"][0]["qas"][0]["question"]
-
-    def pair(i: int, query: str, passage: int) -> dict:
-        return {
-            "id": f"q{i}",
-            "query": query,
-            "passage_id": paragraphs[passage]["id"],
-            "positive": paragraphs[passage]["context"],
-        }
-
-    pairs = [pair(i, p["qas"][0]["question"], i) for i, p in enumerate(paragraphs[:20])]  # real questions
-    pairs.append(pair(100, paragraphs[1]["qas"][0]["question"], 7))  # a question asked of the wrong passage
-    pairs.append(pair(101, leaked, 3))  # an evaluation question
-    pairs.append(pair(102, "好", 4))  # too short
-    (workdir / "pairs").mkdir()
-    pq.write_table(pa.Table.from_pylist(pairs), workdir / "pairs" / "generated-00000.parquet")
+    workdir = Workdir(tmp_path_factory.mktemp("filter") / "w")
     config = RunConfig.model_validate(
         {
-            "workdir": str(workdir),
+            "workdir": str(workdir.root),
             "corpora": [{"format": "jsonl", "path": "x"}],
             "filter": {
                 "consistency_top_k": 5,
@@ -50,12 +41,60 @@ def test_filter_stage(shared_data: Path, tmp_path: Path) -> None:
             },
         }
     )
-    summary = run_filter(config)
-    dropped = {r["id"]: r["reason"] for r in pq.read_table(workdir / "filtered" / "dropped.parquet").to_pylist()}
+    write_deduplicated(config, workdir, SHARD, [passage_row(p["id"], p["context"]) for p in paragraphs])
+    run_index(config, IndexInputs([SHARD]), workdir)
+
+    def pair(i: int, query: str, passage: int, evidence: str | None = None) -> dict:
+        p = paragraphs[passage]
+        return pair_row(f"q{i}", query, p["id"], p["context"], evidence or p["qas"][0]["answers"][0]["text"])
+
+    pairs = [pair(i, p["qas"][0]["question"], i) for i, p in enumerate(paragraphs[:20])]  # real questions
+    pairs.append(pair(100, paragraphs[1]["qas"][0]["question"], 7))  # a question asked of the wrong passage
+    pairs.append(pair(101, leaked, 3))  # an evaluation question
+    pairs.append(pair(102, "好", 4))  # too short
+    pairs.append(pair(103, paragraphs[5]["qas"][0]["question"], 5, evidence="文中没有这句话"))  # invented evidence
+    write_generated(workdir, SHARD, pairs)
+    return config, workdir, run_filter(config, FilterInputs([SHARD]), workdir)
+
+
+def test_filter_stage_reasons_and_counts(filtered: tuple) -> None:
+    _, workdir, stats = filtered
+    dropped = {r["id"]: r["reason"] for r in read_shard_table(workdir.dropped, SHARD).to_pylist()}
     assert dropped["q100"] == "not_retrievable"
     assert dropped["q101"] == "contaminated"
     assert dropped["q102"] == "query_too_short"
-    assert summary.input == 23 and summary.kept + sum(summary.dropped.values()) == 23
-    kept = pq.read_table(workdir / "pairs").to_pylist()
-    assert len(kept) >= 17  # real questions almost always find their passage in BM25's top 5
+    assert dropped["q103"] == "evidence_not_found"
+    assert stats.input == 24 and stats.output + sum(stats.dropped.values()) == 24
+    assert stats.dropped == dict(sorted((r, list(dropped.values()).count(r)) for r in set(dropped.values())))
+    kept = read_shard_table(workdir.filtered, SHARD).to_pylist()
+    assert len(kept) == stats.output >= 17  # real questions almost always find their passage in BM25's top 5
     assert all(1 <= r["consistency_rank"] <= 5 and r["consistency_score"] > 0 for r in kept)
+    assert {r["id"] for r in kept}.isdisjoint(dropped)
+    for f in shard_files(workdir.filtered, SHARD):
+        assert pq.read_schema(f).remove_metadata().equals(FILTERED_PAIR_SCHEMA)
+    for f in shard_files(workdir.dropped, SHARD):
+        assert pq.read_schema(f).remove_metadata().equals(DROPPED_SCHEMA)
+
+
+def test_a_fresh_rerun_gives_the_same_pairs_and_one_rank_column(filtered: tuple) -> None:
+    config, workdir, stats = filtered
+    before = {f.name: f.read_bytes() for f in workdir.filtered.glob("*.parquet")}
+    again = run_filter(config, FilterInputs([SHARD]), workdir, fresh=True)
+    assert again.to_dict() | {"seconds": 0} == stats.to_dict() | {"seconds": 0}
+    assert {f.name: f.read_bytes() for f in workdir.filtered.glob("*.parquet")} == before  # no column added twice
+
+
+def test_a_filter_giving_an_undeclared_reason_is_an_error() -> None:
+    class Sloppy(PairFilter):
+        reasons = ("too_long",)
+
+        def check(self, pairs: Sequence[Pair]) -> list[str | None]:
+            return ["too_long" if len(p["query"]) > 3 else "bad_luck" for p in pairs]
+
+    pairs = [{"query": "长江有多长"}, {"query": "长江"}]
+    with pytest.raises(ValueError, match="Sloppy gave an undeclared drop reason 'bad_luck'"):
+        Sloppy().apply(pairs, [None, None])
+    declared = Sloppy()
+    why: list[str | None] = [None, "query_too_short"]  # an earlier filter's verdict stands
+    declared.apply(pairs, why)
+    assert why == ["too_long", "query_too_short"] and declared.dropped == {"too_long": 1}

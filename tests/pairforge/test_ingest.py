@@ -140,3 +140,14 @@ def test_a_rerun_skips_shards_whose_output_is_current(tmp_path: Path) -> None:
     assert changed.details["documents"] == 3 and any(
         p.stat().st_mtime_ns != mtimes.get(p) for p in workdir.ingested.glob("*.parquet")
     )  # a changed setting reruns it
+
+
+def test_fresh_rereads_a_shard_under_a_limit_too(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    run_ingest(config, limit=2)
+    workdir = Workdir(tmp_path / "work")
+    mtimes = {p: p.stat().st_mtime_ns for p in workdir.ingested.glob("*.parquet")}
+    assert run_ingest(config, limit=2).details["documents"] == 2  # recorded: nothing read
+    assert {p: p.stat().st_mtime_ns for p in workdir.ingested.glob("*.parquet")} == mtimes
+    assert run_ingest(config, limit=2, fresh=True).details["documents"] == 2
+    assert all(p.stat().st_mtime_ns != mtimes[p] for p in workdir.ingested.glob("*.parquet"))  # read again

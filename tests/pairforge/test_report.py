@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pairforge.cli import app
-from pairforge.export import run_export
 from pairforge.report import render_report
-from tests.pairforge.export.workdir import HOSTILE, build_workdir, make_config
+from tests.pairforge.export.conftest import publish
+from tests.pairforge.export.workdir import COPIES, HOSTILE, build_workdir, make_config, write_inputs
 
 runner = CliRunner()
 
@@ -23,9 +23,10 @@ runner = CliRunner()
 def version(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """A version whose card shows every example, the one with HTML and Markdown in its query among them."""
     tmp = tmp_path_factory.mktemp("report")
-    config = make_config(tmp, str(tmp / "store"), export={"card_examples": 100})
-    build_workdir(config, shared_data, n_pool=60)
-    return Path(run_export(config).path)
+    inputs = write_inputs(tmp / "inputs", shared_data, n_pool=60)
+    config = make_config(tmp, str(tmp / "store"), inputs, export={"card_examples": 200})
+    _, version = publish(build_workdir(config, shared_data))
+    return version
 
 
 def test_report_cli_writes_one_self_contained_file(version: Path, tmp_path: Path) -> None:
@@ -40,7 +41,7 @@ def test_report_cli_writes_one_self_contained_file(version: Path, tmp_path: Path
     funnel = page.split("<h2>Funnel</h2>", 1)[1].split("<h2>", 1)[0]
     manifest = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
     assert funnel.count("<tr>") == len(manifest["funnel"]) + 1  # header + one row per stage
-    assert "<td>dedup passages</td>" in funnel and "<td>near_duplicate 3, seen_in_earlier_version 1</td>" in funnel
+    assert "<td>dedup-passages</td>" in funnel and f"<td>near_duplicate_passage {COPIES}</td>" in funnel
 
 
 def test_report_escapes_the_data(version: Path) -> None:

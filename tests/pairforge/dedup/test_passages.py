@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from pairforge.cli import app
 from pairforge.config import RunConfig
+from pairforge.dedup.index import read_index
 from pairforge.dedup.passages import DedupInputs, run_dedup_passages
 from pairforge.records import PASSAGE_SCHEMA
 from pairforge.shards import ShardWriter
@@ -99,3 +100,14 @@ def test_dedup_cli_follows_the_run_plan(shared_data: Path, tmp_path: Path) -> No
     stats = json.loads(result.stdout.strip().splitlines()[-1])
     assert stats["stage"] == "dedup-passages" and stats["in"] == 35 and stats["out"] == 25  # 20 + 10 copies + 5
     assert stats["dropped"] == {"near_duplicate_passage": 10}
+
+
+def test_a_shard_without_passages_keeps_nothing_and_still_has_an_index_part(shared_data: Path, tmp_path: Path) -> None:
+    """A pairs-only corpus file (AFQMC, STS-B) is an input shard with no passage; it must not break the stage."""
+    workdir = Workdir(tmp_path / "w")
+    ingested(workdir, {"aaaa": planted_set(shared_data, 10)[:6], "bbbb": []})
+    stats = run_dedup_passages(config_for(workdir.root), DedupInputs(["aaaa", "bbbb"]), workdir)
+    assert (stats.input, stats.output) == (6, 6) and kept_ids(workdir, ["bbbb"]) == set()
+    ids, sigs = read_index(workdir.passage_index / "bbbb", config_for(workdir.root).dedup)
+    assert len(ids) == 0 and sigs.shape == (0, config_for(workdir.root).dedup.num_perm)
+    assert [pq.read_metadata(f).num_rows for f in shard_files(workdir.passages, "bbbb")] == [0]  # the schema, no rows

@@ -3,15 +3,16 @@ histograms, ten seeded random examples with the data's text kept as text."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from pairforge.export.card import sample_examples
+from pairforge.export.card import funnel_table, sample_examples
+from pairforge.stages import STAGE_NAMES
 from tests.pairforge.export.conftest import Published
+from tests.pairforge.export.workdir import COPIES
 
 
 def card_of(version: Path) -> tuple[dict, str]:
@@ -26,18 +27,44 @@ def test_front_matter(published: Published) -> None:
     assert meta["language"] == ["zh"] and meta["size_categories"] == ["n<1K"]
     assert {"sentence-similarity", "text-retrieval"} <= set(meta["task_categories"]) and "synthetic" in meta["tags"]
     paths = [f["path"] for c in meta["configs"] for f in c["data_files"]]
-    assert "sentence-transformers/train.parquet" in paths and "flagembedding/qp.jsonl" in paths
-    assert all((published.version / p).is_file() for p in paths)
+    # one glob per Parquet folder (a version holds a file per segment); JSONL formats load by path, not by name
+    assert paths == ["sentence-transformers/*.parquet", "data/examples/*.parquet", "data/pairs/*.parquet",
+                     "data/human_pairs/*.parquet"]  # fmt: skip
+    assert all(list(published.version.glob(p)) for p in paths)
+    assert not any(p.startswith("flagembedding") for p in paths)
     assert [c["config_name"] for c in meta["configs"] if c.get("default")] == ["sentence-transformers"]
 
 
 def test_funnel_section_matches_the_manifest(published: Published) -> None:
     _, body = card_of(published.version)
-    manifest = json.loads((published.version / "manifest.json").read_text(encoding="utf-8"))
+    manifest = published.manifest
     funnel = body.split("## Funnel\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in funnel.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [s["stage"] for s in manifest["funnel"]]
-    assert "| dedup passages | passages | 124 | 120 | near\\_duplicate 3, seen\\_in\\_earlier\\_version 1 |" in rows
+    assert [s["stage"] for s in manifest["funnel"]] == list(STAGE_NAMES)  # every stage, in order, export last
+    dedup = next(s for s in published.built.funnel if s.stage == "dedup-passages")
+    assert dedup.dropped == {"near_duplicate_passage": COPIES}  # the planted near-copies
+    assert (
+        f"| dedup-passages | passages | {dedup.input} | {dedup.input - COPIES} | near\\_duplicate\\_passage 3 |"
+        in rows
+    )
+    export = rows[-1]  # what the formats left out is in export's row, per format
+    assert (
+        "flagembedding: no\\_negatives 1" in export
+        and "sentence\\_transformers: fewer\\_than\\_4\\_negatives 2" in export
+    )
+
+
+def test_funnel_table_escapes_reasons_and_adds_format_drops() -> None:
+    table = funnel_table([
+        {"stage": "filter", "unit": "pairs", "in": 1200, "out": 1000, "dropped": {"query_too_short": 200}},
+        {"stage": "export", "unit": "examples", "in": 10, "out": 10, "dropped": {},
+         "details": {"format_drops": {"uniem": {"no_negatives": 2}}}},
+    ])  # fmt: skip
+    assert table.splitlines()[2:] == [
+        "| filter | pairs | 1,200 | 1,000 | query\\_too\\_short 200 |",
+        "| export | examples | 10 | 10 | uniem: no\\_negatives 2 |",
+    ]
 
 
 def test_four_png_histograms(published: Published) -> None:
@@ -57,10 +84,18 @@ def test_four_png_histograms(published: Published) -> None:
 def test_ten_seeded_random_examples(published: Published) -> None:
     _, body = card_of(published.version)
     headings = re.findall(r"^### (\d+)\. (\w+) · `([^`]+)`$", body, re.M)
-    examples = published.workdir / "examples" / "examples.parquet"
+    examples = published.example_files()
     expected = sample_examples(examples, 10, published.config.export.seed)
     assert [h[2] for h in headings] == [e["pair_id"] for e in expected] and len(headings) == 10
     assert [e["pair_id"] for e in sample_examples(examples, 10, 1)] != [h[2] for h in headings]  # the seed matters
     limit = published.config.export.card_text_chars
     for line in re.findall(r"^- \*\*(?:query|positive|negative \d+)\*\*[^:]*: (.*)$", body, re.M):
         assert len(line.replace("\\", "")) <= limit + 1  # cut, with the ellipsis
+
+
+def test_segments_section_lists_every_segment(published: Published) -> None:
+    _, body = card_of(published.version)
+    section = body.split("## Segments\n", 1)[1].split("\n## ", 1)[0]
+    for segment in published.manifest["segments"]:
+        line = next(r for r in section.splitlines() if r.startswith(f"| `{segment['key']}` |"))
+        assert f"| {Path(segment['input']['path']).name} | v1 | yes | {sum(segment['examples'].values())} |" in line

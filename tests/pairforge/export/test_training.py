@@ -1,5 +1,6 @@
 """The handoff, for real: sentence-transformers trains on the exported Parquet as it is (MultipleNegativesRanking
-and CoSENT losses, two steps on the CPU), and FlagEmbedding's own dataset classes read the JSONL files."""
+and CoSENT losses, two steps on the CPU), and FlagEmbedding's own dataset classes read the JSONL files. A version
+holds one file per segment in each format folder: the folder is what a trainer is given."""
 
 from __future__ import annotations
 
@@ -52,10 +53,11 @@ def test_sentence_transformers_trains_on_the_export_unchanged(
 
     data = load_dataset(
         "parquet",
-        data_files=str(published.version / "sentence-transformers" / "train.parquet"),
+        data_files=str(published.version / "sentence-transformers" / "*.parquet"),
         split="train",
         cache_dir=str(tmp_path / "hf"),
     )
+    assert len(data) == sum(n for path, n in published.manifest["formats"].items() if path.startswith("sentence-"))
     state, before, after = train(model_path, data, "MultipleNegativesRankingLoss", tmp_path / "mnrl")
     losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
     assert state.global_step == 2 and len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
@@ -67,11 +69,12 @@ def test_cosent_pairs_train_with_cosent_loss(published: Published, model_path: s
 
     data = load_dataset(
         "json",
-        data_files=str(published.version / "cosent" / "train.jsonl"),
+        data_files=str(published.version / "cosent" / "*.jsonl"),
         split="train",
         cache_dir=str(tmp_path / "hf"),
     )
     assert data.column_names == ["sentence1", "sentence2", "score"] and data.features["score"].dtype == "float64"
+    assert len(data) == sum(n for path, n in published.manifest["formats"].items() if path.startswith("cosent/"))
     state, _, _ = train(model_path, data, "CoSENTLoss", tmp_path / "cosent", max_steps=1)
     assert state.global_step == 1 and math.isfinite(state.log_history[0]["loss"])
 
@@ -97,8 +100,9 @@ def test_flagembedding_dataset_reads_the_files(published: Published, tmp_path: P
         query_instruction_format="{}{}",
     )
     dataset = AbsEmbedderTrainDataset(args, tokenizer)
-    rows = {kind: published.summary_rows(f"flagembedding/{kind}.jsonl") for kind in ("qp", "sp", "human")}
-    assert len(dataset) == sum(rows.values())  # the whole-kind files only; by_length/ is a folder it skips
+    rows = {p.name: published.rows(f"flagembedding/{p.name}") for p in folder.glob("*.jsonl")}  # kind-segment
+    assert {name.split("-")[0] for name in rows} == {"qp", "sp", "human"}
+    assert len(dataset) == sum(rows.values())  # the per-kind files only; by_length/ is a folder it skips
     instruction = published.config.export.query_instructions["qp"]
     for i in range(len(dataset)):
         query, passages, scores = dataset[i]
@@ -109,7 +113,7 @@ def test_flagembedding_dataset_reads_the_files(published: Published, tmp_path: P
 
     # stella's way: every batch from one data type, which is why each kind has its own file
     same = AbsEmbedderSameDatasetTrainDataset(args, default_batch_size=4, seed=0, tokenizer=tokenizer)
-    queries_of = {kind: set(published.queries(kind)) for kind in rows}
+    queries_of = {kind: set(published.queries(kind)) for kind in ("qp", "sp", "human")}
     assert len(same) == sum(n // 4 for n in rows.values())  # full batches per file
     for step in range(len(same)):
         queries, _, _, _ = same[step]

@@ -1,27 +1,70 @@
-"""A workdir as the stages before export leave it, built in a second from real data: CMRC 2018 paragraphs as
-the passage pool, CMRC questions as generated qp/sp pairs (with the generate columns) and as human positives,
-STS-B (0..5) and AFQMC (0/1) rows as scored human pairs, the stage summaries, a MinHash index, and real
-candidates and examples from ``run_mine``."""
+"""A workdir as the stages before export leave it, built from real data by the real stage functions, in the order
+``flows.pipeline.run_stages`` runs them, over a real run plan (``plan_run``: new shards, carried segments).
+
+The input shards, written to a temporary folder (never the repo):
+
+- ``cmrc-<start>.json`` (SQuAD, role train): CMRC 2018 dev paragraphs ``start..start+n_pool`` as passages, plus
+  three planted near-copies of paragraphs (dedup-passages drops them); ten of the paragraphs keep one human
+  question (human positive pairs; the first question carries HOSTILE, which must stay text in the card);
+- ``cmrc-eval-<start>.json`` (SQuAD, role eval): two more paragraphs and a question each (held out, never mined);
+- ``sts-b.txt`` (0..5, plus one unlabelled row) and ``afqmc.txt`` (0/1): 20 scored human pairs each.
+
+The LLM stage is fed by the ledger: every planned request (each kept passage × qp/sp) gets an answer built from
+the passage's own CMRC question and answer (a qp query and an sp sentence with its evidence), written to the ledger
+before ``run_generate``, which then sends nothing (any missing answer would make it start the vllm backend for a
+model that does not exist, and fail). Filters run with their defaults, the round trip over the pool's BM25 index.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from filters.sharded import write_index
 
+from filters.run import FilterInputs, run_filter
 from pairforge.config import RunConfig
-from pairforge.generation.generate import PAIR_SCHEMA
-from pairforge.ingest import file_sha256
-from pairforge.negatives.mine import run_mine
-from pairforge.shards import HUMAN_PAIR_SCHEMA, PASSAGE_SCHEMA
-from prompts import load_prompt
+from pairforge.dedup.pairs import DedupPairsInputs, run_dedup_pairs
+from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
+from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard, run_generate
+from pairforge.generation.ledger import Ledger, LedgerRow
+from pairforge.ingest import run_ingest
+from pairforge.negatives.examples import run_select, select_inputs
+from pairforge.negatives.index import IndexInputs, run_index
+from pairforge.negatives.mine import MineInputs, run_mine
+from pairforge.plan import RunPlan, plan_run
+from pairforge.records import EXAMPLE_SCHEMA
+from pairforge.shards import ShardWriter, read_shard_table
+from pairforge.stats import StageStats
+from pairforge.store.local import carried_parts
+from pairforge.workdir import Workdir
 
 MODEL = "tiny-qwen2-test"
 NUM_NEGATIVES = 4
 HOSTILE = '<script>alert("x")</script> | **bold** [link](http://x)'  # must stay text in the card and report
+COPIES = 3  # planted near-duplicate paragraphs
+HUMAN = range(40, 50)  # pool paragraphs that keep a human question
+SCORED = 20  # rows per scored pair file
+
+
+@dataclass
+class Built:
+    """A workdir after select: its config, run plan and this run's funnel (what export receives)."""
+
+    config: RunConfig
+    plan: RunPlan
+    funnel: list[StageStats]
+
+    @property
+    def workdir(self) -> Workdir:
+        return Workdir(self.config.workdir)
+
+    @property
+    def pool_key(self) -> str:
+        """The key of the CMRC pool shard (the one with generated and human pairs)."""
+        return self.plan.keys[0]
 
 
 def paragraphs(shared_data: Path, start: int = 0, n: int = 120) -> list[dict]:
@@ -29,199 +72,127 @@ def paragraphs(shared_data: Path, start: int = 0, n: int = 120) -> list[dict]:
     return [p for a in data["data"] for p in a["paragraphs"]][start : start + n]
 
 
-def make_config(tmp_path: Path, store: str, **sections: dict) -> RunConfig:
-    """A RunConfig for a workdir under ``tmp_path`` and the given store."""
-    raw = {
+def make_config(tmp_path: Path, store: str, inputs: list[dict], **sections: dict) -> RunConfig:
+    """A RunConfig over ``inputs`` for a workdir under ``tmp_path`` and the given store."""
+    raw: dict[str, Any] = {
         "name": "cmrc-test",
         "workdir": str(tmp_path / "work"),
         "store": store,
-        "corpora": [{"format": "squad", "path": str(tmp_path / "unused.json")}],
+        "corpora": inputs,
+        "window": {"max_length": 1024, "min_length": 64, "long_short_ratio": None},
+        "generate": {"model": MODEL, "counts": {"qp": 1, "sp": 1}},
         "mine": {"range_max": 30, "num_negatives": NUM_NEGATIVES, "relative_margin": 0.05},
-        **sections,
     }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
     return RunConfig.model_validate(raw)
 
 
+def write_inputs(folder: Path, shared_data: Path, start: int = 0, n_pool: int = 120) -> list[dict]:
+    """The input shards (see the module docstring); returns their corpus entries."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = paragraphs(shared_data, start, n_pool + 2)
+    articles = []
+    for i, p in enumerate(pool[:n_pool]):
+        qas = []
+        if i in HUMAN and len(p["qas"]) > 1:  # another question than the one the "LLM" asks (see answer_of)
+            qa = dict(p["qas"][1])
+            qa["question"] = (HOSTILE if i == HUMAN[0] else "") + qa["question"]
+            qas = [qa]
+        articles.append({"title": "", "paragraphs": [{"id": p["id"], "context": p["context"], "qas": qas}]})
+    for i in range(COPIES):  # a near-copy: the paragraph with its last sentence mark changed
+        p = pool[i * 7]
+        copy = {"id": f"COPY_{p['id']}", "context": p["context"][:-1] + "！", "qas": []}
+        articles.append({"title": "", "paragraphs": [copy]})
+    evals = [{"title": "", "paragraphs": [{**p, "qas": p["qas"][:1]}]} for p in pool[n_pool:]]
+    pool_file, eval_file = folder / f"cmrc-{start}.json", folder / f"cmrc-eval-{start}.json"
+    pool_file.write_text(json.dumps({"data": articles}, ensure_ascii=False), encoding="utf-8")
+    eval_file.write_text(json.dumps({"data": evals}, ensure_ascii=False), encoding="utf-8")
+    sts = (shared_data / "pairs" / "chinese-sts-b_sts-b-train.txt").read_text(encoding="utf-8").splitlines()
+    afqmc = (shared_data / "pairs" / "afqmc_train.txt").read_text(encoding="utf-8").splitlines()
+    (folder / "sts-b.txt").write_text("\n".join([*sts[:SCORED], "一个人在唱歌。\t一个人在跳舞。"]) + "\n", "utf-8")
+    (folder / "afqmc.txt").write_text("\n".join(afqmc[:SCORED]) + "\n", encoding="utf-8")
+    return [
+        {"format": "squad", "path": str(pool_file), "name": "cmrc2018", "role": "train"},
+        {"format": "squad", "path": str(eval_file), "name": "cmrc2018", "role": "eval"},
+        {"format": "pairs_tsv", "path": str(folder / "sts-b.txt"), "name": "sts-b"},
+        {"format": "pairs_tsv", "path": str(folder / "afqmc.txt"), "name": "afqmc"},
+    ]
+
+
 def build_workdir(
-    config: RunConfig, shared_data: Path, *, start: int = 0, n_pool: int = 120, with_llm: bool = True
-) -> Path:
-    """Write the workdir of ``config`` (pool paragraphs ``start..start+n_pool``) and mine it; without the LLM
-    stage there are no generated pairs and no generate / filter / pair-dedup summaries."""
-    workdir = Path(config.workdir)
-    pool = paragraphs(shared_data, start, n_pool)
-    _write_passages(workdir, pool)
+    config: RunConfig, shared_data: Path, *, with_llm: bool = True, plant: bool = True, limit: int | None = None
+) -> Built:
+    """Plan the run against the config's store and run every stage before export on the plan's shards; without
+    the LLM stage, generate, filter and dedup-pairs do not run (mining has the human pairs only). ``plant`` gives
+    one example no negatives and one only two, as a thin pool or strict guards would; ``limit`` is ``--limit``
+    (requests for that many passages)."""
+    workdir = Workdir(config.workdir)
+    plan = plan_run(config, limit=limit)
+    plan.save(workdir.plan)
+    keys = plan.keys
+    prior, carried = carried_parts(config, plan, workdir)
+    funnel = [
+        run_ingest(config, [s.shard for s in plan.todo], workdir),
+        run_dedup_passages(config, dedup_inputs(config, keys, prior), workdir),
+        run_index(config, IndexInputs(keys, carried), workdir),
+    ]
     if with_llm:
-        _write_pairs(workdir, pool[:40])
-    _write_human_pairs(workdir, pool[40:52], shared_data)
-    _write_summaries(workdir, shared_data, len(pool), with_llm)
-    write_index(
-        workdir / "dedup" / "passages-index", [p["id"] for p in pool], [p["context"] for p in pool], config.dedup
-    )
-    run_mine(config)
-    _plant_short_examples(workdir)
-    return workdir
+        fill_ledger(config, workdir, keys, answers_by_doc(shared_data))
+        funnel.append(run_generate(config, GenerateInputs(keys, plan.limit), workdir))
+        funnel.append(run_filter(config, FilterInputs(keys), workdir))
+        funnel.append(run_dedup_pairs(config, DedupPairsInputs(keys), workdir))
+    funnel.append(run_mine(config, MineInputs(keys), workdir))
+    funnel.append(run_select(config, select_inputs(workdir, keys), workdir))
+    if plant:
+        plant_short_examples(workdir, keys[0])
+    return Built(config, plan, funnel)
 
 
-def _write_passages(workdir: Path, pool: list[dict]) -> None:
-    rows = [
-        {
-            "id": p["id"],
-            "doc_id": p["id"].rsplit("_", 1)[0],
-            "source": "cmrc2018",
-            "text": p["context"],
-            "start": 0,
-            "end": len(p["context"]),
-            "char_len": len(p["context"]),
-        }
-        for p in pool
-    ]
-    (workdir / "passages").mkdir(parents=True)
-    half = len(rows) // 2  # two shards, as ingest writes them
-    pq.write_table(pa.Table.from_pylist(rows[:half], schema=PASSAGE_SCHEMA), workdir / "passages" / "p-00000.parquet")
-    pq.write_table(pa.Table.from_pylist(rows[half:], schema=PASSAGE_SCHEMA), workdir / "passages" / "p-00001.parquet")
+def answers_by_doc(shared_data: Path) -> dict[str, dict]:
+    """Every CMRC dev paragraph by its id (a near-copy answers as its original)."""
+    return {p["id"]: p for p in paragraphs(shared_data, 0, 10_000)}
 
 
-def _write_pairs(workdir: Path, pool: list[dict]) -> None:
+def answer_of(kind: str, paragraph: dict) -> str:
+    """What the "LLM" answers for a passage: its first CMRC question (qp), or a sentence about its answer (sp),
+    quoting the answer as evidence."""
+    qa = paragraph["qas"][0]
+    answer = qa["answers"][0]["text"]
+    at = paragraph["context"].find(answer)
+    evidence = answer if len(answer) >= 2 else paragraph["context"][at : at + 12]
+    if kind == "qp":
+        return json.dumps({"queries": [{"type": "factoid", "evidence": evidence, "query": qa["question"]}]},
+                          ensure_ascii=False)  # fmt: skip
+    sentence = f"{answer}是文中提到的内容"
+    return json.dumps({"sentences": [{"evidence": evidence, "sentence": sentence}]}, ensure_ascii=False)
+
+
+def fill_ledger(config: RunConfig, workdir: Workdir, keys: list[str], by_id: dict[str, dict]) -> int:
+    """Answer every planned request of ``keys`` in the ledger; returns how many."""
+    budget = passage_budget(workdir, GenerateInputs(keys))
+    model = config.generate.served_model_name or config.generate.model
     rows = []
-    for i, p in enumerate(pool):
-        kind = "qp" if i < 30 else "sp"
-        prompt = load_prompt(kind)
-        qa = p["qas"][0]
-        answer = qa["answers"][0]["text"]
-        query = qa["question"] if kind == "qp" else f"{answer}是文中提到的内容"
-        if i == 0:
-            query = HOSTILE + query
-        start = p["context"].find(answer)
-        rows.append(
-            {
-                "id": f"{kind}-{p['id']}",
-                "kind": kind,
-                "query": query,
-                "passage_id": p["id"],
-                "positive": p["context"],
-                "query_type": "factoid" if kind == "qp" else "sp",
-                "evidence": answer,
-                "evidence_start": start,
-                "evidence_end": start + len(answer),
-                "evidence_method": "exact",
-                "source": "cmrc2018",
-                "doc_id": p["id"],
-                "prompt_id": prompt.id,
-                "prompt_sha256": prompt.sha256,
-                "model": MODEL,
-                "sampling": json.dumps({"n": 1, "temperature": 0.7}),
-                "request_key": f"key-{i}",
-                "sample": 0,
-            }
-        )
-    (workdir / "pairs").mkdir()
-    pq.write_table(pa.Table.from_pylist(rows, schema=PAIR_SCHEMA), workdir / "pairs" / "generated-00000.parquet")
+    for shard in keys:
+        for p in plan_shard(config, workdir, budget, shard):
+            doc = p.passage["doc_id"].split(":", 1)[1].removeprefix("COPY_")
+            rows.append(LedgerRow(p.key, p.kind, p.passage["id"], p.prompt.id, p.prompt.sha256, model,
+                                  config.generate.sampling.model_dump(), [answer_of(p.kind, by_id[doc])], ["stop"],
+                                  300, 40, "prefilled"))  # fmt: skip
+    ledger = Ledger(workdir.ledger)
+    try:
+        ledger.add(rows)
+    finally:
+        ledger.close()
+    return len(rows)
 
 
-def _write_human_pairs(workdir: Path, pool: list[dict], shared_data: Path) -> None:
-    rows = [
-        _human(
-            f"h-{p['id']}",
-            "cmrc2018",
-            "positive",
-            p["qas"][0]["question"],
-            p["context"],
-            None,
-            "train",
-            [a["text"] for a in p["qas"][0]["answers"]],
-        )
-        for p in pool[:10]
-    ]
-    rows += [
-        _human(f"e-{p['id']}", "cmrc2018", "positive", p["qas"][0]["question"], p["context"], None, "eval", [])
-        for p in pool[10:]
-    ]
-    for name, file in (("sts-b", "chinese-sts-b_sts-b-train.txt"), ("afqmc", "afqmc_train.txt")):
-        lines = (shared_data / "pairs" / file).read_text(encoding="utf-8").splitlines()[:20]
-        for i, line in enumerate(lines):
-            s1, s2, label = line.split("\t")
-            rows.append(_human(f"{name}:L{i + 1}", name, "scored", s1, s2, float(label), "train", []))
-    rows.append(_human("sts-b:unlabelled", "sts-b", "scored", "一个人在唱歌。", "一个人在跳舞。", None, "train", []))
-    rows.append(_human("afqmc:eval", "afqmc", "scored", "花呗怎么还款", "花呗如何还钱", 1.0, "eval", []))
-    (workdir / "human_pairs").mkdir()
-    pq.write_table(
-        pa.Table.from_pylist(rows, schema=HUMAN_PAIR_SCHEMA), workdir / "human_pairs" / "human-00000.parquet"
-    )
-
-
-def _human(pid: str, source: str, kind: str, t1: str, t2: str, label: float | None, role: str, answers: list) -> dict:
-    return {
-        "id": pid,
-        "source": source,
-        "kind": kind,
-        "text1": t1,
-        "text2": t2,
-        "negatives": [],
-        "label": label,
-        "role": role,
-        "answers": answers,
-    }
-
-
-def _write_summaries(workdir: Path, shared_data: Path, n_pool: int, with_llm: bool) -> None:
-    files = [
-        shared_data / "cmrc2018" / "cmrc2018_dev.squad.json",
-        shared_data / "pairs" / "afqmc_train.txt",
-        shared_data / "pairs" / "chinese-sts-b_sts-b-train.txt",
-    ]
-    inputs = [
-        {
-            "path": str(f),
-            "source": f.parent.name,
-            "bytes": f.stat().st_size,
-            "sha256": file_sha256(str(f)),
-            "complete": i < 2,
-        }
-        for i, f in enumerate(files)
-    ]  # the third was cut short by --limit
-    summaries = {
-        "ingest_summary.json": {
-            "documents": 130,
-            "passages": n_pool + 4,
-            "quarantined": 2,
-            "quarantine_reasons": {"invalid_json": 2},
-            "too_short_windows": 3,
-            "sampled_out": 7,
-            "human_pairs": 54,
-            "inputs": inputs,
-            "skipped_inputs": 0,
-        },
-        "dedup_passages_summary.json": {
-            "target": "passages",
-            "input": n_pool + 4,
-            "kept": n_pool,
-            "dropped": {"near_duplicate": 3, "seen_in_earlier_version": 1},
-        },
-        "generate_summary.json": {
-            "passages": 40,
-            "requests": 80,
-            "pairs": 44,
-            "pairs_by_kind": {"qp": 33, "sp": 11},
-            "failures": {"invalid_json": 2},
-            "dropped_items": {"schema": 1},
-            "model": MODEL,
-            "backend": "vllm",
-        },
-        "filter_summary.json": {"input": 44, "kept": 41, "dropped": {"copied_from_passage": 3}},
-        "dedup_pairs_summary.json": {"target": "pairs", "input": 41, "kept": 40, "dropped": {"near_duplicate": 1}},
-    }
-    if not with_llm:
-        for name in ("generate_summary.json", "filter_summary.json", "dedup_pairs_summary.json"):
-            del summaries[name]
-    for name, summary in summaries.items():
-        (workdir / name).write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
-
-
-def _plant_short_examples(workdir: Path) -> None:
-    """Give one example no negatives and one only two, as a thin pool or strict guards would."""
-    path = workdir / "examples" / "examples.parquet"
-    rows = pq.read_table(path).to_pylist()
+def plant_short_examples(workdir: Workdir, shard: str) -> None:
+    """Give the shard's second example no negatives and its third only two."""
+    rows = read_shard_table(workdir.examples, shard).to_pylist()
     for row, keep in ((rows[1], 0), (rows[2], 2)):
         for key in ("neg", "neg_scores", "neg_sources", "negative_ids"):
             row[key] = row[key][:keep]
-    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(path)), path)
+    writer = ShardWriter(workdir.examples, shard, EXAMPLE_SCHEMA)
+    writer.add_table(pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA))
+    writer.close()
