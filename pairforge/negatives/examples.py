@@ -81,7 +81,7 @@ def run_select(
 def find_repeated_queries(config: RunConfig, inputs: SelectInputs, output: Workdir, *, fresh: bool = False) -> str:
     """The global step: every query that occurs in more than one candidate row, with its positives, to
     ``select/_global/repeats.parquet``. Memory: 8 bytes per row, and the repeated rows."""
-    key = task_key(f"{STAGE}.repeats", inputs.upstream, str(inputs.candidates), inputs.shards)
+    key = task_key(f"{STAGE}.repeats", inputs.upstream, inputs.shards)
     if not fresh and output.finished(STAGE, ALL, key) is not None:
         return key
     files = [f for s in inputs.shards for f in shard_files(inputs.candidates, s)]
