@@ -14,6 +14,13 @@ included, ``score += idf * ((tf * (k1 + 1)) / (tf + k1 * (1 - b + b * dl / avgdl
 the doc adds 0.0 there, which changes nothing). The scores are therefore bit-identical to
 ``BM25Okapi.get_scores`` and the top-k is ordered by (score desc, doc asc).
 
+MaxScore (Turtle & Flood) on top: terms are taken rare and strong first; before each further term, if what
+the remaining terms can add to any doc (``rem``, the sum of ``m * max c``) is below a lower bound of the
+true k-th score (the float32 k-th best so far minus E), no untouched doc can enter the top k, so the
+remaining postings are skipped and the touched docs whose bound (``s32 + E + rem``) reaches that lower
+bound are rescored exactly instead, when they are few enough to be cheaper than the postings skipped.
+``rank_of`` does the same with the own doc's exact score as the bar.
+
 Terms with IDF exactly 0 add exactly 0 and are skipped. A negative IDF only exists when rank-bm25's floor
 ``epsilon * mean IDF`` is itself negative (a corpus where most terms are in most docs); such queries are
 flagged and scored densely and exactly by ``dense_scores``.
@@ -78,17 +85,43 @@ def _distinct(toks: np.ndarray, idf: np.ndarray, maxc: np.ndarray) -> tuple[np.n
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
-def _accumulate(terms, mult, ptr, docs, w, acc, touched) -> int:
-    n_t = 0
-    for i in range(terms.shape[0]):
-        g, m = terms[i], mult[i]
-        for j in range(ptr[g], ptr[g + 1]):
-            d = docs[j]
-            v = acc[d]
-            touched[n_t] = d
-            n_t += v == 0  # first touch: every weight here is > 0
-            acc[d] = v + m * w[j]
+def _accumulate(g, m, ptr, docs, w, acc, touched, n_t):
+    """Term ``g`` (multiplicity ``m``) into the accumulator; returns the new number of touched docs."""
+    for j in range(ptr[g], ptr[g + 1]):
+        d = docs[j]
+        v = acc[d]
+        touched[n_t] = d
+        n_t += v == 0  # first touch: every weight here is > 0
+        acc[d] = v + m * w[j]
     return n_t
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _by_bound(
+    terms: np.ndarray, mult: np.ndarray, maxc: np.ndarray, ptr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Terms by decreasing bound ``m * max c`` (rare, strong terms first), with suffix sums of the bounds
+    (what the terms from ``i`` on can still add to any doc) and of their postings."""
+    n = terms.shape[0]
+    bound = np.empty(n)
+    for i in range(n):
+        bound[i] = mult[i] * maxc[terms[i]]
+    order = np.argsort(-bound)
+    rem = np.zeros(n + 1)
+    rem_post = np.zeros(n + 1, np.int64)
+    for i in range(n - 1, -1, -1):
+        g = terms[order[i]]
+        rem[i] = rem[i + 1] + bound[order[i]] * (1 + 1e-9)  # the slack covers the float64 rounding of the sum
+        rem_post[i] = rem_post[i + 1] + ptr[g + 1] - ptr[g]
+    return terms[order], mult[order], rem, rem_post
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _count_above(acc: np.ndarray, touched: np.ndarray, n_t: int, cut: float) -> int:
+    n = 0
+    for i in range(n_t):
+        n += acc[touched[i]] > cut
+    return n
 
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
@@ -193,8 +226,17 @@ def search_kernel(
             if negative:
                 flagged[q] = True
                 continue
-            n_t = _accumulate(terms, mult, ptr, docs, w, a, t)
-            floor = _kth_float32(a, t, n_t, k) - 2 * err
+            terms, mult, rem, rem_post = _by_bound(terms, mult, maxc, ptr)
+            n_t, floor, cost = 0, -np.inf, 64 * toks.shape[0]  # rescoring a doc ~ 64 postings a query term (tried)
+            for i in range(terms.shape[0]):
+                if i > 0 and n_t >= k and rem_post[i] > 2 * n_t:  # MaxScore: may the rest add new top docs?
+                    low = _kth_float32(a, t, n_t, k) - err  # the true k-th score is at least this
+                    if rem[i] < low and _count_above(a, t, n_t, low - err - rem[i]) * cost < rem_post[i]:
+                        floor = np.nextafter(low - err - rem[i], -np.inf)
+                        break  # no untouched doc can reach the top k; the touched ones that may are rescored
+                n_t = _accumulate(terms[i], mult[i], ptr, docs, w, a, t, n_t)
+            else:
+                floor = _kth_float32(a, t, n_t, k) - 2 * err
             size = 0
             for i in range(n_t):
                 d = t[i]
@@ -244,14 +286,22 @@ def rank_kernel(
                 flagged[q] = True
                 continue
             mine = exact_score(own[q], toks, ptr, docs, tf, idf, doclen, k1, kp1, omb, b, avgdl)
-            n_t = _accumulate(terms, mult, ptr, docs, w, a, t)
+            terms, mult, rem, rem_post = _by_bound(terms, mult, maxc, ptr)
+            n_t, rest, cost = 0, 0.0, 64 * toks.shape[0]
+            for i in range(terms.shape[0]):
+                # MaxScore: once the rest cannot lift an untouched doc above ours, rescore the touched that may pass
+                cheap = i > 0 and rem_post[i] > 2 * n_t and rem[i] <= mine
+                if cheap and _count_above(a, t, n_t, mine - err - rem[i]) * cost < rem_post[i]:
+                    rest = rem[i]
+                    break
+                n_t = _accumulate(terms[i], mult[i], ptr, docs, w, a, t, n_t)
             above = 0
             for i in range(n_t):
                 d = t[i]
                 v = a[d]
-                if v > mine + err:
+                if v - err > mine:
                     above += 1
-                elif v >= mine - err:
+                elif v + err + rest > mine:
                     above += exact_score(d, toks, ptr, docs, tf, idf, doclen, k1, kp1, omb, b, avgdl) > mine
                 a[d] = 0
             out_rank[q], out_s[q] = above + 1, mine
