@@ -20,6 +20,7 @@ from rich.table import Table
 
 from pairforge.cli_common import JsonOption, err, print_json, store_errors, user_errors
 from pairforge.cli_eval import eval_app
+from pairforge.cli_train import train
 from pairforge.cli_versions import versions_app
 from pairforge.config import load_config
 from pairforge.ingest import IngestSummary, run_ingest
@@ -30,6 +31,7 @@ models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(versions_app, name="versions")
+app.command("train")(train)
 
 
 @app.callback()
