@@ -31,7 +31,6 @@ models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(versions_app, name="versions")
-app.command("train")(train)
 
 
 @app.callback()
@@ -309,6 +308,9 @@ def report(
     with user_errors():
         path = write_report(version_path, out)
     sys.stdout.write(f"{path}\n")
+
+
+app.command("train")(train)
 
 
 @models_app.command("prepare-demo")

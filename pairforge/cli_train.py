@@ -29,6 +29,10 @@ def train(
     negatives: Annotated[int, typer.Option("--negatives", help="Hard negatives per MNRL row.")] = 1,
     sampler: Annotated[str, typer.Option("--sampler", help="proportional or round_robin.")] = "proportional",
     kinds: Annotated[list[str] | None, typer.Option("--kind", help="Train only this kind (repeatable).")] = None,
+    prompts: Annotated[
+        bool | None,
+        typer.Option("--prompts/--no-prompts", help="Query instructions on anchors (default: on, off for static)."),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Default 128 static, else 32.")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Default 0.05 static, else 2e-5.")] = None,
     as_json: JsonOption = False,
@@ -47,6 +51,7 @@ def train(
             num_negatives=negatives,
             sampler=sampler,  # type: ignore[arg-type]  # pydantic checks the name
             kinds=kinds or None,
+            query_prompts=prompts,
             batch_size=batch_size,
             learning_rate=learning_rate,
         )

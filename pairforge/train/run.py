@@ -1,7 +1,8 @@
 """``pairforge train``: train a student on published versions with sentence-transformers, the stella way: one
 dataset per kind, batched in turn (proportionally or round robin), each kind with its own loss
 (MultipleNegativesRankingLoss with the mined hard negatives under ``NO_DUPLICATES``, CoSENTLoss on scored
-pairs), optional EWC, each kind's query instruction as its anchor prompt."""
+pairs), optional EWC, each kind's query instruction as its anchor prompt (off by default for the static
+student, see ``TrainConfig.query_prompts``)."""
 
 from __future__ import annotations
 
@@ -70,20 +71,21 @@ def train_student(
     if not counts:
         raise ValueError(f"nothing to train on in {data.sources or 'the data given'} (left out: {data.dropped})")
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    prompts = data.prompts if config.uses_prompts() else {}
     model = build_student(config, device)
-    ewc = _build_ewc(model, data, config) if config.ewc_lambda > 0 else None
+    ewc = _build_ewc(model, data, config, prompts) if config.ewc_lambda > 0 else None
     losses: dict[str, nn.Module] = dict(build_losses(model, counts, ewc))
     train = DatasetDict({kind: Dataset.from_dict(data.rows[kind]) for kind in counts})
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     trainer = SentenceTransformerTrainer(
-        model=model, args=_arguments(config, data, counts, partial, device), train_dataset=train, loss=losses
+        model=model, args=_arguments(config, prompts, counts, partial, device), train_dataset=train, loss=losses
     )
     _quiet(trainer, log)
     started = time.perf_counter()
     trainer.train()
     seconds = round(time.perf_counter() - started, 3)
-    model.prompts = {**model.prompts, **_saved_prompts(data.prompts, counts)}
+    model.prompts = {**model.prompts, **_saved_prompts(prompts, counts)}
     shutil.rmtree(partial, ignore_errors=True)  # the trainer's scratch folder (nothing is checkpointed)
     model.save(str(partial))
     summary = TrainSummary(
@@ -110,11 +112,11 @@ def default_out(sources: Sequence[str], config: TrainConfig) -> str:
     return str(Path("train") / f"{names}-{student}-seed{config.seed}")
 
 
-def _arguments(config: TrainConfig, data: TrainData, counts: dict[str, int], output: Path, device: str) -> Any:
+def _arguments(config: TrainConfig, prompts: dict[str, str], counts: dict[str, int], output: Path, device: str) -> Any:
     from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
     from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
 
-    prompts = {kind: {"anchor": data.prompts[kind]} for kind in counts if kind != SCORED and data.prompts.get(kind)}
+    anchors = {kind: {"anchor": prompts[kind]} for kind in counts if kind != SCORED and prompts.get(kind)}
     return SentenceTransformerTrainingArguments(
         output_dir=str(output),
         num_train_epochs=config.epochs,
@@ -125,7 +127,7 @@ def _arguments(config: TrainConfig, data: TrainData, counts: dict[str, int], out
         # rows sharing a positive would be each other's false in-batch negatives
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         multi_dataset_batch_sampler=MultiDatasetBatchSamplers(config.sampler),
-        prompts=prompts or None,
+        prompts=anchors or None,
         report_to="none",
         save_strategy="no",
         logging_strategy="no",
@@ -135,7 +137,9 @@ def _arguments(config: TrainConfig, data: TrainData, counts: dict[str, int], out
     )
 
 
-def _build_ewc(model: Any, data: TrainData, config: TrainConfig) -> ElasticWeightConsolidation:
+def _build_ewc(
+    model: Any, data: TrainData, config: TrainConfig, prompts: dict[str, str]
+) -> ElasticWeightConsolidation:
     """The EWC penalty, its Fisher estimated on ``ewc_samples`` seeded (anchor, positive) pairs of the reference
     versions, or of the training data's MNRL kinds."""
     reference = read_versions(config.ewc_reference, 0) if config.ewc_reference else data
@@ -148,7 +152,7 @@ def _build_ewc(model: Any, data: TrainData, config: TrainConfig) -> ElasticWeigh
     if len(pairs) < 2:
         raise ValueError("EWC needs at least 2 (anchor, positive) reference pairs; the reference has none")
     pairs = random.Random(config.seed).sample(pairs, min(config.ewc_samples, len(pairs)))
-    prompt = next(iter(v for k, v in sorted(reference.prompts.items()) if v), None)
+    prompt = _saved_prompts(prompts, reference.counts()).get("query")
     fisher = estimate_fisher(model, pairs, config.resolved_batch_size(), prompt)
     return ElasticWeightConsolidation(model, fisher, config.ewc_lambda)
 
@@ -163,7 +167,11 @@ def _saved_prompts(prompts: dict[str, str], counts: dict[str, int]) -> dict[str,
 
 def _settings(config: TrainConfig) -> dict[str, Any]:
     values = config.model_dump(mode="json")
-    values.update(batch_size=config.resolved_batch_size(), learning_rate=config.resolved_learning_rate())
+    values.update(
+        batch_size=config.resolved_batch_size(),
+        learning_rate=config.resolved_learning_rate(),
+        query_prompts=config.uses_prompts(),
+    )
     return values
 
 

@@ -44,6 +44,12 @@ class TrainConfig(BaseModel):
         description="Order of the per-kind batches: in proportion to each dataset's size (all rows used), or "
         "round robin (equal turns until the smallest dataset runs out).",
     )
+    query_prompts: bool | None = Field(
+        default=None,
+        description="Prepend each kind's query instruction to its anchors (and save it as the model's `query` "
+        "prompt). Default: on, except for `static`: a bag of tokens only adds the instruction's vectors to every "
+        "query, and measured on CMRC dev that cost 0.14 recall@5 (0.62 against 0.76).",
+    )
     kinds: list[str] | None = Field(default=None, description="Train only these kinds (qp, sp, human, scored).")
     ewc_lambda: float = Field(
         default=0.0,
@@ -58,6 +64,9 @@ class TrainConfig(BaseModel):
 
     def is_static(self) -> bool:
         return self.student == "static"
+
+    def uses_prompts(self) -> bool:
+        return self.query_prompts if self.query_prompts is not None else not self.is_static()
 
     def resolved_batch_size(self) -> int:
         return self.batch_size or (STATIC_BATCH if self.is_static() else MODEL_BATCH)

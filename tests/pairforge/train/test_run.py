@@ -50,17 +50,27 @@ def test_the_saved_model_loads_with_its_prompts_and_moved(version: Path, static_
     from pairforge.train.students import build_student
 
     out = tmp_path / "model"
-    config = static_config.model_copy(update={"max_steps": 5, "kinds": ["qp", "scored"]})
+    config = static_config.model_copy(update={"max_steps": 5, "kinds": ["qp", "scored"], "query_prompts": True})
     summary = run_train([str(version)], config, str(out), log=lambda _: None)
     assert summary.steps == 5 and set(summary.datasets) == {"qp", "scored"}
     model = SentenceTransformer(str(out), device="cpu")
     instruction = read_versions([str(version)], 1).prompts["qp"]
-    assert model.prompts["query"] == instruction == model.prompts["qp"]
+    assert model.prompts["query"] == instruction == model.prompts["qp"]  # eval longtext's queries get it
     start = next(build_student(config, "cpu").parameters())
     assert not torch.equal(next(model.parameters()), start)  # trained: the seeded start moved
     recorded = json.loads((out / "train.json").read_text(encoding="utf-8"))
     assert recorded["steps"] == 5 and recorded["versions"] == [str(version)]
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_the_static_student_skips_instructions_by_default(version: Path, static_config: TrainConfig, tmp_path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    config = static_config.model_copy(update={"max_steps": 2, "kinds": ["qp"]})
+    summary = run_train([str(version)], config, str(tmp_path / "model"), log=lambda _: None)
+    assert summary.settings["query_prompts"] is False
+    model = SentenceTransformer(str(tmp_path / "model"), device="cpu")
+    assert not model.prompts.get("query") and not model.prompts.get("qp")
 
 
 def test_an_existing_output_is_never_overwritten(version: Path, static_config: TrainConfig, tmp_path) -> None:
