@@ -5,6 +5,7 @@ sentence-transformers model path (bge, stella, an earlier ``pairforge train`` ou
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -56,9 +57,13 @@ def layers_student(folder: str, layers: int, max_seq_length: int, device: str | 
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
+    config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    cut: dict[str, Any] = {"num_hidden_layers": layers}
+    if isinstance(config.get("layer_types"), list):  # newer configs list every layer; saving checks the count
+        cut["layer_types"] = config["layer_types"][:layers]
     encoder = Transformer(
         folder,
-        config_kwargs={"num_hidden_layers": layers},
+        config_kwargs=cut,
         model_kwargs={"dtype": torch.float32},
         max_seq_length=max_seq_length,
     )
