@@ -134,7 +134,8 @@ def main() -> None:
             f"{r['recall_at_10']:.4f} | {r['long']['recall_at_5']:.4f} |"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nconfig: {config.model_dump(exclude_none=True)}; peak RSS {peak:,.0f} MB")
+    settings = {**config.model_dump(exclude_none=True), "query_prompts": config.uses_prompts()}
+    print(f"\nconfig: {settings}; peak RSS {peak:,.0f} MB")
     anchor = rows[0]["recall"]["recall_at_5"]
     ours = next((r["recall"]["recall_at_5"] for r in rows if r["name"] == "both"), math.nan)
     print(f"RESULT train ours={ours:.4f} anchor={anchor:.4f} ratio={ours / anchor:.3f} unit=recall")
