@@ -85,9 +85,7 @@ def train_student(
     started = time.perf_counter()
     trainer.train()
     seconds = round(time.perf_counter() - started, 3)
-    model.prompts = {**model.prompts, **_saved_prompts(prompts, counts)}
-    shutil.rmtree(partial, ignore_errors=True)  # the trainer's scratch folder (nothing is checkpointed)
-    model.save(str(partial))
+    _save(model, _saved_prompts(prompts, counts), partial)
     summary = TrainSummary(
         model_path=str(target),
         steps=int(trainer.state.global_step),
@@ -103,6 +101,13 @@ def train_student(
     (partial / SUMMARY).write_text(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
     partial.rename(target)
     return summary
+
+
+def _save(model: Any, prompts: dict[str, str], partial: Path) -> None:
+    """The model with its prompts, into the (emptied) scratch folder the trainer had: nothing is checkpointed."""
+    model.prompts = {**model.prompts, **prompts}
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save(str(partial))
 
 
 def default_out(sources: Sequence[str], config: TrainConfig) -> str:
