@@ -22,6 +22,7 @@ from pairforge.cli_common import JsonOption, err, print_json, store_errors, user
 from pairforge.cli_eval import eval_app
 from pairforge.cli_stages import ConfigArg, FreshOption, open_run, print_stats
 from pairforge.cli_stages import register as register_stages
+from pairforge.cli_train import train
 from pairforge.cli_versions import versions_app
 from pairforge.config import load_config
 from pairforge.models import prepare_demo_model
@@ -220,6 +221,9 @@ def report(
     with user_errors():
         path = write_report(version_path, out)
     sys.stdout.write(f"{path}\n")
+
+
+app.command("train")(train)
 
 
 @models_app.command("prepare-demo")

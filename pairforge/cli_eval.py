@@ -65,6 +65,45 @@ def eval_negatives(
     print_json(report.to_dict(), as_json)
 
 
+@eval_app.command("longtext")
+def eval_longtext(
+    squad: SquadOption,
+    t2s: T2sOption = False,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="A sentence-transformers model folder, or a `pairforge train` output."),
+    ] = None,
+    long_chars: Annotated[int, typer.Option("--long-chars", min=1, help="What counts as long, in characters.")] = 512,
+    short_per_long: Annotated[
+        float, typer.Option("--short-per-long", min=0, help="Short-passage questions drawn per long query.")
+    ] = 2.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the short-question draw.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """The stella long-text protocol: questions answered past char LONG_CHARS of long passages, plus short-passage
+    questions; every passage in the pool. Recall@1/5/10 for BM25 and the model."""
+    from pairforge.evaluate import evaluate_longtext
+
+    with user_errors():
+        _require_file(squad)
+        report = evaluate_longtext(
+            squad, model=model, long_chars=long_chars, short_per_long=short_per_long, seed=seed, t2s=t2s
+        )
+    for name, block in (("BM25", report.bm25), ("model", report.model)):
+        if block:
+            err.print(
+                f"{name}: recall@1 {block['recall_at_1']:.4f}, @5 {block['recall_at_5']:.4f}, @10 "
+                f"{block['recall_at_10']:.4f} (long queries @5 {block['long']['recall_at_5']:.4f})",
+                highlight=False,
+            )
+    err.print(
+        f"{report.queries:,} queries ({report.long_queries:,} long) over {report.passages:,} passages;"
+        f" {report.seconds:.1f} s",
+        highlight=False,
+    )
+    print_json(report.to_dict(), as_json)
+
+
 def _require_file(path: Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")

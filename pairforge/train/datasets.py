@@ -1,0 +1,165 @@
+"""Training data per kind, the stella way ("one iterator per data type"): ``qp``, ``sp`` and ``human`` rows
+``(anchor, positive, negative_1..n)`` for MultipleNegativesRankingLoss from a version's ``data/examples/``
+segments, and ``scored`` rows ``(sentence1, sentence2, score)`` for CoSENTLoss from its ``cosent/`` segments.
+Several versions are merged; a row present in more than one (a version holds its parent's examples) counts once,
+as the first version given has it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from pairforge.records import HumanPair
+from pairforge.store import layout
+
+EXAMPLES, COSENT, MANIFEST = layout.EXAMPLES, "cosent", layout.MANIFEST
+SCORED = "scored"
+_LATEST = re.compile(r"^v(\d+)$")
+
+
+@dataclass
+class TrainData:
+    """Rows per kind (column name → values), each kind's query instruction, and rows left out by reason."""
+
+    rows: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    _seen: set[tuple[str, ...]] = field(default_factory=set, repr=False)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per kind."""
+        return {kind: len(next(iter(columns.values()))) for kind, columns in sorted(self.rows.items())}
+
+    def drop(self, kind: str, reason: str) -> None:
+        self.dropped.setdefault(kind, {}).setdefault(reason, 0)
+        self.dropped[kind][reason] += 1
+
+    def add(self, kind: str, row: dict[str, Any]) -> None:
+        """Append a row to its kind, unless a row with the same first two texts (anchor and positive, or the
+        sentence pair) is there already: the first one read stays, the later one is counted."""
+        key = (kind, *(str(v) for v in list(row.values())[:2]))
+        if key in self._seen:
+            self.drop(kind, "duplicate")
+            return
+        self._seen.add(key)
+        columns = self.rows.setdefault(kind, {name: [] for name in row})
+        if list(columns) != list(row):
+            raise ValueError(f"{kind}: rows with columns {list(row)} after rows with {list(columns)}")
+        for name, value in row.items():
+            columns[name].append(value)
+
+    def only(self, kinds: Sequence[str] | None) -> TrainData:
+        """The same data restricted to ``kinds`` (None: all)."""
+        if kinds is None:
+            return self
+        unknown = set(kinds) - set(self.rows)
+        if unknown:
+            raise ValueError(f"no training rows of kind {sorted(unknown)}; the data has {sorted(self.rows)}")
+        return TrainData({k: v for k, v in self.rows.items() if k in kinds}, self.prompts, self.dropped, self.sources)
+
+
+def resolve_version(path: str) -> str:
+    """A version folder; ``STORE/NAME/latest`` resolves to the version it names, once (a symlink on a local store,
+    a file naming ``v<N>`` elsewhere), so a publish during training does not change the data."""
+    fs, root = fsspec.core.url_to_fs(path)
+    if isinstance(fs, LocalFileSystem) and os.path.islink(root):
+        return os.path.realpath(root)
+    if fs.isfile(root):
+        name = fs.cat_file(root).decode("utf-8").strip()
+        if not _LATEST.fullmatch(name):
+            raise ValueError(
+                f"{path}: not a version folder, and not a `latest` file naming v<N> (found {name[:40]!r})"
+            )
+        path = f"{path.rstrip('/').rsplit('/', 1)[0]}/{name}"
+    fs, root = fsspec.core.url_to_fs(path)
+    if not fs.isfile(f"{root}/{MANIFEST}"):
+        raise FileNotFoundError(f"{path}: no {MANIFEST} here (not a published version)")
+    return path
+
+
+def read_versions(paths: Sequence[str], num_negatives: int, data: TrainData | None = None) -> TrainData:
+    """The per-kind rows of the versions at ``paths`` (added to ``data`` when given)."""
+    data = data or TrainData()
+    for path in paths:
+        version = resolve_version(path)
+        fs, root = fsspec.core.url_to_fs(version)
+        manifest = json.loads(fs.cat_file(f"{root}/{MANIFEST}"))
+        _merge_prompts(data, manifest.get("config", {}).get("export", {}).get("query_instructions", {}), version)
+        segments = sorted(fs.glob(f"{root}/{EXAMPLES}/*.parquet"))
+        if not segments:
+            raise FileNotFoundError(f"{version}: no {EXAMPLES}/ (a version without examples cannot be trained on)")
+        for segment in segments:
+            with fs.open(segment, "rb") as handle:
+                table = pq.read_table(handle, columns=["kind", "query", "pos", "neg"])
+            for example in table.to_pylist():
+                add_example(data, example["kind"], example["query"], example["pos"], example["neg"], num_negatives)
+        for segment in sorted(fs.glob(f"{root}/{COSENT}/*.jsonl")):
+            name = f"{version}/{COSENT}/{segment.rsplit('/', 1)[-1]}"
+            with fs.open(segment, "rt", encoding="utf-8") as lines:
+                for number, line in enumerate(lines, start=1):
+                    add_scored(data, *_scored_fields(line, f"{name}:{number}"))
+        data.sources.append(version)
+    return data
+
+
+def read_human_pairs(
+    pairs: Iterable[HumanPair], num_negatives: int, kind: str = "human", data: TrainData | None = None
+) -> TrainData:
+    """Rows from human pairs as the corpus readers yield them: positives (with the negatives their set ships)
+    to ``kind``, graded pairs to ``scored`` (0/1 labels as they are, a 0..5 grade divided by 5). Pairs marked
+    ``role="eval"`` are never training rows."""
+    data = data or TrainData()
+    for pair in pairs:
+        if pair.role != "train":
+            data.drop(kind if pair.kind == "positive" else SCORED, "eval_role")
+        elif pair.kind == "positive":
+            add_example(data, kind, pair.text1, [pair.text2], pair.negatives, num_negatives)
+        elif pair.label is None:
+            data.drop(SCORED, "unlabelled")
+        else:
+            add_scored(data, pair.text1, pair.text2, pair.label / (1.0 if pair.label <= 1 else 5.0))
+    return data
+
+
+def add_example(data: TrainData, kind: str, query: str, pos: list[str], neg: list[str], num_negatives: int) -> None:
+    """One MNRL row ``anchor, positive, negative_1..n`` (the first n negatives: the hardest, as mined)."""
+    if not pos:
+        data.drop(kind, "no_positive")
+    elif len(neg) < num_negatives:
+        data.drop(kind, f"fewer_than_{num_negatives}_negatives")
+    else:
+        row = {"anchor": query, "positive": pos[0]}
+        row.update({f"negative_{i + 1}": text for i, text in enumerate(neg[:num_negatives])})
+        data.add(kind, row)
+
+
+def add_scored(data: TrainData, sentence1: str, sentence2: str, score: float) -> None:
+    """One CoSENT row; the score is clipped to [0, 1]."""
+    data.add(SCORED, {"sentence1": sentence1, "sentence2": sentence2, "score": min(max(float(score), 0.0), 1.0)})
+
+
+def _scored_fields(line: str, where: str) -> tuple[str, str, float]:
+    try:
+        row = json.loads(line)
+        return str(row["sentence1"]), str(row["sentence2"]), float(row["score"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where}: not a (sentence1, sentence2, score) row: {exc}") from None
+
+
+def _merge_prompts(data: TrainData, instructions: dict[str, str], version: str) -> None:
+    """Each kind's query instruction; two versions that disagree are an error (the model can keep only one)."""
+    for kind, text in instructions.items():
+        if data.prompts.setdefault(kind, text) != text:
+            raise ValueError(
+                f"{version}: the query instruction for {kind!r} is {text!r}, "
+                f"an earlier version's is {data.prompts[kind]!r}"
+            )
