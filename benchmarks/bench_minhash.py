@@ -40,16 +40,14 @@ from datasketch import MinHash
 from passages import real_passages
 
 from pairforge.dedup.minhash import (
-    _LANES,
-    _affine32,
     _parameters,
-    _shingle_hashes,
     _string_views,
     char_shingles,
     estimate_jaccard,
     shingle_hash,
     signatures,
 )
+from pairforge.dedup.minhash_kernels import _LANES, _affine32, _shingle_hashes
 
 NUM_PERM, NGRAM = 128, 5
 
