@@ -1,5 +1,6 @@
-"""Runs the pipeline for a config in its own process and, when told, SIGKILLs itself at a chosen point: the
-crash-resume test's subject. Usage: ``python crash_driver.py CONFIG [generate:N | mine | publish:N]``.
+"""Runs the pipeline (``flows.pipeline.run_pipeline``, as ``pairforge run`` does) for a config in its own process
+and, when told, SIGKILLs itself at a chosen point: the crash-resume test's subject.
+Usage: ``python crash_driver.py CONFIG [generate:N | mine | publish:N]``.
 
 The kill hooks wrap library functions from here (test code), never production code. With the default thread
 task runner a hook runs in a worker thread of this process, so ``os.kill`` on our own pid kills the whole run
@@ -19,6 +20,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 KILLED_AT = "CRASH_DRIVER_KILLED_AT"  # env: a file the hook writes (what it saw) just before the kill
+COMMIT_EVERY = 4  # answers per ledger commit in every run (the default 32 is more than this corpus asks)
 
 
 def die(note: dict[str, Any]) -> None:
@@ -29,16 +31,25 @@ def die(note: dict[str, Any]) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def commit_in_small_batches() -> None:
+    """Several ledger commits for a small corpus, so a kill can fall between two of them."""
+    import pairforge.generation.send as send
+
+    send.COMMIT_EVERY = COMMIT_EVERY
+
+
 def arm_generate(after: int) -> None:
-    """Die right after the ``after``-th ledger commit (the rows of earlier chunks are durable)."""
+    """Die right after the ``after``-th ledger commit (the rows of earlier commits are durable; requests the
+    backend still had in flight are lost with the process)."""
     from pairforge.generation.ledger import Ledger
 
     original = Ledger.add
     commits = [0]
 
     def add(self: Ledger, rows: Any) -> None:
+        rows = list(rows)
         original(self, rows)
-        commits[0] += 1
+        commits[0] += bool(rows)
         if commits[0] == after:
             die({"point": "generate", "ledger_rows": self.count()})
 
@@ -46,13 +57,18 @@ def arm_generate(after: int) -> None:
 
 
 def arm_mine() -> None:
-    """Die after ``candidates.parquet`` is written, before any example is selected."""
-    import pairforge.negatives.mine as mine
+    """Die in the middle of the mine stage: a shard's candidates are written, its completion is not recorded."""
+    from pairforge.workdir import Workdir, shard_files
 
-    def write_examples(*args: Any, **kwargs: Any) -> Any:
-        die({"point": "mine", "candidates": (Path(args[-1]) / mine.CANDIDATES).is_file()})
+    original = Workdir.mark_done
 
-    mine.write_examples = write_examples
+    def mark_done(self: Workdir, stage: str, shard: str, key: str, stats: Any) -> None:
+        if stage == "mine":
+            files = [str(p) for p in shard_files(self.candidates, shard)]
+            die({"point": "mine", "shard": shard, "candidates": files, "recorded": self.done(stage, shard).exists()})
+        original(self, stage, shard, key, stats)
+
+    Workdir.mark_done = mark_done  # type: ignore[method-assign]
 
 
 def arm_publish(after: int) -> None:
@@ -81,11 +97,12 @@ def main(argv: list[str]) -> int:
         "publish": lambda: arm_publish(int(count or 1)),
         "none": lambda: None,
     }
+    commit_in_small_batches()
     arm[name]()
     from flows.pipeline import run_pipeline
 
     result = run_pipeline(config)
-    print(json.dumps({"version": result["version"], "path": result["path"]}))
+    print(json.dumps({"version": result["version"], "path": result["path"], "new_shards": result["new_shards"]}))
     return 0
 
 
