@@ -1,6 +1,8 @@
 """Runs the pipeline (``flows.pipeline.run_pipeline``, as ``pairforge run`` does) for a config in its own process
 and, when told, SIGKILLs itself at a chosen point: the crash-resume test's subject.
-Usage: ``python crash_driver.py CONFIG [generate:N | mine | publish:N]``.
+Usage: ``python crash_driver.py CONFIG [generate:N | mine | publish:N | meet:N/FOLDER]``; ``meet`` kills nothing:
+the run's first publish waits until N runs have reached theirs (each leaves a file in FOLDER), so concurrent runs
+all build on the same parent for certain.
 
 The kill hooks wrap library functions from here (test code), never production code. With the default thread
 task runner a hook runs in a worker thread of this process, so ``os.kill`` on our own pid kills the whole run
@@ -13,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 KILLED_AT = "CRASH_DRIVER_KILLED_AT"  # env: a file the hook writes (what it saw) just before the kill
 COMMIT_EVERY = 4  # answers per ledger commit in every run (the default 32 is more than this corpus asks)
+MEET_WAIT_S = 240  # the longest a run waits for the others at its first publish
 
 
 def die(note: dict[str, Any]) -> None:
@@ -86,6 +90,27 @@ def arm_publish(after: int) -> None:
     VersionWriter.open = open_  # type: ignore[method-assign,assignment]
 
 
+def arm_meet(runs: int, folder: Path) -> None:
+    """The first ``Store.publish`` of this run waits (bounded) until ``runs`` runs have reached theirs; later
+    publishes (a retry after a conflict) go ahead at once."""
+    from pairforge.store.versions import Store
+
+    original = Store.publish
+    met = [False]
+
+    def publish(self: Store, *args: Any, **kwargs: Any) -> int:
+        if not met[0]:
+            met[0] = True
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / str(os.getpid())).touch()
+            deadline = time.monotonic() + MEET_WAIT_S
+            while len(list(folder.iterdir())) < runs and time.monotonic() < deadline:
+                time.sleep(0.1)
+        return original(self, *args, **kwargs)
+
+    Store.publish = publish  # type: ignore[method-assign]
+
+
 def main(argv: list[str]) -> int:
     """Arm the requested kill (if any), run the pipeline, print its result as JSON."""
     sys.path.insert(0, str(REPO))
@@ -95,6 +120,7 @@ def main(argv: list[str]) -> int:
         "generate": lambda: arm_generate(int(count or 1)),
         "mine": arm_mine,
         "publish": lambda: arm_publish(int(count or 1)),
+        "meet": lambda: arm_meet(int(count.split("/", 1)[0]), Path(count.split("/", 1)[1])),
         "none": lambda: None,
     }
     commit_in_small_batches()

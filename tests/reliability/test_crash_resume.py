@@ -6,35 +6,30 @@ no request whose answer was committed may be sent again, and no partial version 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import pytest
 import yaml
 
 from pairforge.config import load_config
 from pairforge.store import Store
 from pairforge.testing.fake_llm import FakeLLM
 from pairforge.workdir import Workdir
-from tests.conftest import REPO
 from tests.flows.conftest import write_pipeline_config
 from tests.pairforge.llm.helpers import Prepared, ledger_rows
-from tests.reliability.crash_driver import COMMIT_EVERY, KILLED_AT
+from tests.reliability.crash_driver import COMMIT_EVERY
+from tests.reliability.runs import Driver
+from tests.reliability.runs import crash as kill_at
 
 KEY_ENV = "PAIRFORGE_TEST_CRASH_KEY"
 SENTINEL = "sk-crash-sentinel-5d81e7"
-DRIVER = Path(__file__).with_name("crash_driver.py")
+ENV = {KEY_ENV: SENTINEL}
 NAME = "crashtest"
 DOCS = 8  # WuDao documents in the corpus (14 passages, 28 requests)
 CONCURRENCY = 1  # requests on the wire; the backend keeps twice that many in flight
-RUN_TIMEOUT_S = 300
 BEFORE_MINING = ("ingest", "dedup-passages", "index", "generate", "filter", "dedup-pairs")
 
 
@@ -43,66 +38,13 @@ def write_config(folder: Path, corpus: Path, base_url: str) -> Path:
     return write_pipeline_config(folder, corpus, base_url, KEY_ENV, name=NAME, openai=openai)
 
 
-class Driver:
-    """One pipeline run in its own session (process group), so the temporary server it starts goes down with it
-    even when the run itself was SIGKILLed and could not stop it."""
-
-    def __init__(self, config: Path, home: Path, point: str = "none") -> None:
-        self.note = home / f"killed-{point.replace(':', '-')}.json"
-        self.log = home / f"run-{point.replace(':', '-')}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}  # no server, no harness
-        env |= {
-            KEY_ENV: SENTINEL,
-            KILLED_AT: str(self.note),
-            "PREFECT_HOME": str(home),  # shared by the runs of one sequence, as ~/.prefect is between real runs
-            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "default-results"),  # must stay unused
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_LOGGING_TO_API_ENABLED": "false",  # nobody reads the run logs on that server
-        }
-        home.mkdir(parents=True, exist_ok=True)
-        with self.log.open("w", encoding="utf-8") as log:  # a file, not a pipe: an orphaned server would hold it
-            self.proc = subprocess.Popen(
-                [sys.executable, str(DRIVER), str(config), point],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait(self) -> int:
-        """The exit status (negative: the signal that ended it); a run that hangs fails the test."""
-        try:
-            return self.proc.wait(timeout=RUN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the run did not end within {RUN_TIMEOUT_S}s:\n{self.output()[-6000:]}")
-        finally:
-            self.kill()
-
-    def kill(self) -> None:
-        """The run's process group: its temporary server, and the run itself if it still runs."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-def run(config: Path, home: Path, point: str = "none") -> dict[str, Any]:
+def run(config: Path, home: Path) -> dict[str, Any]:
     """Run to the end; the pipeline's result."""
-    driver = Driver(config, home, point)
-    assert driver.wait() == 0, driver.output()[-6000:]
-    return dict(json.loads(driver.output().strip().splitlines()[-1]))
+    return Driver(config, home, env=ENV).result()
 
 
 def crash(config: Path, home: Path, point: str) -> dict[str, Any]:
-    """Run until the hook at ``point`` SIGKILLs it; what the hook saw."""
-    driver = Driver(config, home, point)
-    assert driver.wait() == -signal.SIGKILL, driver.output()[-6000:]
-    assert driver.note.is_file(), driver.output()[-6000:]
-    return dict(json.loads(driver.note.read_text(encoding="utf-8")))
+    return kill_at(config, home, point, ENV)
 
 
 def assert_nothing_visible(store_root: Path) -> list[str]:
@@ -119,7 +61,9 @@ def done_records(work: Path, stages: tuple[str, ...]) -> dict[str, int]:
     record, a skipped one does not."""
     workdir = Workdir(work)
     return {
-        f"{stage}/{p.name}": p.stat().st_mtime_ns for stage in stages for p in (workdir.stage(stage) / "_done").glob("*")
+        f"{stage}/{p.name}": p.stat().st_mtime_ns
+        for stage in stages
+        for p in (workdir.stage(stage) / "_done").glob("*")
     }
 
 
@@ -211,15 +155,13 @@ def test_killed_runs_resume_to_the_uninterrupted_version(shared_data: Path, tmp_
     (corpus / "part-0.jsonl").write_text("".join(lines[:DOCS]), encoding="utf-8")
     a, b = tmp_path / "a", tmp_path / "b"
     with FakeLLM(api_key=SENTINEL) as llm_a, FakeLLM(api_key=SENTINEL) as llm_b:
-        reference = Driver(write_config(a, corpus, llm_a.base_url), a / "home")  # uninterrupted, beside B's runs
+        reference = Driver(write_config(a, corpus, llm_a.base_url), a / "home", env=ENV)  # uninterrupted, beside B's
         try:
             config_b = write_config(b, corpus, llm_b.base_url)
             result, before_kill = kill_and_resume(config_b, b / "home", llm_b)
-            finished = reference.wait()
+            expected = reference.result()
         finally:
             reference.kill()
-        assert finished == 0, reference.output()[-6000:]
-        expected = json.loads(reference.output().strip().splitlines()[-1])
         assert llm_b.unauthorised == llm_a.unauthorised == 0
         assert set(llm_a.attempts.values()) == {1} and llm_b.prompts() == llm_a.prompts()  # both asked the same
         # No request whose answer was committed was sent again; one lost in flight at the kill was, once.
@@ -231,7 +173,9 @@ def test_killed_runs_resume_to_the_uninterrupted_version(shared_data: Path, tmp_
     # The rows committed before the kill were kept as they were; both ledgers hold the same outputs.
     ledger = ledger_rows(Workdir(b / "work").ledger)
     assert {k: ledger[k] for k in before_kill} == before_kill and set(ledger) == set(prompts)
-    assert {k: v[0] for k, v in ledger.items()} == {k: v[0] for k, v in ledger_rows(Workdir(a / "work").ledger).items()}
+    assert {k: v[0] for k, v in ledger.items()} == {
+        k: v[0] for k, v in ledger_rows(Workdir(a / "work").ledger).items()
+    }
 
     # One version, complete, equal to the uninterrupted run's; the killed publish left no version-named debris.
     store = b / "store" / NAME

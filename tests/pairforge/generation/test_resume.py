@@ -23,7 +23,7 @@ from tests.pairforge.llm.helpers import cmrc_config, ledger_rows, prepare
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
-DOCUMENTS = 40  # CMRC documents: about 100 qp requests, so a kill after the first commit lands part-way
+DOCUMENTS = 40  # CMRC documents: about 90 qp requests, so a kill after the first commit lands part-way
 RUN_TIMEOUT_S = 600
 
 
@@ -44,7 +44,7 @@ def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: P
     config_path.write_text(yaml.safe_dump(cmrc_config(shared_data, tmp_path / "w", generate=generate)))
     prepared = prepare(load_config(config_path), limit=DOCUMENTS)
     expected = {p.key for p in prepared.planned()}
-    assert len(expected) >= 3 * COMMIT_EVERY
+    assert len(expected) > 2 * COMMIT_EVERY  # the kill after the first commit leaves more than a commit to send
     ledger = prepared.workdir.ledger
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(REPO)}
 

@@ -70,7 +70,9 @@ def test_streaming_keeps_the_window_full_and_matches_a_plain_batch(
         sampling={"max_tokens": 12, "n": 1, "temperature": 0},  # greedy takes n=1
     )  # fmt: skip
     greedy = VllmBackend(config, str(tiny_model_dir), llm=vllm_backend.llm)  # the session's engine
-    requests = [ChatRequest(f"k{i}", [{"role": "user", "content": f"{TEXTS[i % 5]}第{i}题"}]) for i in range(3 * WINDOW)]
+    requests = [
+        ChatRequest(f"k{i}", [{"role": "user", "content": f"{TEXTS[i % 5]}第{i}题"}]) for i in range(3 * WINDOW)
+    ]
     engine = greedy.llm.llm_engine
     in_engine: list[int] = []  # requests the engine holds at each step
     step = engine.step
@@ -130,7 +132,9 @@ def test_generate_writes_pairs_and_a_rerun_sends_nothing(vllm_backend: Any, shar
     assert first.output + failures >= 1
     table = pq.read_table([f for s in prepared.shards for f in shard_files(prepared.workdir.generated, s)])
     assert table.schema.names == PAIR_SCHEMA.names and table.num_rows == first.output
-    answered_samples = {(k, s) for k, s in zip(table["request_key"].to_pylist(), table["sample"].to_pylist())}
+    answered_samples = {
+        (k, s) for k, s in zip(table["request_key"].to_pylist(), table["sample"].to_pylist(), strict=True)
+    }
     assert failures + len(answered_samples) == samples  # every sample either failed (counted) or gave pairs
     assert d["tokens_out"] == sum(r.tokens_out for r in rows) > 0
 
