@@ -59,7 +59,7 @@ def server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 420  # about 25 s on a quiet machine; much more on a loaded one
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
