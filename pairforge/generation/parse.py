@@ -7,6 +7,7 @@ traditional characters), but every failure has a kind and is counted, never a si
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections import Counter
@@ -117,9 +118,19 @@ def _balanced_end(text: str, start: int) -> int | None:
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _validator(schema_json: str) -> Any:
+    """The validator of a schema, checked and built once: ``jsonschema.validate`` re-checks the schema against its
+    meta-schema on every call, which was most of the time of a rebuild from a full ledger."""
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
 def _check_item(raw_item: Any, item_schema: dict[str, Any]) -> Item | str:
     try:
-        jsonschema.validate(raw_item, item_schema)
+        _validator(json.dumps(item_schema, sort_keys=True)).validate(raw_item)
     except jsonschema.ValidationError:
         return "schema"
     text_key = next(k for k in ("query", "sentence") if k in raw_item)

@@ -71,7 +71,8 @@ class VllmBackend:
                     continue
                 params = self.sampling_params(request.schema)
                 (request_id,) = self.llm.enqueue([TokensPrompt(prompt_token_ids=ids)], [params], use_tqdm=False)
-                pending[request_id] = request
+                # enqueue returns the engine's internal id ("<n>-<random>"); outputs carry the external "<n>".
+                pending[request_id.rsplit("-", 1)[0]] = request
             if not pending:
                 return
             for out in self.llm.llm_engine.step():

@@ -1,9 +1,10 @@
 """Two OS processes publish the same dataset at once: two complete distinct versions (or one and a lock error),
-never a torn or overwritten one; and dataset names cannot reach outside the store."""
+never a torn or overwritten one, and ``latest`` names the last; and dataset names cannot reach outside the store."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,10 @@ def test_two_processes_publishing_at_once_get_distinct_complete_versions(tmp_pat
                 assert (folder / f"part-{i}.bin").read_bytes() == payload(name, i)
         published += sorted(versions)
         assert store.versions("ds") == published == list(range(1, len(published) + 1))
-        assert (tmp_path / "store" / "ds" / "latest").read_text() == f"v{published[-1]}\n"
-        assert store.latest("ds") == published[-1]
+        latest = tmp_path / "store" / "ds" / "latest"  # a symlink, swapped atomically: a usable path
+        assert latest.is_symlink() and os.readlink(latest) == f"v{published[-1]}"
+        assert store.latest("ds") == store.resolve("ds", "latest") == published[-1]
+        assert (latest / "part-0.bin").read_bytes() == payload(versions[published[-1]], 0)
         leftovers = [p.name for p in (tmp_path / "store" / "ds").iterdir() if p.name not in ("latest",)]
         assert all(name.startswith("v") for name in leftovers), leftovers  # no staging folder, no lock left
 

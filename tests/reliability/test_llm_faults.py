@@ -5,18 +5,14 @@ is never written anywhere."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from pairforge.config import RunConfig
-from pairforge.generation.generate import read_passages, run_generate
 from pairforge.generation.parse import FAILURE_KINDS
-from pairforge.generation.requests import plan_requests
 from pairforge.testing.fake_llm import FakeLLM
-from tests.pairforge.llm.helpers import ingest_cmrc
+from tests.pairforge.llm.helpers import Prepared, ingest_cmrc, ledger_rows
 
 SENTINEL_KEY = "sk-reliability-sentinel-4c1e8b"  # the server demands it; it must never be written anywhere
 KEY_ENV = "PAIRFORGE_RELIABILITY_KEY"
@@ -40,7 +36,7 @@ PLANS: list[tuple[list[str], str]] = [
 ]
 
 
-def fault_config(tmp_path: Path, shared_data: Path, base_url: str, kinds: list[str]) -> RunConfig:
+def fault_config(tmp_path: Path, shared_data: Path, base_url: str, kinds: list[str]) -> Prepared:
     generate = {
         "backend": "openai",
         "model": "fault-model",
@@ -57,9 +53,8 @@ def fault_config(tmp_path: Path, shared_data: Path, base_url: str, kinds: list[s
     return ingest_cmrc(shared_data, tmp_path / "w", limit=8, generate=generate)
 
 
-def ledger_keys(workdir: Path) -> set[str]:
-    with sqlite3.connect(workdir / "ledger.sqlite") as db:
-        return {row[0] for row in db.execute("SELECT key FROM requests")}
+def ledger_keys(prepared: Prepared) -> set[str]:
+    return set(ledger_rows(prepared.workdir.ledger))
 
 
 def assert_key_never_written(workdir: Path, *texts: str) -> None:
@@ -80,42 +75,49 @@ def test_planned_faults_are_retried_boundedly_counted_by_kind_and_resumed(
     monkeypatch.setenv(KEY_ENV, SENTINEL_KEY)
     caplog.set_level(logging.DEBUG)  # the SDK's and httpx's debug logs must not carry the key either
     with FakeLLM(api_key=SENTINEL_KEY, plans=[plan for plan, _ in PLANS], hang_s=3.0) as server:
-        config = fault_config(tmp_path, shared_data, server.base_url, ["qp"])
-        workdir = Path(config.workdir)
-        planned = plan_requests(read_passages(workdir), config.generate, config.generate.model)
+        prepared = fault_config(tmp_path, shared_data, server.base_url, ["qp"])
+        planned = prepared.planned()
         n = len(planned)
-        assert n >= len(PLANS)
+        assert n >= len(PLANS) and len({p.key for p in planned}) == n
 
-        summary = run_generate(config)
+        summary = prepared.generate()
 
         outcomes = Counter(outcome for _, outcome in PLANS)
+        errors = {k.split(":")[1]: v for k, v in outcomes.items() if k.startswith("backend")}
+        failures = {k.split(":")[1]: v for k, v in outcomes.items() if k.startswith("failure")}
         expected_requests = sum(len(plan) for plan, _ in PLANS) + (n - len(PLANS))
+        d = summary.details
         assert server.unauthorised == 0
         assert server.received == expected_requests <= n * (1 + MAX_RETRIES)
-        assert summary.requests == summary.sent == n and summary.cached == 0
-        assert summary.backend_errors == {k.split(":")[1]: v for k, v in outcomes.items() if k.startswith("backend")}
-        assert summary.failures == {k.split(":")[1]: v for k, v in outcomes.items() if k.startswith("failure")}
-        completed = ledger_keys(workdir)
-        ok = n - sum(summary.backend_errors.values()) - sum(summary.failures.values())
-        assert len(completed) == n - sum(summary.backend_errors.values())
-        assert summary.pairs == 3 * ok and not summary.dropped_items
+        assert d["requests"] == d["sent"] == n and d["answered"] == n - sum(errors.values())  # nothing cached
+        assert d["backend_errors"] == errors
+        assert {k: v for k, v in summary.dropped.items() if k.startswith("backend_")} == {
+            f"backend_{k}": v for k, v in errors.items()
+        }  # counted by kind in the funnel too
+        assert d["failures"] == failures
+        assert not d["complete"] and d["unanswered"] == sum(errors.values())
+        completed = ledger_keys(prepared)
+        ok = n - sum(errors.values()) - sum(failures.values())
+        assert len(completed) == n - sum(errors.values()) and completed <= {p.key for p in planned}
+        assert summary.output == 3 * ok and not d["dropped_items"]
 
         # The rerun sends exactly the requests that failed in the backend, none that completed.
-        completed_prompts = {
-            FakeLLM.digest(p.chat_request().messages[-1]["content"]) for p in planned if p.key in completed
-        }
+        failed_keys = {p.key for p in planned} - completed  # never written to the ledger
+        failed_prompts = {FakeLLM.digest(p.chat_request().messages[-1]["content"]) for p in planned
+                          if p.key in failed_keys}  # fmt: skip
         before = dict(server.attempts)
-        rerun = run_generate(config)
+        rerun = prepared.generate()
         resent = {prompt for prompt, count in server.attempts.items() if count != before.get(prompt, 0)}
-        assert not resent & completed_prompts
-        assert len(resent) == rerun.sent == sum(summary.backend_errors.values())
-        assert rerun.cached == len(completed) and not rerun.backend_errors
-        assert server.received == expected_requests + rerun.sent
-        assert rerun.failures == summary.failures and rerun.pairs == summary.pairs + 3 * rerun.sent
+        r = rerun.details
+        assert resent == failed_prompts and len(resent) == r["sent"] == sum(errors.values())
+        assert r["answered"] == n and r["complete"] and not r["backend_errors"]
+        assert server.received == expected_requests + r["sent"]
+        assert r["failures"] == failures and rerun.output == summary.output + 3 * r["sent"]
+        assert ledger_keys(prepared) == {p.key for p in planned}
 
         received = server.received
-        third = run_generate(config)
-        assert server.received == received and third.sent == 0 and third.cached == n
+        third = prepared.generate()
+        assert server.received == received and third.details["sent"] == 0 and third.details["answered"] == n
 
     out, err = capfd.readouterr()
     assert_key_never_written(tmp_path, out, err, caplog.text)
@@ -127,18 +129,19 @@ def test_random_faults_keep_the_books_balanced(
     monkeypatch.setenv(KEY_ENV, SENTINEL_KEY)
     rates = {"http_500": 0.2, "empty_choices": 0.1, "broken_body": 0.1, "truncated": 0.1, "malformed": 0.1}
     with FakeLLM(api_key=SENTINEL_KEY, rates=rates, seed=7) as server:
-        config = fault_config(tmp_path, shared_data, server.base_url, ["qp", "sp"])
-        summary = run_generate(config)
+        prepared = fault_config(tmp_path, shared_data, server.base_url, ["qp", "sp"])
+        summary = prepared.generate()
         served = server.faults
 
-    n = summary.requests
-    rows = len(ledger_keys(Path(config.workdir)))
+    d = summary.details
+    n = d["requests"]
+    rows = len(ledger_keys(prepared))
     assert server.unauthorised == 0 and server.received == sum(served.values()) <= n * (1 + MAX_RETRIES)
-    assert summary.sent == n and rows + sum(summary.backend_errors.values()) == n
+    assert d["sent"] == n and rows + sum(d["backend_errors"].values()) == n == rows + d["unanswered"]
     assert rows == served["ok"] + served["truncated"] + served["malformed"]  # every 200 with content is kept
-    assert summary.failures.get("truncated", 0) == served["truncated"]
-    assert summary.failures.get("invalid_json", 0) == served["malformed"]
-    assert set(summary.failures) <= set(FAILURE_KINDS)
-    assert set(summary.backend_errors) <= {"http_500", "no_choices", "invalid_response"}
+    assert d["failures"].get("truncated", 0) == served["truncated"]
+    assert d["failures"].get("invalid_json", 0) == served["malformed"]
+    assert set(d["failures"]) <= set(FAILURE_KINDS)
+    assert set(d["backend_errors"]) <= {"http_500", "no_choices", "invalid_response"}
     out, err = capfd.readouterr()
     assert_key_never_written(tmp_path, out, err)

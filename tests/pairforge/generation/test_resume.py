@@ -1,11 +1,11 @@
-"""Kill a generating process part-way (SIGKILL), rerun, and check the ledger lost and repeated nothing."""
+"""Kill a generating process part-way (SIGKILL, with its engine's processes), rerun, and check the bucketed ledger
+lost and repeated nothing: no answered request is sent again, none is missing."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,22 +15,16 @@ import pytest
 import yaml
 
 from pairforge.config import load_config
-from pairforge.generation.generate import read_passages
-from pairforge.generation.requests import plan_requests
-from pairforge.ingest import run_ingest
+from pairforge.generation.ledger import bucket_of
+from pairforge.generation.send import COMMIT_EVERY
+from tests.conftest import REPO
+from tests.pairforge.llm.helpers import cmrc_config, ledger_rows, prepare
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
-
-def ledger_rows(path: Path) -> dict[str, tuple]:
-    if not path.exists():
-        return {}
-    with sqlite3.connect(path, timeout=30) as db:
-        try:
-            return {r[0]: r[1:] for r in db.execute("SELECT key, outputs, run_id, created_at FROM requests")}
-        except sqlite3.OperationalError:  # table not created yet
-            return {}
+DOCUMENTS = 40  # CMRC documents: about 90 qp requests, so a kill after the first commit lands part-way
+RUN_TIMEOUT_S = 900  # per run: about a minute on a quiet machine (engine start-up dominates), far more when loaded
 
 
 def generate_cmd(config: Path) -> list[str]:
@@ -38,59 +32,54 @@ def generate_cmd(config: Path) -> list[str]:
 
 
 def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
-    config_path = tmp_path / "run.yaml"
-    config_path.write_text(
-        yaml.safe_dump(
-            {
-                "workdir": str(tmp_path / "w"),
-                "corpora": [{"format": "squad", "path": str(shared_data / "cmrc2018" / "cmrc2018_trial.squad.json")}],
-                "window": {"max_length": 300, "min_length": 50, "long_short_ratio": None},
-                "generate": {
-                    "backend": "vllm",
-                    "model": str(tiny_model_dir),
-                    "kinds": ["qp"],
-                    "chunk_size": 4,
-                    "sampling": {"max_tokens": 32},
-                    "vllm": {"max_model_len": 4096, "enforce_eager": True, "kv_cache_gib": 1},
-                },
-            }
-        )
-    )
-    config = load_config(config_path)
-    run_ingest(config, limit=40)
-    expected = {
-        p.key for p in plan_requests(read_passages(Path(config.workdir)), config.generate, config.generate.model)
+    generate = {
+        "backend": "vllm",
+        "model": str(tiny_model_dir),
+        "kinds": ["qp"],
+        "chunk_size": 4,  # a small engine window: the run takes long enough to be caught between commits
+        "sampling": {"max_tokens": 32},
+        "vllm": {"max_model_len": 4096, "enforce_eager": True, "kv_cache_gib": 1},
     }
-    assert len(expected) >= 40
-    ledger = Path(config.workdir) / "ledger.sqlite"
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(yaml.safe_dump(cmrc_config(shared_data, tmp_path / "w", generate=generate)))
+    prepared = prepare(load_config(config_path), limit=DOCUMENTS)
+    expected = {p.key for p in prepared.planned()}
+    assert len(expected) > 2 * COMMIT_EVERY  # the kill after the first commit leaves more than a commit to send
+    ledger = prepared.workdir.ledger
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(REPO)}
 
     proc = subprocess.Popen(
         generate_cmd(config_path),
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 240
-        while len(ledger_rows(ledger)) < 8:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while len(ledger_rows(ledger)) < COMMIT_EVERY:
             assert proc.poll() is None, "the generating process ended before it could be killed"
-            assert time.monotonic() < deadline, "no chunk was committed in time"
+            assert time.monotonic() < deadline, "no batch was committed in time"
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the process and its engine workers, mid-chunk
+        os.killpg(proc.pid, signal.SIGKILL)  # the process and its engine's processes, mid-batch
         proc.wait()
     before = ledger_rows(ledger)
-    assert 8 <= len(before) < len(expected), "the kill must land part-way"
+    assert COMMIT_EVERY <= len(before) < len(expected), "the kill must land part-way"
 
-    done = subprocess.run(generate_cmd(config_path), capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        generate_cmd(config_path), cwd=REPO, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
     after = ledger_rows(ledger)
 
-    assert summary["requests"] == len(expected)
-    assert summary["cached"] == len(before) and summary["sent"] == len(expected) - len(before)  # none sent twice
+    d = stats["details"]
+    assert d["requests"] == len(expected) and d["complete"] and not d["backend_errors"]
+    assert d["sent"] == len(expected) - len(before)  # none sent twice
+    assert d["answered"] == len(expected)
     assert {k: after[k] for k in before} == before  # completed outputs untouched, same run id and time
     assert set(after) == expected and len(after) == len(expected)  # none missing, none extra
     assert len({row[1] for k, row in after.items() if k not in before}) == 1  # the rest came from one new run
+    assert {p.name for p in ledger.glob("bucket-*.sqlite")} == {f"bucket-{b:x}.sqlite" for b in map(bucket_of, after)}

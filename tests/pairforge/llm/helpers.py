@@ -1,20 +1,89 @@
+"""Generation test helpers: real CMRC passages brought up to the generate stage's input (ingest, then passage
+dedup, as the pipeline does), the run of that stage, and reads of the bucketed ledger."""
+
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pairforge.config import RunConfig
+from pairforge.dedup.passages import DedupInputs, run_dedup_passages
+from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard, run_generate
+from pairforge.generation.requests import PlannedRequest
 from pairforge.ingest import run_ingest
+from pairforge.plan import plan_run
+from pairforge.stats import StageStats
+from pairforge.workdir import Workdir
+
+CMRC = ("cmrc2018", "cmrc2018_trial.squad.json")
 
 
-def ingest_cmrc(shared_data: Path, workdir: Path, limit: int, *, generate: dict | None = None) -> RunConfig:
-    """Real CMRC 2018 passages (cut to at most 300 characters to keep the tiny model's prompts short)."""
-    config = RunConfig.model_validate(
-        {
-            "workdir": str(workdir),
-            "corpora": [{"format": "squad", "path": str(shared_data / "cmrc2018" / "cmrc2018_trial.squad.json")}],
-            "window": {"max_length": 300, "min_length": 50, "long_short_ratio": None},
-            "generate": generate or {},
-        }
-    )
+@dataclass(frozen=True)
+class Prepared:
+    """A workdir whose input shards are ingested and deduplicated: ready for ``run_generate``."""
+
+    config: RunConfig
+    workdir: Workdir
+    shards: list[str]
+
+    @property
+    def inputs(self) -> GenerateInputs:
+        return GenerateInputs(self.shards)
+
+    def generate(self, **kwargs: Any) -> StageStats:
+        """``run_generate`` over every shard (``backend=``, ``fresh=`` … pass through)."""
+        return run_generate(self.config, self.inputs, self.workdir, **kwargs)
+
+    def planned(self) -> list[PlannedRequest]:
+        """Every planned request of the shards, as the stage plans them."""
+        budget = passage_budget(self.workdir, self.inputs)
+        return [p for shard in self.shards for p in plan_shard(self.config, self.workdir, budget, shard)]
+
+
+def cmrc_config(shared_data: Path, workdir: Path, *, generate: dict[str, Any] | None = None, **extra: Any) -> dict:
+    """A RunConfig (as a dict) over real CMRC 2018 passages, cut to at most 300 characters to keep the tiny model's
+    prompts short."""
+    return {
+        "workdir": str(workdir),
+        "store": str(workdir.parent / f"{workdir.name}-store"),
+        "corpora": [{"format": "squad", "path": str(shared_data.joinpath(*CMRC))}],
+        "window": {"max_length": 300, "min_length": 50, "long_short_ratio": None},
+        "generate": generate or {},
+        **extra,
+    }
+
+
+def prepare(config: RunConfig, limit: int | None = None) -> Prepared:
+    """Plan the run (so the stage commands, ``pairforge generate`` among them, can run on the workdir), then
+    ingest (at most ``limit`` documents) and deduplicate the config's passages."""
+    workdir = Workdir(config.workdir)
+    plan = plan_run(config)
+    plan.save(workdir.plan)
+    shards = plan.keys
     run_ingest(config, limit=limit)
-    return config
+    run_dedup_passages(config, DedupInputs(shards), workdir)
+    return Prepared(config, workdir, shards)
+
+
+def ingest_cmrc(shared_data: Path, workdir: Path, limit: int, *, generate: dict[str, Any] | None = None) -> Prepared:
+    """CMRC passages of the first ``limit`` documents, ready for the generate stage."""
+    return prepare(RunConfig.model_validate(cmrc_config(shared_data, workdir, generate=generate)), limit)
+
+
+def ledger_rows(folder: Path) -> dict[str, tuple[Any, ...]]:
+    """key → (outputs, run_id, created_at) of every row in every bucket of the ledger at ``folder``, read with
+    plain SQLite (safe while another process writes: WAL readers see committed transactions only)."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for path in sorted(folder.glob("bucket-*.sqlite")):
+        db = sqlite3.connect(path, timeout=30)
+        try:
+            for key, *rest in db.execute("SELECT key, outputs, run_id, created_at FROM requests"):
+                assert key not in rows, f"{key} in two buckets"
+                rows[key] = tuple(rest)
+        except sqlite3.OperationalError:  # the bucket's table is not created yet
+            pass
+        finally:
+            db.close()
+    return rows

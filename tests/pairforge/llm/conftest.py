@@ -1,0 +1,29 @@
+"""The real vLLM engine (CPU build) on the tiny model, started once per session: engine start-up dominates
+the cost of every vLLM test (notes/vllm-cpu.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ENGINE = {"max_model_len": 4096, "enforce_eager": True, "kv_cache_gib": 1, "dtype": "bfloat16"}
+WINDOW = 8  # generate.chunk_size: requests in the engine at once
+
+
+@pytest.fixture(scope="session")
+def vllm_backend(tiny_model_dir: Path) -> Iterator[Any]:
+    """A VllmBackend (sampling n=2, 48 tokens, window 8) on one engine for the whole session."""
+    pytest.importorskip("vllm")
+    from pairforge.config import GenerateConfig
+    from pairforge.llm.vllm_backend import VllmBackend
+
+    config = GenerateConfig(
+        backend="vllm", model=str(tiny_model_dir), vllm=ENGINE, chunk_size=WINDOW,
+        sampling={"max_tokens": 48, "n": 2},
+    )  # fmt: skip
+    backend = VllmBackend(config, str(tiny_model_dir))
+    yield backend
+    backend.close()
