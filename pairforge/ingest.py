@@ -63,7 +63,9 @@ def run_ingest(
         by_key = {s.key: s for s in shards}
         run = functools.partial(_ingest_key, config, by_key, output, strict, progress, fresh)
         parts = map_shards(STAGE, run, list(by_key))
-    return combine(STAGE, UNIT, parts, time.perf_counter() - started)
+    stats = combine(STAGE, UNIT, parts, time.perf_counter() - started)
+    stats.save(output.stats(STAGE))  # like every stage: the funnel of `pairforge export` and benchmarks read it
+    return stats
 
 
 def _ingest_key(
