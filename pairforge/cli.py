@@ -91,15 +91,15 @@ def run(
             plan = describe_plan(cfg, plan_run(cfg, fresh=not resume, limit=limit))
             for key, value in plan.items():
                 if key != "why":
-                    err.print(f"{key:<24}{value}", highlight=False)
-            for path, why in plan["why"].items():
-                err.print(f"  {path}: {why}", highlight=False)
+                    err.print(f"{key:<24}{value}", highlight=False, soft_wrap=True)
+            for path, why in plan["why"].items():  # one line each, whatever the terminal's width (greppable)
+                err.print(f"  {path}: {why}", highlight=False, soft_wrap=True)
             print_json(plan, as_json)
             return
         try:
             result = _run_with_progress(config, fresh=not resume, limit=limit)
         except NothingToPublish as exc:
-            err.print(str(exc), highlight=False)
+            err.print(str(exc), highlight=False, soft_wrap=True)  # the reason in one line
             raise typer.Exit(3) from None
         except StageError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

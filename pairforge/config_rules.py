@@ -22,12 +22,18 @@ _SECRET_PARAMETER = re.compile(r"key|token|secret|passw|auth|sig|credential", re
 
 
 def _looks_like_a_key(value: str, separator: str) -> bool:
-    """A long token mixing lower case and digits with at most one separator: a key, not a name people give."""
-    return (
+    """A long token mixing lower case and digits with at most one separator, or any part between separators of 20
+    or more characters mixing letters and digits (``sk_live_<32 hex>``, a 24-character key, ``AKIA...``): a key, not
+    a name people give."""
+    whole = (
         len(value) >= 32
         and any(c.isdigit() for c in value)
         and any(c.islower() for c in value)
         and value.count(separator) <= 1
+    )
+    return whole or any(
+        len(part) >= 20 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part)
+        for part in value.split(separator)
     )
 
 

@@ -23,9 +23,11 @@ STAGE = "generate"
 READ_BATCH = 1000
 
 
-def build_shard(config: RunConfig, output: Workdir, shard: str, planned: list[PlannedRequest]) -> StageStats:
+def build_shard(
+    config: RunConfig, output: Workdir, shard: str, planned: list[PlannedRequest], unanswered: list[str] | None = None
+) -> StageStats:
     """Pairs of one input shard into ``generate/pairs``. The shard is complete when every planned request has an
-    answer in the ledger."""
+    answer in the ledger; the keys of those that had none are appended to ``unanswered`` when given."""
     started = time.perf_counter()
     stats = StageStats(STAGE, "requests → pairs", input=len(planned))
     failures: Counter[str] = Counter()
@@ -42,6 +44,8 @@ def build_shard(config: RunConfig, output: Workdir, shard: str, planned: list[Pl
                 row = rows.get(p.key)
                 if row is None:  # the backend never answered it: the next run sends it again
                     counts["unanswered"] += 1
+                    if unanswered is not None:
+                        unanswered.append(p.key)
                     continue
                 counts["tokens_in"] += row.tokens_in
                 counts["tokens_out"] += row.tokens_out

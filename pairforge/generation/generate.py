@@ -108,9 +108,14 @@ def _build(
         return done
     output.forget(STAGE, shard)
     planned = plan(shard)
-    stats = build_shard(config, output, shard, planned)
+    unanswered: list[str] = []
+    stats = build_shard(config, output, shard, planned, unanswered)
     total = sum(pq.read_metadata(f).num_rows for f in shard_files(output.passages, shard))
     stats.details["passages_left_by_limit"] = total - budget[shard]
     stats.details["complete"] = stats.details["complete"] and total == budget[shard]
+    if unanswered:
+        # The same settings give other pairs once more answers arrive: key this output by what it lacks, so the
+        # stages after it (whose keys chain on this one) redo their work when it is rebuilt.
+        key = task_key(STAGE, key, sorted(unanswered))
     output.mark_done(STAGE, shard, key, stats)
     return stats

@@ -22,7 +22,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     )
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    # The server migrates a fresh SQLite database first: minutes on a busy 2-core machine.
+    with prefect_test_harness(server_startup_timeout=600):
         yield
     for key, value in saved.items():
         if value is None:

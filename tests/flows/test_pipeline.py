@@ -1,119 +1,581 @@
-"""The pipeline flow end to end (LLM stage against a local OpenAI-compatible test server that answers
-well; the real vLLM engine has its own tests): versions, caching, resume, increments, plan, deployment."""
+"""The pipeline flow end to end against the project's fake LLM (faults switched at run time): versions, resume,
+increments, coverage, the Dask runner, and issue 13's defects, each a test. The real vLLM engine has its own tests.
+
+Runs are shared between assertions to keep the module to a few minutes: a one-shard corpus and a two-shard one,
+cut from the WuDao sample. Figures the issue asks for are printed (``pytest -s``) and, with PAIRFORGE_FIGURES set,
+appended to that file.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from click.testing import Result
 from typer.testing import CliRunner
 
 from flows.pipeline import run_pipeline
 from pairforge.cli import app
+from pairforge.stages import STAGE_NAMES
 from pairforge.testing.fake_llm import FakeLLM
+from pairforge.workdir import Workdir, shard_files
 from tests.flows.conftest import split_wudao, write_pipeline_config
+from tests.flows.dask_probe import ENV as TASK_LOG_ENV
+from tests.flows.dask_probe import read_task_log
 
 KEY_ENV = "PAIRFORGE_TEST_FLOW_KEY"
 SENTINEL = "sk-flow-sentinel-3f9c1d"
+NAME = "flowtest"
+WORK_STAGES = STAGE_NAMES[:-1]  # export writes the store, not the workdir
 
 
-@pytest.fixture(scope="module")
-def llm(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
-    monkeypatch_module.setenv(KEY_ENV, SENTINEL)
-    with FakeLLM(api_key=SENTINEL) as server:
-        yield server
-
-
+# ---------------------------------------------------------------------------------------------------------- tools
 @pytest.fixture(scope="module")
 def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
     with pytest.MonkeyPatch.context() as mp:
         yield mp
 
 
-def write_config(tmp_path: Path, corpus: Path, base_url: str, **flow: object) -> Path:
-    openai = {"concurrency": 4, "timeout_s": 5}
-    return write_pipeline_config(tmp_path, corpus, base_url, KEY_ENV, name="flowtest", openai=openai, flow=flow)
+@pytest.fixture(scope="module")
+def llm(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
+    """The fake LLM every run of the module talks to; the key it demands is the sentinel the database test seeks."""
+    monkeypatch_module.setenv(KEY_ENV, SENTINEL)
+    with FakeLLM(api_key=SENTINEL) as server:
+        yield server
 
 
-def stage_mtimes(workdir: Path) -> dict[str, int]:
-    return {p.name: p.stat().st_mtime_ns for p in workdir.glob("*_summary.json")}
+@pytest.fixture(autouse=True)
+def healthy(llm: FakeLLM) -> Iterator[None]:
+    """Every test starts and ends with a healthy server, whatever faults it switched on."""
+    llm.set_faults(rates={}, plans=[])
+    yield
+    llm.set_faults(rates={}, plans=[])
 
 
-def test_pipeline_publishes_resumes_and_increments(shared_data: Path, tmp_path: Path, llm: FakeLLM) -> None:
-    corpus = tmp_path / "corpus"
-    first, second = split_wudao(shared_data, tmp_path / "parts")
-    corpus.mkdir()
-    shutil.copy(first, corpus)
+@pytest.fixture(scope="module")
+def parts(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The WuDao sample in four shard files of five documents each."""
+    return split_wudao(shared_data, tmp_path_factory.mktemp("parts"), parts=4)
+
+
+def corpus_of(folder: Path, *files: Path) -> Path:
+    corpus = folder / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    for file in files:
+        shutil.copy(file, corpus)
+    return corpus
+
+
+def write_config(folder: Path, corpus: Path, base_url: str, *, flow: dict[str, Any] | None = None,
+                 **sections: dict[str, Any]) -> Path:  # fmt: skip
+    """``folder/run.yaml``; no retries, so every failed request is one request and the counts are exact."""
+    openai = {"concurrency": 4, "timeout_s": 5, "max_retries": 0}
+    flow = {"task_runner": "thread", **(flow or {})}
+    return write_pipeline_config(folder, corpus, base_url, KEY_ENV, name=NAME, openai=openai, flow=flow, **sections)
+
+
+def variant(config: Path, name: str, **changes: dict[str, Any]) -> Path:
+    """A copy of ``config`` beside it (same workdir and store) with some sections updated."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    for section, values in changes.items():
+        data[section] = {**data.get(section, {}), **values}
+    path = config.with_name(f"{name}.yaml")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def figure(title: str, text: str) -> None:
+    """A figure for the closing note: printed, and appended to $PAIRFORGE_FIGURES when set."""
+    block = f"\n===== {title} =====\n{text.rstrip()}\n"
+    print(block)
+    target = os.environ.get("PAIRFORGE_FIGURES")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(block)
+
+
+@dataclass
+class Sent:
+    """Requests the fake LLM received during a block, and how often each distinct prompt came."""
+
+    requests: int = 0
+    prompts: Counter[str] | None = None
+    faults: Counter[str] | None = None
+
+
+class counting:  # used as `with counting(llm) as sent:`
+    def __init__(self, llm: FakeLLM) -> None:
+        self.llm, self.sent = llm, Sent()
+
+    def __enter__(self) -> Sent:
+        self.received, self.attempts, self.faults = self.llm.received, self.llm.attempts, self.llm.faults
+        return self.sent
+
+    def __exit__(self, *exc: object) -> None:
+        self.sent.requests = self.llm.received - self.received
+        self.sent.prompts = self.llm.attempts - self.attempts
+        self.sent.faults = self.llm.faults - self.faults
+
+
+def stage_outputs(workdir: Path) -> dict[str, int]:
+    """Every file a stage wrote (its shards, indexes, completion records), by path, with its mtime; ``stats.json``
+    is left out, since every stage rewrites it as the report of its last run."""
+    found = {}
+    for stage in WORK_STAGES:
+        for path in sorted((workdir / stage).rglob("*")):
+            if path.is_file() and path.name != "stats.json":
+                found[str(path.relative_to(workdir))] = path.stat().st_mtime_ns
+    return found
+
+
+def manifest(version: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    return data
+
+
+def rows(version: Path, folder: str, files: list[str] | None = None) -> list[dict[str, Any]]:
+    """The rows of a version's ``data/<folder>`` (or of the given files), sorted, as plain values."""
+    paths = (
+        [version / f for f in files] if files is not None else sorted((version / "data" / folder).glob("*.parquet"))
+    )
+    found = [row for path in paths for row in pq.read_table(path).to_pylist()]
+    return sorted(found, key=lambda r: json.dumps(r, sort_keys=True, ensure_ascii=False, default=str))
+
+
+def segment_files(segment: dict[str, Any], folder: str) -> list[str]:
+    return [f for f in segment["files"] if f.startswith(f"data/{folder}/")]
+
+
+def version_content(version: Path) -> dict[str, list[dict[str, Any]]]:
+    return {folder: rows(version, folder) for folder in ("examples", "pairs", "passages")}
+
+
+def run_cli(config: Path, *args: str) -> Result:
+    result = cli("run", str(config), *args)
+    print(result.output[-3000:])
+    return result
+
+
+def last_line(text: str, start: str) -> str:
+    return next(line for line in reversed(text.splitlines()) if line.startswith(start))
+
+
+# ----------------------------------------------------------------------------------------------- shared runs
+@pytest.fixture(scope="module")
+def reference(parts: list[Path], llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One uninterrupted run over a two-shard corpus on the thread runner: what the Dask run and the recovered
+    outage are compared with."""
+    folder = tmp_path_factory.mktemp("reference")
+    config = write_config(folder, corpus_of(folder, parts[0], parts[1]), llm.base_url)
+    with counting(llm) as sent:
+        result = run_pipeline(config)
+    assert result["version"] == 1 and sent.requests == result["funnel"]["generate"]["in"] > 0
+    return {"config": config, "result": result, "sent": sent, "folder": folder}
+
+
+# ------------------------------------------------------------------------------------------ the pipeline itself
+def test_pipeline_publishes_resumes_and_increments(
+    parts: list[Path], tmp_path: Path, llm: FakeLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.pipeline
+
+    corpus = corpus_of(tmp_path, parts[0])
     config = write_config(tmp_path, corpus, llm.base_url)
-    (tmp_path / "store").write_text("not a folder")  # export fails: the run stops after mining
+    work, store = tmp_path / "work", tmp_path / "store"
+    store.write_text("not a folder")  # export fails: the run stops after select
 
-    with pytest.raises(Exception):  # noqa: B017 - whatever the filesystem raises
-        run_pipeline(config)
-    sent = llm.received
-    assert sent > 0 and (tmp_path / "work" / "mine_summary.json").is_file()
-    before = stage_mtimes(tmp_path / "work")
+    with counting(llm) as first:
+        failed = run_cli(config)
+    assert failed.exit_code == 4, failed.output
+    assert "stage export failed: " in last_line(failed.output, "error:")  # one sentence naming the stage
+    assert first.requests > 0 and Workdir(work).finished_any("select", _only_key(work)) is not None
+    outputs = stage_outputs(work)
 
-    (tmp_path / "store").unlink()
-    result = run_pipeline(config)  # resumes: no stage before export runs again, nothing is re-generated
-    assert llm.received == sent
-    assert stage_mtimes(tmp_path / "work") == before
-    assert result["version"] == 1 and Path(result["path"]).name == "v1"
-    assert result["funnel"]["generate"]["out"] > 0 and result["funnel"]["mine"]["in"] > 0
+    store.unlink()
+    with counting(llm) as resumed:
+        result = run_pipeline(config)  # resumes: no finished shard task runs again, no request is resent
+    assert resumed.requests == 0
+    assert stage_outputs(work) == outputs
+    assert result["version"] == 1 and Path(result["path"]) == store / NAME / "v1"
+    assert result["funnel"]["generate"]["out"] > 0 and result["funnel"]["select"]["out"] > 0
     assert Path(result["report"]).is_file()
-    manifest = json.loads((Path(result["path"]) / "manifest.json").read_text(encoding="utf-8"))
-    assert [w["path"] for w in manifest["watermark"]] == [str(corpus / first.name)]
-    assert SENTINEL not in json.dumps(manifest)
+    v1 = manifest(store / NAME / "v1")
+    assert [s["input"]["path"] for s in v1["segments"]] == [str(corpus / parts[0].name)]
+    assert v1["segments"][0]["complete"] and SENTINEL not in json.dumps(v1)
 
-    again = run_pipeline(config)  # nothing new: no stage work, no new version
-    assert again["version"] == 1 and again["new_shards"] == 0 and llm.received == sent
+    def no_server(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing new must not start a Prefect server or a flow")
 
-    shutil.copy(second, corpus)  # the nightly case: a new shard arrives
-    third = run_pipeline(config)
-    assert third["version"] == 2
-    ingest = json.loads((tmp_path / "work" / "ingest_summary.json").read_text(encoding="utf-8"))
-    assert [Path(i["path"]).name for i in ingest["inputs"]] == [second.name] and ingest["skipped_inputs"] == 1
-    manifest = json.loads((Path(third["path"]) / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["parent"] == 1 and len(manifest["watermark"]) == 2
+    with monkeypatch.context() as mp, counting(llm) as nothing:
+        mp.setattr(flows.pipeline, "temporary_server", no_server)
+        mp.setattr(flows.pipeline, "pipeline", no_server)
+        again = run_pipeline(config)
+    assert again["version"] == 1 and again["new_shards"] == 0 and nothing.requests == 0
 
+    shutil.copy(parts[1], corpus)  # the nightly case: a new shard arrives
+    with counting(llm) as increment:
+        third = run_pipeline(config)
+    check_complete_v2(store, third, increment)
 
-def test_dask_local_cluster_gives_the_thread_runners_output(shared_data: Path, tmp_path: Path) -> None:
-    from flows.runtime import result_settings
-    from flows.stages import dedup_passages_flow, ingest_flow
-    from pairforge.config import load_config
-
-    corpus = tmp_path / "corpus"
-    split_wudao(shared_data, corpus, parts=4)
-    outputs = []
-    for runner in ("thread", "dask"):
-        folder = tmp_path / runner
-        folder.mkdir()
-        config = load_config(write_config(folder, corpus, "http://127.0.0.1:9/v1", task_runner=runner, dask_workers=2))
-        from flows.runtime import create_task_runner
-
-        data = config.model_dump(mode="json")
-        with result_settings(Path(config.workdir)):
-            step = ingest_flow.with_options(task_runner=create_task_runner(config.flow))(data, [])
-            dedup_passages_flow(data, step["key"])
-        passages = pq.read_table(sorted((Path(config.workdir) / "passages").glob("*.parquet")))
-        outputs.append(passages.to_pylist())
-    assert outputs[0] == outputs[1] and len(outputs[0]) > 10
+    shutil.rmtree(store)  # issue 13 #9: the store is lost, the workdir kept
+    with counting(llm) as republish:
+        fourth = run_pipeline(config)
+    assert fourth["version"] == 1 and republish.requests == 0
+    republished = manifest(store / NAME / "v1")
+    assert republished["parent"] is None and all(s["complete"] for s in republished["segments"])
+    # The same pairs; the first shard's now mined over both shards' passages (in v2 it kept v1's negatives).
+    assert {r["pair_id"] for r in rows(store / NAME / "v1", "examples")} == third["pair_ids"]
 
 
-def test_dry_run_prints_the_plan_without_running(shared_data: Path, tmp_path: Path) -> None:
-    corpus = tmp_path / "corpus"
-    split_wudao(shared_data, corpus, parts=2)
+def _only_key(work: Path) -> str:
+    (done,) = (work / "ingest" / "_done").glob("*.json")
+    return done.stem
+
+
+def check_complete_v2(store: Path, result: dict[str, Any], sent: Sent) -> None:
+    """Issue 13 #5: v2 is a complete dataset sharing v1's segment, its new pairs mined over the whole pool, and
+    ``latest`` a path a trainer can use. ``result`` gains the version's pair ids."""
+    v1_dir, v2_dir = store / NAME / "v1", store / NAME / "v2"
+    assert result["version"] == 2 and result["new_shards"] == 1 and sent.requests > 0
+    m1, m2 = manifest(v1_dir), manifest(v2_dir)
+    assert m2["parent"] == 1 and [s["version"] for s in m2["segments"]] == [1, 2]
+    old, new = m2["segments"]
+    assert old == m1["segments"][0]  # carried as it was
+    for relative in old["files"]:  # shared with v1, not copied
+        assert os.stat(v1_dir / relative).st_ino == os.stat(v2_dir / relative).st_ino, relative
+    ids1 = {r["pair_id"] for r in rows(v1_dir, "examples")}
+    examples = rows(v2_dir, "examples")
+    ids2 = {r["pair_id"] for r in examples}
+    added = ids2 - ids1
+    assert ids1 < ids2 and len(added) == sum(new["examples"].values()) > 0
+    assert sum(m2["examples"].values()) == len(examples) == len(ids1) + len(added)
+
+    old_texts = {r["text"] for r in rows(v1_dir, "passages")}
+    new_texts = {r["text"] for r in rows(v2_dir, "passages", segment_files(new, "passages"))}
+    negatives = [n for r in rows(v2_dir, "examples", segment_files(new, "examples")) for n in r["neg"]]
+    assert negatives and set(negatives) <= old_texts | new_texts  # the pool is both segments' passages
+    assert set(negatives) & old_texts, "no hard negative of the new pairs came from v1's passages"
+
+    diff = cli("versions", "diff", NAME, "1", "2", "--store", str(store))
+    assert diff.exit_code == 0, diff.output
+    assert f"examples added {len(added):,}, removed 0" in diff.output
+    figure("versions diff v1 → v2 (a new shard; v2 is complete)", diff.output)
+
+    latest = store / NAME / "latest"
+    assert latest.is_symlink() and os.readlink(latest) == "v2"
+    trainer_files = sorted((latest / "flagembedding").glob("*.jsonl"))
+    lines = [json.loads(line) for f in trainer_files for line in f.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == len(examples) and all(line["query"] and line["pos"] and line["neg"] for line in lines)
+    result["pair_ids"] = ids2
+
+
+# ---------------------------------------------------------------------------------------------- the Dask runner
+def test_every_stage_on_dask_gives_the_thread_runners_bytes(
+    reference: dict[str, Any], llm: FakeLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: the whole pipeline on a 2-worker LocalCluster (127.0.0.1) writes, stage by stage, the same bytes
+    as the thread runner, and every stage's shard tasks ran in the worker processes."""
+    import dask
+
+    config = write_config(tmp_path, reference["folder"] / "corpus", llm.base_url,
+                          flow={"task_runner": "dask", "dask_workers": 2})  # fmt: skip
+    task_log = tmp_path / "task-log"
+    task_log.mkdir()
+    monkeypatch.setenv(TASK_LOG_ENV, str(task_log))
+    probe = str(Path(__file__).with_name("dask_probe.py"))
+    with dask.config.set({"distributed.worker.preload": [probe]}):
+        result = run_pipeline(config)
+    assert result["version"] == 1
+
+    thread_work, dask_work = Path(reference["config"]).parent / "work", tmp_path / "work"
+    assert stage_bytes(dask_work) == stage_bytes(thread_work)
+    keys = done_keys(dask_work), done_keys(thread_work)
+    for k in keys:  # select's keys name the candidates' folder (reselect reads another's), so differ by workdir
+        k.pop("select")
+    assert keys[0] == keys[1]
+    thread_version, dask_version = Path(reference["result"]["path"]), Path(result["path"])
+    assert version_bytes(dask_version) == version_bytes(thread_version)
+
+    ran = read_task_log(task_log)
+    assert len(ran) == 2 and os.getpid() not in ran, ran  # both workers, never this process
+    by_stage = Counter(name.split(":")[0] for names in ran.values() for name in names)
+    shards = len(done_keys(thread_work)["ingest"])
+    expected = {
+        "ingest": shards,
+        "dedup-passages.sign": shards,
+        "dedup-passages": shards,
+        "generate.send": 1,
+        "generate": shards,
+        "filter": shards,
+        "dedup-pairs": shards,
+        "mine": shards,
+        "select": shards,
+    }
+    assert dict(by_stage) == expected
+    figure("Dask: shard tasks per worker process", "\n".join(
+        f"pid {pid}: {', '.join(sorted(names))}" for pid, names in sorted(ran.items())))  # fmt: skip
+
+
+def stage_bytes(workdir: Path) -> dict[str, str]:
+    """sha256 of every stage output file, by path (not the timing records: ``stats.json``, ``_done``)."""
+    found = {}
+    for stage in WORK_STAGES:
+        for path in sorted((workdir / stage).rglob("*")):
+            if path.is_file() and path.name != "stats.json" and path.parent.name != "_done":
+                found[str(path.relative_to(workdir))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert any(k.startswith("select/examples/") for k in found)
+    return found
+
+
+def done_keys(workdir: Path) -> dict[str, dict[str, str]]:
+    """The task key each shard's output was made under, by stage (equal keys: equal inputs and settings)."""
+    return {
+        stage: {
+            p.stem: json.loads(p.read_text(encoding="utf-8"))["key"] for p in (workdir / stage / "_done").glob("*")
+        }
+        for stage in WORK_STAGES
+        if (workdir / stage / "_done").is_dir()
+    }
+
+
+def version_bytes(version: Path) -> dict[str, str]:
+    """sha256 of every file of a version but its manifest and card (they hold the creation time)."""
+    return {
+        str(p.relative_to(version)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(version.rglob("*"))
+        if p.is_file() and p.name not in ("manifest.json", "README.md")
+    }
+
+
+# -------------------------------------------------------------------------------- issue 13 #1 and #4: outages
+def test_outage_is_never_cached_as_done(
+    reference: dict[str, Any], parts: list[Path], tmp_path: Path, llm: FakeLLM
+) -> None:
+    """An outage publishes nothing (exit 3, the reason in one line); a partial recovery publishes v1 with the
+    shards incomplete and why; the healthy rerun sends exactly the still-missing requests, and its v2 equals the
+    uninterrupted run's version."""
+    config = write_config(tmp_path, corpus_of(tmp_path, parts[0], parts[1]), llm.base_url)
+    store = tmp_path / "store"
+    planned = reference["sent"].requests
+    table = ["step                      faults     sent  failed  result"]
+
+    llm.set_faults(rates={"http_500": 1.0})
+    with counting(llm) as outage:
+        down = run_cli(config)
+    assert down.exit_code == 3, down.output
+    reason = last_line(down.output, "nothing to publish:")
+    assert reason == f"nothing to publish: 0 pairs survived generate (backend_http_500 {planned:,})"
+    assert outage.requests == planned == outage.faults["http_500"] and set(outage.prompts.values()) == {1}
+    assert not (store / NAME).exists() or not list((store / NAME).glob("v*"))
+    table.append(f"1 outage                  500 100%  {outage.requests:>4}  {outage.faults['http_500']:>6}  "
+                 f"exit 3, no version: {reason}")  # fmt: skip
+
+    llm.set_faults(rates={"http_500": 0.5})
+    with counting(llm) as partial:
+        v1 = run_pipeline(config)
+    failed = partial.faults["http_500"]
+    assert partial.requests == planned and set(partial.prompts) == set(outage.prompts)  # exactly the failed ones
+    assert set(partial.prompts.values()) == {1} and 0 < failed < planned
+    m1 = manifest(store / NAME / "v1")
+    assert v1["version"] == 1 and sum(m1["examples"].values()) > 0
+    assert sum(s["incomplete"].get("unanswered", 0) for s in m1["segments"]) == failed
+    assert all(not s["complete"] for s in m1["segments"] if s["incomplete"])
+    why = json.loads(cli("run", str(config), "--dry-run", "--json").stdout.strip().splitlines()[-1])["why"]
+    assert all(w.startswith("incomplete: not complete in v1: unanswered ") for w in why.values()), why
+    table.append(
+        f"2 partial recovery        500 50%   {partial.requests:>4}  {failed:>6}  v1, segments "
+        + "; ".join(f"{s['key']} complete={s['complete']} {s['incomplete']}" for s in m1["segments"])
+    )
+
+    llm.set_faults(rates={})
+    with counting(llm) as recovery:
+        v2 = run_pipeline(config)
+    assert recovery.requests == failed and set(recovery.prompts.values()) == {1}
+    assert set(recovery.prompts) <= set(outage.prompts)
+    m2 = manifest(store / NAME / "v2")
+    assert v2["version"] == 2 and all(s["complete"] for s in m2["segments"])
+    assert version_content(store / NAME / "v2") == version_content(Path(reference["result"]["path"]))
+    table.append(
+        f"3 healthy                 none      {recovery.requests:>4}  {0:>6}  v2, complete, "
+        f"{sum(m2['examples'].values())} examples = the uninterrupted run's "
+        f"({sum(reference['result']['examples'].values())}; examples, pairs, passages equal)"
+    )
+    table.append(
+        f"uninterrupted run: {planned} requests; outage sequence in all: "
+        f"{outage.requests + partial.requests + recovery.requests}"
+    )
+    figure("outage → partial recovery → recovery (requests to the fake LLM)", "\n".join(table))
+
+
+# ------------------------------------------------------------------------- issue 13 #2, #3, #4: settings and limit
+@pytest.fixture(scope="module")
+def settings_base(parts: list[Path], llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A one-shard corpus run first with ``--limit 5`` (v1, the shard not covered), then whole (v2): the base the
+    settings tests change."""
+    folder = tmp_path_factory.mktemp("settings")
+    config = write_config(folder, corpus_of(folder, parts[2]), llm.base_url)
+    with counting(llm) as limited_sent:
+        limited = run_cli(config, "--limit", "5", "--json")
+    assert limited.exit_code == 0, limited.output
+    dry = cli("run", str(config), "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    with counting(llm) as whole_sent:
+        whole = run_pipeline(config)
+    return {
+        "config": config, "store": folder / "store", "work": folder / "work", "limited": limited,
+        "limited_sent": limited_sent, "dry": dry, "whole": whole, "whole_sent": whole_sent,
+    }  # fmt: skip
+
+
+def test_limit_leaves_the_rest_of_the_corpus_uncovered(settings_base: dict[str, Any]) -> None:
+    """Issue 13 #3: a run cut by ``--limit`` publishes a version that does not cover the shard; the dry run says
+    why it runs again; the next run covers it, sending only the requests the limit left out."""
+    store, sent = settings_base["store"], settings_base["limited_sent"]
+    assert sent.requests == 10  # 5 passages, qp and sp
+    (segment,) = manifest(store / NAME / "v1")["segments"]
+    left = segment["incomplete"]["passages_left_by_limit"]
+    assert not segment["complete"] and left > 0
+    dry = settings_base["dry"]
+    plan = json.loads(dry.stdout.strip().splitlines()[-1])
+    assert list(plan["why"].values()) == [f"incomplete: not complete in v1: passages_left_by_limit {left}"]
+    assert f"incomplete: not complete in v1: passages_left_by_limit {left}" in dry.output
+    whole = settings_base["whole"]
+    (covered,) = manifest(store / NAME / "v2")["segments"]
+    assert whole["version"] == 2 and covered["complete"]
+    assert settings_base["whole_sent"].requests == 2 * left  # the rest, nothing twice
+    figure("run --limit 5, then run --dry-run", dry.output)
+
+
+def test_filter_change_is_a_new_version_without_llm_requests(settings_base: dict[str, Any], llm: FakeLLM) -> None:
+    """Issue 13 #2: ``filter.query_min_chars`` 4 → 12 gives a new version; generation is not redone."""
+    config, store, work = settings_base["config"], settings_base["store"], settings_base["work"]
+    before = max(int(p.name[1:]) for p in (store / NAME).glob("v*"))
+    changed = variant(config, "filter-12", filter={"query_min_chars": 12})
+    generated = {k: v for k, v in stage_outputs(work).items() if k.startswith("generate/")}
+    dry = cli("run", str(changed), "--dry-run")
+    assert "changed: settings changed: filter" in dry.output, dry.output
+    with counting(llm) as sent:
+        result = cli("run", str(changed), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sent.requests == 0 and summary["version"] == before + 1
+    assert {k: v for k, v in stage_outputs(work).items() if k.startswith("generate/")} == generated
+    filtered = summary["funnel"]["filter"]
+    assert filtered["dropped"].get("query_too_short", 0) > 0
+    assert manifest(store / NAME / f"v{before + 1}")["parent"] == before
+    figure("filter.query_min_chars 4 → 12: a new version, 0 LLM requests",
+           f"dry run: {last_line(dry.output, '  ')}\nrequests sent: {sent.requests}\n"
+           f"version: v{summary['version']} (parent v{before}), examples {summary['examples']}\n"
+           f"filter: in {filtered['in']}, out {filtered['out']}, dropped {filtered['dropped']}\n"
+           + funnel_table(result.output))  # fmt: skip
+
+
+def funnel_table(output: str) -> str:
+    """The funnel table ``pairforge run`` prints last (from its title on, without the JSON line)."""
+    lines = output.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.strip().startswith(f"{NAME} v"))
+    return "\n".join(line for line in lines[start:] if not line.startswith("{"))
+
+
+def test_counts_change_reuses_every_unchanged_answer(settings_base: dict[str, Any], llm: FakeLLM) -> None:
+    """Issue 13 #2: ``generate.counts.qp`` 3 → 2 changes the qp requests only: a new version, the qp requests sent
+    again and every sp answer taken from the ledger."""
+    config, store = settings_base["config"], settings_base["store"]
+    before = max(int(p.name[1:]) for p in (store / NAME).glob("v*"))
+    changed = variant(config, "counts-2", generate={"counts": {"qp": 2, "sp": 1}})
+    with counting(llm) as sent:
+        result = run_pipeline(changed)
+    passages = result["funnel"]["dedup-passages"]["out"]
+    assert result["version"] == before + 1 and sent.requests == passages > 0  # one qp request per passage
+    assert set(sent.prompts.values()) == {1}
+    generate = result["funnel"]["generate"]
+    assert generate["in"] == 2 * passages and generate["dropped"] == {}
+
+
+def test_an_empty_result_is_never_a_version(settings_base: dict[str, Any], llm: FakeLLM) -> None:
+    """Issue 13 #4: filters that let nothing through publish nothing: exit 3 and the reason in one line."""
+    config, store = settings_base["config"], settings_base["store"]
+    versions = sorted((store / NAME).glob("v*"))
+    strict = variant(config, "strict", filter={"query_min_chars": 60, "query_max_chars": 64})
+    with counting(llm) as sent:
+        result = run_cli(strict)
+    assert result.exit_code == 3, result.output
+    reason = last_line(result.output, "nothing to publish:")
+    assert reason.startswith("nothing to publish: 0 pairs survived filter (query_too_short ") and reason.endswith(")")
+    assert sorted((store / NAME).glob("v*")) == versions and sent.requests == 0
+    figure("filters that keep nothing", reason)
+
+
+def test_fresh_recomputes_every_stage(settings_base: dict[str, Any], llm: FakeLLM) -> None:
+    """Issue 13 #2: ``--fresh`` reruns every stage of every shard (the ledger, a cache of paid answers, stays)."""
+    config, store, work = settings_base["config"], settings_base["store"], settings_base["work"]
+    before = max(int(p.name[1:]) for p in (store / NAME).glob("v*"))
+    outputs = stage_outputs(work)
+    with counting(llm) as sent:
+        result = run_cli(config, "--fresh", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["version"] == before + 1 and sent.requests == 0
+    now = stage_outputs(work)
+    done = [k for k in outputs if "/_done/" in k]
+    assert {k.split("/")[0] for k in done} == set(WORK_STAGES)
+    assert all(now[k] > outputs[k] for k in done)  # every stage's every shard (and global step) was redone
+
+
+def test_a_stage_crash_is_a_sentence_naming_the_stage(settings_base: dict[str, Any], llm: FakeLLM) -> None:
+    """An Arrow error inside a stage ends ``pairforge run`` with exit 4 and one sentence naming the stage."""
+    config, work = settings_base["config"], settings_base["work"]
+    (victim,) = shard_files(work / "generate" / "pairs", _only_key(work))
+    original = victim.read_bytes()
+    try:
+        victim.write_bytes(b"PAR1 this is not a parquet file")  # what filter reads next
+        changed = variant(config, "filter-5", filter={"query_min_chars": 5})
+        result = run_cli(changed)
+    finally:
+        victim.write_bytes(original)
+    assert result.exit_code == 4, result.output
+    line = last_line(result.output, "error:")
+    assert line.startswith("error: stage filter failed: ArrowInvalid: "), line
+    assert "Traceback" not in result.output
+    figure("a damaged stage output on the CLI path", line)
+
+
+# ----------------------------------------------------------------------------------------- issue 13 #6: locations
+@pytest.mark.parametrize("store", ["work", "work/store", "."])
+def test_store_and_workdir_must_not_contain_each_other(tmp_path: Path, store: str) -> None:
+    config = write_config(tmp_path, tmp_path / "corpus", "http://127.0.0.1:9/v1")
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["store"] = str(tmp_path / store)
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = cli("run", str(config))
+    assert result.exit_code == 2 and "must not contain each other" in result.output, result.output
+    assert not (tmp_path / "work").exists()
+
+
+# ------------------------------------------------------------------------------------------ plan, deploy, secrets
+def test_dry_run_says_why_each_shard_runs(parts: list[Path], tmp_path: Path) -> None:
+    corpus = corpus_of(tmp_path, parts[0], parts[1])
     config = write_config(tmp_path, corpus, "http://127.0.0.1:9/v1")
-    result = CliRunner().invoke(app, ["run", str(config), "--dry-run", "--limit", "5", "--json"])
+    result = cli("run", str(config), "--dry-run", "--limit", "5", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout.strip().splitlines()[-1])
-    assert plan["shards"] == 2 and plan["new_shards"] == 2 and plan["llm_requests"] == 10
-    assert plan["stages"][0] == "ingest" and plan["stages"][-1] == "export"
+    assert plan["shards"] == 2 and plan["to_process"] == 2 and plan["parent"] is None
+    assert plan["why"] == {str(corpus / p.name): "new: not in the latest version" for p in parts[:2]}
+    assert plan["llm_requests_estimate"] == 10 and plan["stages"] == list(STAGE_NAMES)
     assert not (tmp_path / "work").exists()
 
 
@@ -148,3 +610,51 @@ def test_api_key_comes_from_a_prefect_secret(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv(KEY_ENV, "from-the-environment")  # the environment wins over the secret
     load_api_key(load_config(config))
     assert os.environ[KEY_ENV] == "from-the-environment"
+
+
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        "sk_live_4f9c1d2e3b4a5968778695a4b3c2d1e0",  # a key with two underscores
+        "Kd8s7FgH2jK3lM4nP5qR6sT7",  # 24 characters of mixed case and digits (Baidu Qianfan's shape)
+        "AKIAIOSFODNN7EXAMPLE",  # upper case and digits
+    ],
+)
+def test_a_key_pasted_into_api_key_env_is_refused(tmp_path: Path, pasted: str) -> None:
+    """Validation is what keeps a pasted key out of the flows' parameters (redaction can only hide what is not a
+    variable name): each of these shapes passed it once, and would have reached Prefect's database."""
+    config = write_config(tmp_path, tmp_path, "http://127.0.0.1:9/v1")
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["generate"]["openai"]["api_key_env"] = pasted
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = cli("run", str(config))
+    assert result.exit_code == 2 and "api_key_env" in result.output and pasted not in result.output
+
+
+def test_prefect_database_never_holds_the_key(reference: dict[str, Any]) -> None:
+    """Every run of this module sent the sentinel key to the fake LLM; flows receive the redacted config, so the
+    key is in no file of the Prefect server's database (nor the workdir or the version)."""
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
+
+    from flows.runtime import drain_logs
+
+    drain_logs()
+    url = PREFECT_API_DATABASE_CONNECTION_URL.value()
+    assert url and url.startswith("sqlite+aiosqlite:///"), url
+    database = Path(url.removeprefix("sqlite+aiosqlite:///"))
+    files = [p for p in database.parent.iterdir() if p.is_file()]
+    assert database in files and database.stat().st_size > 0
+    leaks = [p.name for p in files if SENTINEL.encode() in p.read_bytes()]
+    leaks += [
+        str(p) for p in Path(reference["folder"]).rglob("*") if p.is_file() and SENTINEL.encode() in p.read_bytes()
+    ]
+    assert not leaks
+    assert _flow_runs_recorded(database) > 0  # the database searched is the one the runs wrote to
+
+
+def _flow_runs_recorded(database: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        (count,) = db.execute("select count(*) from flow_run").fetchone()
+    return int(count)
