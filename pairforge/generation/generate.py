@@ -20,8 +20,7 @@ import pyarrow.parquet as pq
 from pairforge.config import RunConfig
 from pairforge.generation.evidence import locate_evidence
 from pairforge.generation.ledger import Ledger, LedgerRow
-from pairforge.generation.parse import parse_generation
-from pairforge.generation.requests import LONG_CHARS, PlannedRequest, plan_requests, sampling_dict
+from pairforge.generation.requests import PlannedRequest, plan_requests, sampling_dict
 from pairforge.llm import Backend, create_backend
 from pairforge.models import resolve_model
 from pairforge.shards import ShardWriter
@@ -104,7 +103,7 @@ def run_generate(
     workdir = Path(config.workdir)
     passages = read_passages(workdir, limit)
     model_id = gen.served_model_name or gen.model
-    planned = plan_requests(passages, gen, model_id)
+    planned = plan_requests(passages, gen, model_id, long_chars=config.window.long_chars)
     summary = GenerateSummary(passages=len(passages), requests=len(planned), model=gen.model, backend=gen.backend)
     ledger = Ledger(workdir / "ledger.sqlite")
     try:
@@ -113,7 +112,7 @@ def run_generate(
         summary.cached = summary.requests - len(to_send)
         if to_send:
             owned = backend is None
-            backend = backend or create_backend(gen, resolve_model(gen.model))
+            backend = backend or create_backend(gen, resolve_model(gen.model), log_path=workdir / "logs" / "vllm.log")
             t0 = time.perf_counter()
             try:
                 _send(to_send, backend, ledger, gen.chunk_size, summary, progress, model_id, sampling_dict(gen))
@@ -192,7 +191,7 @@ def _write_pairs(planned: list[PlannedRequest], ledger: Ledger, workdir: Path, s
             summary.tokens_out += row.tokens_out
             for sample, (text, reason) in enumerate(zip(row.outputs, row.finish_reasons, strict=True)):
                 summary.samples += 1
-                parsed = parse_generation(text, schema=p.schema, finish_reason=reason)
+                parsed = p.parse(text, reason)
                 dropped.update(parsed.dropped)
                 if parsed.failure:
                     failures[parsed.failure] += 1
@@ -210,10 +209,13 @@ def _write_pairs(planned: list[PlannedRequest], ledger: Ledger, workdir: Path, s
 
 def _pair_row(p: PlannedRequest, row: LedgerRow, sample: int, item: Any, summary: GenerateSummary) -> dict[str, Any]:
     passage = p.passage
-    found = locate_evidence(passage["text"], item.evidence)
+    if item.start is not None and item.end is not None:  # evidence-first: the target, by construction
+        found: tuple[int, int, str] | None = (item.start, item.end, "target")
+    else:
+        found = locate_evidence(passage["text"], item.evidence)
     if found:
         summary.evidence_found += 1
-        summary.evidence_past_512 += found[0] >= LONG_CHARS
+        summary.evidence_past_512 += found[0] >= p.long_chars
     pair_id = hashlib.sha1(f"{row.key}\x1f{sample}\x1f{item.text}".encode()).hexdigest()[:20]
     return {
         "id": pair_id,
