@@ -63,6 +63,7 @@ def test_generate_writes_the_targets_as_evidence(backend, shared_data: Path, tmp
     config = ingest_cmrc(shared_data, tmp_path / "w", limit=4, generate={"model": "tiny", **GENERATE})
     summary = run_generate(config, backend=backend)
     assert summary.requests == summary.sent == len(plan_requests(read_passages(tmp_path / "w"), config.generate, "t"))
+    assert summary.pairs + sum(summary.failures.values()) == summary.samples == summary.requests  # one answer each
     table = pq.read_table(tmp_path / "w" / "pairs").to_pylist()
     assert len(table) == summary.pairs == summary.evidence_found
     for row in table:
