@@ -173,7 +173,7 @@ def _check_item(raw_item: Any, validator: Any, target: Target | None, query_type
     field = next(k for k in ("query", "sentence") if k in raw_item)
     text = normalize_text(raw_item[field], t2s=True)
     evidence = target.text if target is not None else normalize_text(raw_item["evidence"], t2s=True)
-    if not text or not evidence:
+    if not strip_punctuation(text) or not evidence:
         return "empty"
     if not is_chinese(text):
         return "not_chinese"

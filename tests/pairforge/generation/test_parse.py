@@ -163,6 +163,7 @@ def test_targeted_query_table(raw: str, query_type: str, finish: str, text: str 
         ("黄河是中国第二长河，流经九个省区。", "off_target"),
         ("The Yangtze rises on the Tibetan Plateau.", "schema"),  # the pattern wants a Chinese sentence
         ("长江。", "schema"),  # too short for the pattern
+        ("？。", "schema"),
     ],
 )
 def test_targeted_restatement_table(sentence: str, failure: str | None) -> None:
@@ -199,3 +200,9 @@ def test_validators_are_compiled_once_per_schema() -> None:
         parse_generation(raw, schema=QP2["factoid"], target=TARGET, query_type="factoid")
     after = _validator.cache_info()
     assert after.misses == before.misses and after.hits == before.hits + 20
+
+
+def test_punctuation_alone_is_empty_not_a_copy() -> None:
+    schema = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+    result = parse_generation(answer(query="？？"), schema=schema, target=TARGET, query_type="factoid")
+    assert (result.items, dict(result.dropped)) == ([], {"empty": 1})
