@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pairforge.config import FilterConfig
-from pairforge.generation.parse import is_chinese
-from pairforge.text import normalize_text
+from pairforge.text import is_chinese, normalize_text
 
 
 def check_language(pair: dict[str, Any], config: FilterConfig) -> str | None:

@@ -56,8 +56,8 @@ def task_mapper(config: RunConfig) -> Any:
 
     def map_shards(stage: str, run_shard: ShardFn, shards: Sequence[str]) -> list[StageStats]:
         body = _run_llm_shard if stage in LLM_STAGES else _run_shard
-        shard_task = task(body, name=stage, retries=config.flow.retries, retry_delay_seconds=2,
-                          cache_policy=NO_CACHE, persist_result=False)  # fmt: skip
+        shard_task = task(name=stage, retries=config.flow.retries, retry_delay_seconds=2,
+                          cache_policy=NO_CACHE, persist_result=False)(body)  # fmt: skip
         futures = [shard_task.with_options(task_run_name=f"{stage}:{s}").submit(run_shard, s) for s in shards]
         results = []
         for n, future in enumerate(futures, 1):

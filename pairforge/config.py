@@ -202,13 +202,32 @@ class TransformersConfig(_Strict):
     device: str | None = Field(default=None, description="torch device; default cuda when present, else cpu.")
 
 
+QueryType = Literal["factoid", "keyword", "natural"]
+
+
 class GenerateConfig(_Strict):
     backend: Literal["vllm", "openai", "transformers"] = "vllm"
     model: str = Field(default="demo", description="Model folder or hub id; 'demo' = the prepared demo model.")
     served_model_name: str | None = Field(default=None, description="openai: model name the server knows.")
     kinds: list[Literal["qp", "sp"]] = Field(default=["qp", "sp"], min_length=1)
-    prompt_versions: dict[str, str] = Field(default={"qp": "v1", "sp": "v1"})
-    counts: dict[str, int] = Field(default={"qp": 3, "sp": 1}, description="Items asked per request, by kind.")
+    prompt_versions: dict[str, str] = Field(
+        default={"qp": "v1", "sp": "v1"},
+        description="Prompt version per kind: v1 asks for `counts` items and the model quotes its evidence; "
+        "v2 is evidence-first (the pipeline picks target sentences, one request each).",
+    )
+    counts: dict[str, int] = Field(
+        default={"qp": 3, "sp": 1},
+        description="Items per passage, by kind: asked in one request (v1), or target sentences (v2).",
+    )
+    long_tail_share: float = Field(
+        default=0.5, ge=0, le=1, description="Evidence-first: share of a long passage's targets past long_chars."
+    )
+    query_types: dict[QueryType, float] = Field(
+        default={"factoid": 1.0, "keyword": 1.0, "natural": 1.0},
+        description="Evidence-first qp: the query-type mix (weights); each target gets one type.",
+    )
+    target_min_chars: int = Field(default=12, ge=1, description="Shorter sentences are not chosen as targets.")
+    target_max_chars: int = Field(default=80, ge=1, description="Longer sentences are not chosen as targets.")
     structured_output: bool = True
     chunk_size: int = Field(default=256, ge=1, description="Requests in the engine at once (vllm's window).")
     send_tasks: int | None = Field(
@@ -247,6 +266,16 @@ class GenerateConfig(_Strict):
                 f"sampling.max_tokens ({self.sampling.max_tokens}) leaves no room for the prompt in "
                 f"vllm.max_model_len ({room})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_targets(self) -> GenerateConfig:
+        if self.target_min_chars > self.target_max_chars:
+            raise ValueError(f"target_min_chars ({self.target_min_chars}) is larger than target_max_chars")
+        if not any(w > 0 for w in self.query_types.values()):
+            raise ValueError("query_types needs at least one positive weight")
+        if any(w < 0 for w in self.query_types.values()):
+            raise ValueError("query_types weights must not be negative")
         return self
 
 
@@ -297,6 +326,13 @@ class FilterConfig(_Strict):
         default=12, ge=4, description="A query sharing a longer span with its passage is a copy."
     )
     max_copy_share: float = Field(default=0.8, gt=0, le=1, description="... or one this share of which is copied.")
+    copy_share_min_chars: int = Field(
+        default=6, ge=1, description="max_copy_share applies to queries of at least this many characters."
+    )
+    sp_ngram: int = Field(default=2, ge=1, description="sp: character n-gram size of the overlap with the target.")
+    sp_max_ngram_overlap: float = Field(
+        default=0.7, gt=0, le=1, description="sp: a restatement with a larger n-gram overlap is a copy."
+    )
     max_char_run: int = Field(default=4, ge=2, description="Longer runs of one repeated character are degenerate.")
     consistency_top_k: int | None = Field(
         default=20, ge=1, description="Round trip: the query must retrieve its passage in BM25's top k (None: off)."

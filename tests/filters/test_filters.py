@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.copy import longest_shared_span
+from filters.copy import longest_shared_span, ngram_overlap
 from filters.run import drop_reason
 from pairforge.config import RunConfig
 
@@ -49,3 +49,55 @@ def test_longest_shared_span_ignores_punctuation() -> None:
     assert longest_shared_span("全长，约6300千米？", PASSAGE) == 9
     assert longest_shared_span("黄河", PASSAGE) == 1  # 河
     assert longest_shared_span("珠穆朗玛", PASSAGE) == 0
+
+
+TARGET = "长江发源于青藏高原唐古拉山脉主峰各拉丹冬雪山一带，"
+
+
+@pytest.mark.parametrize(
+    ("sentence", "reason"),
+    [
+        ("长江的源头位于唐古拉山脉的各拉丹冬雪山附近。", None),  # a paraphrase shares words with its target
+        ("长江源自青藏高原上的各拉丹冬雪山。", None),
+        ("作为中国第一长河，长江的源头在青藏高原唐古拉山脉主峰各拉丹冬雪山附近的冰川里。", None),
+        ("长江发源于青藏高原唐古拉山脉主峰各拉丹冬雪山一带。", "copied_from_target"),  # the target itself
+        ("长江发源于青藏高原唐古拉山脉主峰各拉丹冬雪山。", "copied_from_target"),  # a trimmed copy
+    ],
+)
+def test_restatements_have_their_own_copy_rule(sentence: str, reason: str | None) -> None:
+    pair = {"kind": "sp", "query": sentence, "positive": PASSAGE, "evidence": TARGET}
+    assert drop_reason(pair, CONFIG) == reason
+
+
+def test_the_query_rule_would_drop_a_fair_restatement() -> None:
+    restated = "作为中国第一长河，长江的源头在青藏高原唐古拉山脉主峰各拉丹冬雪山附近的冰川里。"
+    pair = {"kind": "sp", "query": restated, "positive": PASSAGE, "evidence": TARGET}
+    assert longest_shared_span(restated, PASSAGE) > CONFIG.filter.max_copy_chars
+    assert drop_reason({**pair, "kind": "qp"}, CONFIG) == "copied_from_passage"
+    assert drop_reason(pair, CONFIG) is None
+
+
+def test_copy_thresholds_come_from_the_config() -> None:
+    pair = {
+        "kind": "sp",
+        "query": "长江的源头位于唐古拉山脉的各拉丹冬雪山附近。",
+        "positive": PASSAGE,
+        "evidence": TARGET,
+    }
+    overlap = ngram_overlap(pair["query"], TARGET, 2)
+    assert 0.3 < overlap < 0.7
+    strict = CONFIG.model_copy(update={"filter": CONFIG.filter.model_copy(update={"sp_max_ngram_overlap": 0.3})})
+    assert drop_reason(pair, strict) == "copied_from_target"
+    trigram = CONFIG.model_copy(update={"filter": CONFIG.filter.model_copy(update={"sp_ngram": 3})})
+    assert ngram_overlap(pair["query"], TARGET, 3) < overlap and drop_reason(pair, trigram) is None
+    short = {"query": "长江流域重点", "positive": PASSAGE}  # 6 characters, all of them lifted
+    assert drop_reason(short, CONFIG) == "copied_from_passage"
+    lenient = CONFIG.model_copy(update={"filter": CONFIG.filter.model_copy(update={"copy_share_min_chars": 7})})
+    assert drop_reason(short, lenient) is None
+
+
+def test_a_restatement_without_known_evidence_is_measured_against_the_passage() -> None:
+    assert drop_reason({"kind": "sp", "query": "长江流域重点水域实行十年禁渔。", "positive": PASSAGE}, CONFIG) == (
+        "copied_from_target"
+    )
+    assert ngram_overlap("长", PASSAGE, 2) == 0.0  # shorter than n: nothing to measure

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pairforge.text import normalize_text
+from pairforge.text import is_chinese, normalize_text, strip_punctuation
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,15 @@ def test_normalize_is_idempotent() -> None:
     text = "ＡＩ：人工智慧（ＡＩ）　是…\n\n\x01研究。"
     once = normalize_text(text, t2s=True)
     assert normalize_text(once, t2s=True) == once
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("长江有多长", True), ("长江 length", True), ("What are the regions where 松鸦 lives", False), ("123", False)],
+)
+def test_is_chinese(text: str, expected: bool) -> None:
+    assert is_chinese(text) is expected
+
+
+def test_strip_punctuation() -> None:
+    assert strip_punctuation("长江，有多长？（全长） a.b") == "长江有多长全长ab"

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from pairforge.generation.parse import extract_json, is_chinese, parse_generation
+from pairforge.generation.parse import _validator, check_against_target, extract_json, parse_generation
+from pairforge.generation.targets import Target
 from prompts import load_prompt
 
 QP = load_prompt("qp").schema_for(3)
@@ -105,9 +106,103 @@ def test_extract_json(text: str, expected: dict | None) -> None:
     assert extract_json(text) == expected
 
 
+PASSAGE = "长江是中国第一长河。它发源于青藏高原唐古拉山脉。干流最后注入东海。"
+TARGET = Target(10, 24, "它发源于青藏高原唐古拉山脉。")
+QP2 = {t: load_prompt("qp", "v2").schema_for(1, t) for t in ("factoid", "keyword", "natural")}
+SP2 = load_prompt("sp", "v2").schema_for(1)
+
+
+def answer(**fields: str) -> str:
+    return json.dumps(fields, ensure_ascii=False)
+
+
 @pytest.mark.parametrize(
-    ("text", "expected"),
-    [("长江有多长", True), ("长江 length", True), ("What are the regions where 松鸦 lives", False), ("123", False)],
+    ("raw", "query_type", "finish", "text", "failure"),
+    [
+        (answer(query="长江的源头在哪座山脉？"), "factoid", "stop", "长江的源头在哪座山脉？", None),
+        (f"```json\n{answer(query='长江 源头')}\n```", "keyword", "stop", "长江 源头", None),  # fenced
+        (answer(query="長江發源於哪座山脈？"), "factoid", "stop", "长江发源于哪座山脉？", None),  # traditional
+        (
+            answer(query="青藏高原唐古拉 山脉"),
+            "keyword",
+            "stop",
+            "青藏高原唐古拉 山脉",
+            None,
+        ),  # keywords may be its words
+        (answer(query="它发源于青藏高原唐古拉山脉？"), "factoid", "stop", None, "copies_target"),  # the target itself
+        (answer(query="发源于青藏高原唐古拉山脉吗？"), "natural", "stop", None, None),  # a question around it
+        (answer(query="唐古拉山脉？"), "factoid", "stop", None, "copies_target"),  # a piece of it, no question
+        (answer(query="黄河流经哪些省份？"), "factoid", "stop", None, "off_target"),  # about something else
+        (answer(query="Where does the river start?"), "natural", "stop", None, "schema"),  # the grammar's shape
+        (answer(query="长江的源头在哪里"), "factoid", "stop", None, "schema"),  # a factoid must be a question
+        (answer(query="长江的源头在哪座山脉？", evidence="x"), "factoid", "stop", None, "schema"),  # extra field
+        ('{"query": "长江的源头在', "factoid", "length", None, "truncated"),
+        ('{"query": "长江的源头在', "factoid", "stop", None, "invalid_json"),
+        ("抱歉，我无法完成这个任务。", "factoid", "stop", None, "refusal"),
+        ("", "factoid", "stop", None, "empty"),
+        ('{"queries": ["长江的源头在哪？"]}', "factoid", "stop", None, "schema"),  # the old shape
+    ],
 )
-def test_is_chinese(text: str, expected: bool) -> None:
-    assert is_chinese(text) is expected
+def test_targeted_query_table(raw: str, query_type: str, finish: str, text: str | None, failure: str | None) -> None:
+    result = parse_generation(raw, schema=QP2[query_type], finish_reason=finish, target=TARGET, query_type=query_type)
+    assert result.failure == failure
+    if failure is None and text is not None:
+        (item,) = result.items
+        assert (item.text, item.type, item.evidence) == (text, query_type, TARGET.text)
+        assert (item.start, item.end) == (10, 24) and PASSAGE[item.start : item.end] == item.evidence
+
+
+@pytest.mark.parametrize(
+    ("sentence", "failure"),
+    [
+        ("长江的源头位于青藏高原的唐古拉山脉。", None),
+        ("長江的源頭位於青藏高原的唐古拉山脈。", None),  # traditional, converted
+        ("它发源于青藏高原唐古拉山脉。", "copies_target"),  # identical
+        ("它发源于青藏高原唐古拉山脉，全长六千多千米。", "copies_target"),  # the whole target and more
+        ("发源于青藏高原唐古拉山脉。", "copies_target"),  # a piece of it
+        ("黄河是中国第二长河，流经九个省区。", "off_target"),
+        ("The Yangtze rises on the Tibetan Plateau.", "schema"),  # the pattern wants a Chinese sentence
+        ("长江。", "schema"),  # too short for the pattern
+        ("？。", "schema"),
+    ],
+)
+def test_targeted_restatement_table(sentence: str, failure: str | None) -> None:
+    result = parse_generation(answer(sentence=sentence), schema=SP2, target=TARGET)
+    assert result.failure == failure
+    assert len(result.items) == (failure is None)
+
+
+def test_without_structured_output_the_parser_still_holds_the_shape() -> None:
+    # A backend without a grammar can return anything; the compiled schema rejects what the grammar would.
+    assert parse_generation(answer(query="长江 源头？"), schema=QP2["keyword"], target=TARGET).failure == "schema"
+    assert parse_generation("[1, 2]", schema=SP2, target=TARGET).failure == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "query_type", "expected"),
+    [
+        ("长江发源于哪里？", "query", "factoid", None),
+        ("它发源于青藏高原唐古拉山脉", "query", "natural", "copies_target"),
+        ("唐古拉山脉", "query", "keyword", None),
+        ("唐古拉山脉", "sentence", None, "copies_target"),
+        ("北京是首都", "query", "factoid", "off_target"),
+    ],
+)
+def test_check_against_target(text: str, field: str, query_type: str | None, expected: str | None) -> None:
+    assert check_against_target(text, TARGET.text, field=field, query_type=query_type) == expected
+
+
+def test_validators_are_compiled_once_per_schema() -> None:
+    raw = answer(query="长江的源头在哪座山脉？")
+    parse_generation(raw, schema=QP2["factoid"], target=TARGET, query_type="factoid")
+    before = _validator.cache_info()
+    for _ in range(20):
+        parse_generation(raw, schema=QP2["factoid"], target=TARGET, query_type="factoid")
+    after = _validator.cache_info()
+    assert after.misses == before.misses and after.hits == before.hits + 20
+
+
+def test_punctuation_alone_is_empty_not_a_copy() -> None:
+    schema = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+    result = parse_generation(answer(query="？？"), schema=schema, target=TARGET, query_type="factoid")
+    assert (result.items, dict(result.dropped)) == ([], {"empty": 1})
