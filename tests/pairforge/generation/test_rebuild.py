@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pairforge.generation.generate import read_passages, run_generate
 from pairforge.generation.ledger import Ledger, LedgerRow
-from pairforge.generation.requests import PlannedRequest, plan_requests
+from pairforge.generation.requests import PlannedRequest
+from pairforge.workdir import shard_files
 from tests.pairforge.llm.helpers import ingest_cmrc
 
 GENERATE = {"prompt_versions": {"qp": "v2", "sp": "v2"}, "counts": {"qp": 2, "sp": 1}, "model": "m"}
@@ -26,10 +26,11 @@ def answer(p: PlannedRequest) -> str:
 
 
 def test_rebuilt_pairs_carry_their_targets_offsets(shared_data: Path, tmp_path: Path) -> None:
-    config = ingest_cmrc(shared_data, tmp_path / "w", limit=6, generate=GENERATE)
-    planned = plan_requests(read_passages(tmp_path / "w"), config.generate, "m", long_chars=config.window.long_chars)
-    ledger = Ledger(tmp_path / "w" / "ledger.sqlite")
-    sampling = config.generate.sampling.model_dump()
+    prepared = ingest_cmrc(shared_data, tmp_path / "w", limit=6, generate=GENERATE)
+    planned = prepared.planned()
+    assert planned and all(p.target is not None for p in planned)
+    ledger = Ledger(prepared.workdir.ledger)
+    sampling = prepared.config.generate.sampling.model_dump()
     ledger.add(
         LedgerRow(
             p.key,
@@ -48,18 +49,18 @@ def test_rebuilt_pairs_carry_their_targets_offsets(shared_data: Path, tmp_path: 
         for p in planned
     )
     ledger.close()
-    summary = run_generate(config)  # every key is in the ledger: nothing is sent, no backend is started
-    assert (summary.sent, summary.cached, summary.samples) == (0, len(planned), len(planned))
-    assert summary.pairs == len(planned) - sum(summary.failures.values()) > 0.8 * len(planned)
-    rows = pq.read_table(tmp_path / "w" / "pairs").to_pylist()
+    stats = prepared.generate()  # every key is in the ledger: nothing is sent, no backend is started
+    d = stats.details
+    assert (d["sent"], d["answered"], d["requests"]) == (0, len(planned), len(planned))
+    assert stats.output == len(planned) - sum(d["failures"].values()) > 0.8 * len(planned)
+    files = [f for s in prepared.shards for f in shard_files(prepared.workdir.generated, s)]
+    rows = pq.read_table(files).to_pylist()
     targets = {p.key: p for p in planned}
-    assert summary.evidence_found == len(rows) == summary.pairs
+    assert d["evidence_found"] == len(rows) == stats.output
     for row in rows:
         p = targets[row["request_key"]]
-        assert (row["evidence_start"], row["evidence_end"], row["evidence"]) == (
-            p.target.start,
-            p.target.end,
-            p.target.text,
-        )
+        assert p.target is not None
+        assert (row["evidence_start"], row["evidence_end"], row["evidence"]) == (p.target.start, p.target.end,
+                                                                                 p.target.text)  # fmt: skip
         assert row["evidence_method"] == "target" and row["kind"] == p.kind
         assert row["query_type"] == (p.query_type or "sp")

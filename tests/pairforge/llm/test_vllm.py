@@ -47,7 +47,7 @@ def test_structured_batch_returns_n_samples_per_request(vllm_backend: Any) -> No
 def test_an_over_long_prompt_fails_alone(vllm_backend: Any) -> None:
     requests = [
         ChatRequest("ok", [{"role": "user", "content": "你好"}]),
-        ChatRequest("huge", [{"role": "user", "content": "长" * 5000}]),
+        ChatRequest("huge", [{"role": "user", "content": "长" * 10_000}]),
     ]
     ok, huge = vllm_backend.generate(requests)
     assert ok.error is None and ok.outputs

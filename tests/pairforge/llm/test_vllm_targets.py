@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
 from pairforge.config import GenerateConfig
-from pairforge.generation.generate import read_passages, run_generate
 from pairforge.generation.parse import FAILURE_KINDS
-from pairforge.generation.requests import plan_requests
+from pairforge.workdir import shard_files
+from tests.pairforge.llm.conftest import ENGINE
 from tests.pairforge.llm.helpers import ingest_cmrc
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
-ENGINE = {"max_model_len": 8192, "enforce_eager": True, "kv_cache_gib": 1, "dtype": "bfloat16"}
 GENERATE = {
     "prompt_versions": {"qp": "v2", "sp": "v2"},
     "counts": {"qp": 2, "sp": 1},
@@ -28,21 +28,17 @@ GENERATE = {
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def backend(vllm_backend: Any, tiny_model_dir: Path) -> Any:
+    """The session's engine under the evidence-first settings (one answer per request, 200 tokens)."""
     from pairforge.llm.vllm_backend import VllmBackend
 
-    log = tmp_path_factory.mktemp("logs") / "vllm.log"
     config = GenerateConfig(backend="vllm", model=str(tiny_model_dir), **GENERATE)
-    engine = VllmBackend(config, str(tiny_model_dir), log_path=log)
-    engine.log = log  # type: ignore[attr-defined]
-    yield engine
-    engine.close()
+    return VllmBackend(config, str(tiny_model_dir), llm=vllm_backend.llm)
 
 
-def test_new_prompts_through_plan_backend_and_parser(backend, shared_data: Path, tmp_path: Path) -> None:
-    config = ingest_cmrc(shared_data, tmp_path / "w", limit=4, generate={"model": "tiny", **GENERATE})
-    passages = read_passages(tmp_path / "w")
-    planned = plan_requests(passages, config.generate, "tiny", long_chars=config.window.long_chars)
+def test_new_prompts_through_plan_backend_and_parser(backend: Any, shared_data: Path, tmp_path: Path) -> None:
+    prepared = ingest_cmrc(shared_data, tmp_path / "w", limit=4, generate={"model": "tiny", **GENERATE})
+    planned = prepared.planned()
     assert {p.kind for p in planned} == {"qp", "sp"} and all(p.target is not None for p in planned)
     done = backend.generate([p.chat_request() for p in planned])
     assert [c.key for c in done] == [p.key for p in planned]
@@ -54,24 +50,29 @@ def test_new_prompts_through_plan_backend_and_parser(backend, shared_data: Path,
         if reason == "stop":  # the grammar holds even random weights to the answer's shape
             answer = json.loads(text, strict=False)
             assert set(answer) == {"query" if p.kind == "qp" else "sentence"}
-            assert result.failure not in {"invalid_json", "schema"}
+            # the parser's own checks (a question's final ？, the keyword shape) may still refuse it: the grammar
+            # engine does not enforce every schema keyword on random weights
+            assert result.failure != "invalid_json", text
         for item in result.items:
             assert (item.start, item.end) == (p.target.start, p.target.end) and item.evidence == p.target.text
 
 
-def test_generate_writes_the_targets_as_evidence(backend, shared_data: Path, tmp_path: Path) -> None:
-    config = ingest_cmrc(shared_data, tmp_path / "w", limit=4, generate={"model": "tiny", **GENERATE})
-    summary = run_generate(config, backend=backend)
-    assert summary.requests == summary.sent == len(plan_requests(read_passages(tmp_path / "w"), config.generate, "t"))
-    assert summary.pairs + sum(summary.failures.values()) == summary.samples == summary.requests  # one answer each
-    table = pq.read_table(tmp_path / "w" / "pairs").to_pylist()
-    assert len(table) == summary.pairs == summary.evidence_found
+def test_generate_writes_the_targets_as_evidence(backend: Any, shared_data: Path, tmp_path: Path) -> None:
+    prepared = ingest_cmrc(shared_data, tmp_path / "w", limit=4, generate={"model": "tiny", **GENERATE})
+    stats = prepared.generate(backend=backend)
+    d = stats.details
+    assert d["requests"] == d["sent"] == len(prepared.planned())
+    assert d["answered"] == d["requests"] and d["complete"]
+    files = [f for s in prepared.shards for f in shard_files(prepared.workdir.generated, s)]
+    table = pq.read_table(files).to_pylist()
+    assert len(table) == stats.output == d["evidence_found"]
+    assert len({(row["request_key"], row["sample"]) for row in table}) + sum(d["failures"].values()) == d["requests"]
     for row in table:
         assert row["evidence_method"] == "target"
         assert row["positive"][row["evidence_start"] : row["evidence_end"]] == row["evidence"]
         assert row["prompt_id"] in {"qp/v2.zh", "sp/v2.zh"}
 
 
-def test_engine_output_goes_to_the_log_file(backend) -> None:
-    text = backend.log.read_text(encoding="utf-8", errors="replace")
+def test_engine_output_goes_to_the_log_file(vllm_log: Path) -> None:
+    text = vllm_log.read_text(encoding="utf-8", errors="replace")
     assert "EngineCore" in text or "vllm" in text.lower()  # the engine's start-up lines landed in the file
