@@ -34,7 +34,7 @@ CHECKS = (  # per-pair checks, cheap first, with the reasons each may give
     (check_language, ("not_chinese", "traditional_script")),
     (check_quality, ("refusal", "template_leftover", "repeated_characters", "no_content")),
     (check_evidence, ("evidence_not_found",)),
-    (check_copy, ("copied_from_passage",)),
+    (check_copy, ("copied_from_target", "copied_from_passage")),
 )
 
 

@@ -411,8 +411,9 @@ class ExportConfig(_Strict):
     flagembedding: bool = Field(default=True, description="flagembedding/<kind>.jsonl, one file per kind.")
     length_buckets: list[Annotated[int, Field(ge=0)]] = Field(
         default_factory=list,
-        description="Length bucket edges for flagembedding/by_length/, as FlagEmbedding's split_data_by_length: "
-        "an example's longest text, in tokens of window.tokenizer (characters without one).",
+        description="Length bucket edges for flagembedding/by_length/: an example's query plus its positive (not "
+        "its negatives, which would put nearly every row in the last bucket), in tokens of window.tokenizer "
+        "(characters without one).",
     )
     sentence_transformers: bool = Field(default=True, description="anchor, positive, negative_1..n Parquet.")
     uniem: bool = Field(default=False, description="uniem / m3e {text, text_pos, text_neg} JSONL.")
@@ -429,6 +430,24 @@ class ExportConfig(_Strict):
         default_factory=lambda: {"qp": "normal", "sp": "normal", "human": "normal"},
         description="FlagEmbedding's `type` field per kind (symmetric_sts, only_1neg, ... change its sampling).",
     )
+    teacher: str | None = Field(
+        default=None,
+        description="A cross-encoder or embedding model folder that scores each positive and negative: "
+        "FlagEmbedding's pos_scores / neg_scores for --knowledge_distillation. None: no score fields are written "
+        "(the mined BM25 scores are no teacher; they stay in data/examples).",
+    )
+    teacher_kind: Literal["auto", "cross-encoder", "embedding"] = Field(
+        default="auto",
+        description="auto: a cross-encoder if the folder says so (sentence-transformers' model_type, "
+        "or a *ForSequenceClassification architecture without modules.json), else an embedding model.",
+    )
+    teacher_temperature: float = Field(
+        default=0.02,
+        gt=0,
+        description="An embedding teacher's cosine is divided by this (FlagEmbedding's own "
+        "--temperature default), so its softmax is as sharp as the student's; cross-encoder logits are used as is.",
+    )
+    teacher_batch_size: int = Field(default=32, ge=1)
     card_examples: int = Field(default=10, ge=0, description="Seeded random examples shown in the dataset card.")
     card_text_chars: int = Field(default=200, ge=20, description="Longer texts are cut in the card.")
     seed: int = 0
@@ -581,6 +600,9 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     mine = config.mine
     if mine.dense_model and (base / mine.dense_model).exists():
         mine = mine.model_copy(update={"dense_model": resolve(mine.dense_model)})
+    export = config.export
+    if export.teacher and (base / export.teacher).exists():
+        export = export.model_copy(update={"teacher": resolve(export.teacher)})
     generate = config.generate
     if (base / generate.model).exists():
         generate = generate.model_copy(update={"model": resolve(generate.model)})
@@ -594,5 +616,6 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             "filter": filter_,
             "dedup": dedup,
             "mine": mine,
+            "export": export,
         }
     )

@@ -1,7 +1,8 @@
 """Training formats written from one segment's examples: FlagEmbedding JSONL (one file per kind, optional length
-buckets), sentence-transformers Parquet (anchor, positive, negative_1..n) and uniem / m3e triplets. Every file is
-named after its segment (``flagembedding/qp-<segment>.jsonl``), so a version shares its parent's files unchanged
-and a trainer reads the whole version from one folder per format."""
+buckets by query + positive, teacher scores only with ``export.teacher``), sentence-transformers Parquet (anchor,
+positive, negative_1..n) and uniem / m3e triplets. Every file is named after its segment
+(``flagembedding/qp-<segment>.jsonl``), so a version shares its parent's files unchanged and a trainer reads the
+whole version from one folder per format."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pairforge.config import ExportConfig, RunConfig
+from pairforge.export.teacher import Scores, Teacher, load_teacher
 from pairforge.export.writer import HashingFile, VersionWriter
 
 BATCH_ROWS = 4096
@@ -34,18 +36,16 @@ class FormatCounts:
         self.dropped[fmt][reason] += n
 
 
-def flagembedding_row(example: dict[str, Any], config: ExportConfig) -> dict[str, Any]:
-    """``{query, pos, neg, pos_scores, neg_scores, prompt, type}`` as FlagEmbedding's training data reads it."""
+def flagembedding_row(example: dict[str, Any], config: ExportConfig, scores: Scores | None = None) -> dict[str, Any]:
+    """``{query, pos, neg, prompt, type}`` as FlagEmbedding's training data reads it, with ``pos_scores`` and
+    ``neg_scores`` only when a teacher gave ``scores`` (the mined retriever scores are never written there: see
+    ``pairforge.export.teacher``)."""
     kind = example["kind"]
-    return {
-        "query": example["query"],
-        "pos": list(example["pos"]),
-        "neg": list(example["neg"]),
-        "pos_scores": [float(s or 0.0) for s in example["pos_scores"]],
-        "neg_scores": [float(s or 0.0) for s in example["neg_scores"]],
-        "prompt": config.query_instructions.get(kind, ""),
-        "type": config.flagembedding_types.get(kind, "normal"),
-    }
+    row: dict[str, Any] = {"query": example["query"], "pos": list(example["pos"]), "neg": list(example["neg"])}
+    if scores is not None:
+        row.update(pos_scores=list(scores[0]), neg_scores=list(scores[1]))
+    row.update(prompt=config.query_instructions.get(kind, ""), type=config.flagembedding_types.get(kind, "normal"))
+    return row
 
 
 def sentence_transformers_row(example: dict[str, Any], num_negatives: int) -> dict[str, str] | None:
@@ -81,11 +81,22 @@ def write_formats(
         return
     measure = _length_measure(config.window.tokenizer) if export.length_buckets else None
     buckets = bucket_edges(export.length_buckets) if export.length_buckets else []
+    teacher = load_teacher(export) if export.flagembedding else None
     with _Outputs(writer, counts) as out:
         for batch in _batches(examples):
             lengths = measure(batch) if measure else [0] * len(batch)
-            for example, length in zip(batch, lengths, strict=True):
-                _write_example(example, length, buckets, config, out, counts, segment)
+            scores = _teacher_scores(teacher, batch)
+            for example, length, score in zip(batch, lengths, scores, strict=True):
+                _write_example(example, length, buckets, config, out, counts, segment, score)
+
+
+def _teacher_scores(teacher: Teacher | None, batch: list[dict[str, Any]]) -> list[Scores | None]:
+    """The teacher's scores of the examples FlagEmbedding gets (those with negatives); None for the others."""
+    if teacher is None:
+        return [None] * len(batch)
+    wanted = [e for e in batch if e["neg"]]
+    scored = iter(teacher.score(wanted))
+    return [next(scored) if e["neg"] else None for e in batch]
 
 
 def _write_example(
@@ -96,11 +107,12 @@ def _write_example(
     out: _Outputs,
     counts: FormatCounts,
     segment: str,
+    scores: Scores | None = None,
 ) -> None:
     export, kind = config.export, example["kind"]
     if export.flagembedding:
         if example["neg"]:  # FlagEmbedding divides by the number of negatives
-            line = json.dumps(flagembedding_row(example, export), ensure_ascii=False) + "\n"
+            line = json.dumps(flagembedding_row(example, export, scores), ensure_ascii=False) + "\n"
             out.jsonl(f"flagembedding/{kind}-{segment}.jsonl", line)
             for lo, hi in buckets:
                 if lo <= length < hi:
@@ -171,19 +183,20 @@ def _batches(examples: Sequence[Path]) -> Iterator[list[dict[str, Any]]]:
 
 
 def _length_measure(tokenizer_name: str | None) -> Any:
-    """Length of an example as FlagEmbedding's split_data_by_length measures it: its longest text (query,
-    positives, negatives), in tokens of the student's tokenizer, or in characters without one."""
+    """An example's length for its bucket: its query's plus its (first) positive's, in tokens of the student's
+    tokenizer, or in characters without one. Not its longest text: mined negatives are long passages, so with them
+    nearly every row would land in the last bucket whatever its query and positive."""
     if tokenizer_name is None:
-        return lambda batch: [max(len(t) for t in _texts(e)) for e in batch]
+        return lambda batch: [sum(len(t) for t in _texts(e)) for e in batch]
     from pairforge.ingest import load_tokenizer
 
     tokenizer: Any = load_tokenizer(tokenizer_name)
 
     def measure(batch: list[dict[str, Any]]) -> list[int]:
-        return [max(len(ids) for ids in tokenizer(_texts(example))["input_ids"]) for example in batch]
+        return [sum(len(ids) for ids in tokenizer(_texts(example))["input_ids"]) for example in batch]
 
     return measure
 
 
 def _texts(example: dict[str, Any]) -> list[str]:
-    return [example["query"], *example["pos"], *example["neg"]]
+    return [example["query"], *example["pos"][:1]]

@@ -41,8 +41,6 @@ FLAG_FIELDS = {
     "query": str,
     "pos": list,
     "neg": list,
-    "pos_scores": list,
-    "neg_scores": list,
     "prompt": str,
     "type": str,
 }
@@ -54,16 +52,10 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_flagembedding_row_fields_and_types() -> None:
     config = ExportConfig(query_instructions={"sp": "检索："}, flagembedding_types={"sp": "symmetric_sts"})
-    row = flagembedding_row(EXAMPLE, config)
-    assert row == {
-        "query": "q",
-        "pos": ["p"],
-        "neg": ["n1", "n2", "n3"],
-        "pos_scores": [9.5],
-        "neg_scores": [3.0, 0.0, 1.0],
-        "prompt": "检索：",
-        "type": "symmetric_sts",
-    }
+    row = flagembedding_row(EXAMPLE, config)  # the mined BM25 scores are no teacher: no score fields
+    assert row == {"query": "q", "pos": ["p"], "neg": ["n1", "n2", "n3"], "prompt": "检索：", "type": "symmetric_sts"}
+    taught = flagembedding_row(EXAMPLE, config, ([0.5], [0.1, 0.2, 0.3]))
+    assert (taught["pos_scores"], taught["neg_scores"]) == ([0.5], [0.1, 0.2, 0.3])
     assert flagembedding_row({**EXAMPLE, "kind": "qp"}, config)["prompt"] == ""  # no instruction configured
 
 
@@ -118,8 +110,6 @@ def test_flagembedding_one_file_per_kind_and_segment(published: Published) -> No
                 assert set(row) == set(FLAG_FIELDS)
                 assert all(isinstance(row[k], t) for k, t in FLAG_FIELDS.items())
                 assert row["pos"] == example["pos"] and row["neg"] == example["neg"] and len(row["neg"]) >= 1
-                assert all(isinstance(s, float) for s in row["pos_scores"] + row["neg_scores"])
-                assert len(row["neg_scores"]) == len(row["neg"]) and len(row["pos_scores"]) == len(row["pos"])
                 assert row["prompt"] == published.config.export.query_instructions[kind] and row["type"] == "normal"
             if expected:
                 assert published.rows(f"flagembedding/{kind}-{segment}.jsonl") == len(rows)
@@ -127,7 +117,7 @@ def test_flagembedding_one_file_per_kind_and_segment(published: Published) -> No
     assert published.manifest["dropped"]["flagembedding"] == {"no_negatives": 1}
 
 
-def test_length_buckets_split_each_kind_by_its_longest_text(published: Published) -> None:
+def test_length_buckets_split_each_kind_by_query_plus_positive(published: Published) -> None:
     folder = published.version / "flagembedding"
     for whole_file in folder.glob("*.jsonl"):
         kind, segment = whole_file.stem.split("-", 1)
@@ -137,8 +127,8 @@ def test_length_buckets_split_each_kind_by_its_longest_text(published: Published
             rows = read_jsonl(path)
             assert rows, f"{path.name}: empty bucket files are not written"
             for row in rows:
-                longest = max(len(t) for t in [row["query"], *row["pos"], *row["neg"]])
-                assert int(lo) <= longest < float(hi)
+                length = len(row["query"]) + len(row["pos"][0])  # not the long mined negatives
+                assert int(lo) <= length < float(hi)
             bucketed += rows
         assert Counter(r["query"] for r in bucketed) == Counter(r["query"] for r in read_jsonl(whole_file))
     pool = published.built.pool_key
