@@ -1,0 +1,213 @@
+"""The config sections of the stages after generation (dedup, filter, mine, export) and of the flow."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pairforge.config_inputs import CorpusConfig, Strict
+from pairforge.config_rules import (
+    EXPORT_KINDS,
+    check_flagembedding_types,
+    check_kinds,
+)
+
+
+class DedupConfig(Strict):
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    threshold: float = Field(default=0.8, gt=0, lt=1, description="Jaccard at which two texts are duplicates.")
+    ngram: int = Field(default=5, ge=1, description="Shingle size, in characters or words.")
+    unit: Literal["char", "word"] = Field(default="char", description="char n-grams, or jieba word n-grams.")
+    # Bucket collisions are verified against the signatures before two texts are joined, so a false positive
+    # of the banding costs a comparison, not a wrong drop: the defaults favour recall (14 bands x 9 rows at 0.8).
+    false_positive_weight: float = Field(default=0.1, ge=0, le=1)
+    false_negative_weight: float = Field(default=0.9, ge=0, le=1)
+    seed: int = 1
+    scheme: Literal["affine32", "oph"] = Field(
+        default="affine32", description="affine32: datasketch-identical signatures; oph: faster, as accurate."
+    )
+    against: list[str] = Field(
+        default=[], description="Index folders (or globs) of earlier versions; texts they hold are dropped."
+    )
+    against_store: bool = Field(default=True, description="Also dedup against every published version of the dataset.")
+
+    @model_validator(mode="after")
+    def _check_lsh(self) -> DedupConfig:
+        fp, fn = self.false_positive_weight, self.false_negative_weight
+        if not math.isclose(fp + fn, 1.0, abs_tol=1e-9):
+            raise ValueError(
+                f"false_positive_weight + false_negative_weight must sum to 1, as datasketch's MinHashLSH weights "
+                f"do; got {fp:g} + {fn:g} = {fp + fn:g}"
+            )
+        # The Jaccard estimate moves in steps of 1/num_perm: above the last step, only identical signatures
+        # would count, whatever the threshold says.
+        if self.threshold > 1 - 1 / self.num_perm:
+            needed = math.ceil(1 / (1 - self.threshold))
+            raise ValueError(
+                f"threshold {self.threshold:g} is finer than num_perm {self.num_perm} can resolve (steps of "
+                f"1/{self.num_perm}): raise num_perm to at least {needed}, or lower the threshold"
+            )
+        return self
+
+
+class FilterConfig(Strict):
+    query_min_chars: int = Field(default=4, ge=1)
+    query_max_chars: int = Field(default=64, ge=1)
+    passage_min_chars: int = Field(default=50, ge=1)
+    passage_max_chars: int = Field(default=4000, ge=1)
+    min_cjk_share: float = Field(default=0.5, ge=0, le=1, description="CJK characters / (CJK + Latin words).")
+    max_copy_chars: int = Field(
+        default=12, ge=4, description="A query sharing a longer span with its passage is a copy."
+    )
+    max_copy_share: float = Field(default=0.8, gt=0, le=1, description="... or one this share of which is copied.")
+    copy_share_min_chars: int = Field(
+        default=6, ge=1, description="max_copy_share applies to queries of at least this many characters."
+    )
+    sp_ngram: int = Field(default=2, ge=1, description="sp: character n-gram size of the overlap with the target.")
+    sp_max_ngram_overlap: float = Field(
+        default=0.7, gt=0, le=1, description="sp: a restatement with a larger n-gram overlap is a copy."
+    )
+    max_char_run: int = Field(default=4, ge=2, description="Longer runs of one repeated character are degenerate.")
+    consistency_top_k: int | None = Field(
+        default=20, ge=1, description="Round trip: the query must retrieve its passage in BM25's top k (None: off)."
+    )
+    contamination: list[CorpusConfig] = Field(
+        default=[], description="Evaluation sets; pairs whose query or passage nearly matches them are dropped."
+    )
+    contamination_threshold: float = Field(default=0.8, gt=0, lt=1)
+    require_evidence: bool = Field(
+        default=True, description="Drop pairs whose evidence cannot be located in their passage (evidence_not_found)."
+    )
+    contamination_ngram: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> FilterConfig:
+        for low, high in (("query_min_chars", "query_max_chars"), ("passage_min_chars", "passage_max_chars")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(
+                    f"{low} ({getattr(self, low)}) is larger than {high} ({getattr(self, high)}): nothing could pass"
+                )
+        return self
+
+
+class MineConfig(Strict):
+    """Hard-negative mining, with sentence-transformers' parameter names."""
+
+    range_min: int = Field(default=0, ge=0, description="Skip this many top-ranked candidates.")
+    range_max: int = Field(default=50, ge=1, description="Candidates kept per query and retriever.")
+    num_negatives: int = Field(default=7, ge=1)
+    sampling_strategy: Literal["top", "random"] = "top"
+    relative_margin: float | None = Field(default=0.05, ge=0, lt=1, description="neg <= (1 - m) * pos score.")
+    absolute_margin: float | None = Field(default=None, description="neg <= pos score - m.")
+    max_score: float | None = None
+    retriever: Literal["bm25", "dense", "both"] = "bm25"
+    bm25_share: float = Field(default=0.5, ge=0, le=1, description="With both retrievers: share of BM25 negatives.")
+    analyzer: Literal["jieba", "bigram", "jieba_bigram"] = Field(default="jieba", description="BM25 terms.")
+    dense_model: str | None = Field(default=None, description="sentence-transformers model folder for dense.")
+    dense_batch_size: int = Field(default=64, ge=1)
+    dense_index: Literal["exact", "faiss"] = Field(default="exact", description="faiss for large pools (extra).")
+    dense_device: str | None = Field(default=None, description="torch device; default cuda when present.")
+    near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="MinHash J of a positive's twin.")
+    answer_guard: bool = Field(
+        default=True, description="Skip negatives containing the pair's answer (human sets) or quoted evidence."
+    )
+    top_up: Literal["random", "none"] = Field(
+        default="random", description="Fill a shortfall with random pool passages that pass the guards."
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_dense(self) -> MineConfig:
+        if self.retriever != "bm25" and not self.dense_model:
+            raise ValueError(f"mine.retriever is {self.retriever!r} but mine.dense_model is not set")
+        return self
+
+    @model_validator(mode="after")
+    def _check_range(self) -> MineConfig:
+        """Ranks range_min..range_max-1 of each retriever are the candidates, and num_negatives must fit in
+        them, as sentence-transformers' mine_hard_negatives requires (a random top-up is for the few queries
+        whose candidates the guards thin out, not a way to ask for more negatives than the window holds)."""
+        if self.range_min >= self.range_max:
+            raise ValueError(f"range_min ({self.range_min}) must be smaller than range_max ({self.range_max})")
+        window = self.range_max - self.range_min
+        if self.num_negatives > window:
+            raise ValueError(
+                f"num_negatives ({self.num_negatives}) does not fit: only {window} candidates remain after skipping "
+                f"range_min={self.range_min} of range_max={self.range_max}; lower num_negatives or range_min, or "
+                "raise range_max"
+            )
+        return self
+
+
+class ExportConfig(Strict):
+    """What a published version holds besides ``data/`` (each format optional)."""
+
+    flagembedding: bool = Field(default=True, description="flagembedding/<kind>.jsonl, one file per kind.")
+    length_buckets: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list,
+        description="Length bucket edges for flagembedding/by_length/: an example's query plus its positive (not "
+        "its negatives, which would put nearly every row in the last bucket), in tokens of window.tokenizer "
+        "(characters without one).",
+    )
+    sentence_transformers: bool = Field(default=True, description="anchor, positive, negative_1..n Parquet.")
+    uniem: bool = Field(default=False, description="uniem / m3e {text, text_pos, text_neg} JSONL.")
+    cosent: bool = Field(default=True, description="(sentence1, sentence2, score) from scored human pairs.")
+    query_instructions: dict[str, str] = Field(
+        default_factory=lambda: {
+            "qp": "为这个句子生成表示以用于检索相关文章：",
+            "sp": "为这个句子生成表示以用于检索相关文章：",
+            "human": "为这个句子生成表示以用于检索相关文章：",
+        },
+        description="FlagEmbedding's `prompt` field per kind (stella's retrieval instruction).",
+    )
+    flagembedding_types: dict[str, str] = Field(
+        default_factory=lambda: {"qp": "normal", "sp": "normal", "human": "normal"},
+        description="FlagEmbedding's `type` field per kind (symmetric_sts, only_1neg, ... change its sampling).",
+    )
+    teacher: str | None = Field(
+        default=None,
+        description="A cross-encoder or embedding model folder that scores each positive and negative: "
+        "FlagEmbedding's pos_scores / neg_scores for --knowledge_distillation. None: no score fields are written "
+        "(the mined BM25 scores are no teacher; they stay in data/examples).",
+    )
+    teacher_kind: Literal["auto", "cross-encoder", "embedding"] = Field(
+        default="auto",
+        description="auto: a cross-encoder if the folder says so (sentence-transformers' model_type, "
+        "or a *ForSequenceClassification architecture without modules.json), else an embedding model.",
+    )
+    teacher_temperature: float = Field(
+        default=0.02,
+        gt=0,
+        description="An embedding teacher's cosine is divided by this (FlagEmbedding's own "
+        "--temperature default), so its softmax is as sharp as the student's; cross-encoder logits are used as is.",
+    )
+    teacher_batch_size: int = Field(default=32, ge=1)
+    card_examples: int = Field(default=10, ge=0, description="Seeded random examples shown in the dataset card.")
+    card_text_chars: int = Field(default=200, ge=20, description="Longer texts are cut in the card.")
+    seed: int = 0
+
+    @field_validator("query_instructions")
+    @classmethod
+    def _check_instruction_kinds(cls, instructions: dict[str, str]) -> dict[str, str]:
+        check_kinds(instructions, EXPORT_KINDS)
+        return instructions
+
+    _check_types = field_validator("flagembedding_types")(check_flagembedding_types)
+
+
+class FlowConfig(Strict):
+    """How ``pairforge run`` executes the pipeline flow."""
+
+    task_runner: Literal["thread", "process", "dask"] = "thread"
+    dask_address: str | None = Field(default=None, description="An existing Dask scheduler; none: a LocalCluster.")
+    dask_workers: int = Field(default=2, ge=1)
+    llm_concurrency: int = Field(default=1, ge=1, description="LLM tasks running at once (global limit).")
+    retries: int = Field(default=2, ge=0, description="Retries of I/O and LLM tasks.")
+
+    @model_validator(mode="after")
+    def _check_dask(self) -> FlowConfig:
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError(f"dask_address is set but task_runner is {self.task_runner!r}: it would be ignored")
+        return self
