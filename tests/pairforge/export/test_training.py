@@ -4,6 +4,7 @@ holds one file per segment in each format folder: the folder is what a trainer i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -95,10 +96,12 @@ def test_flagembedding_dataset_reads_the_files(published: Published, tmp_path: P
         train_data=[str(folder)],
         cache_path=str(tmp_path / "hf"),
         train_group_size=4,
-        knowledge_distillation=True,
         query_instruction_for_retrieval="",
         query_instruction_format="{}{}",
     )
+    distilling = dataclasses.replace(args, knowledge_distillation=True)
+    with pytest.raises(ValueError, match="pos_scores"):  # no teacher configured: no scores to distil from
+        AbsEmbedderTrainDataset(distilling, tokenizer)
     dataset = AbsEmbedderTrainDataset(args, tokenizer)
     rows = {p.name: published.rows(f"flagembedding/{p.name}") for p in folder.glob("*.jsonl")}  # kind-segment
     assert {name.split("-")[0] for name in rows} == {"qp", "sp", "human"}
@@ -107,7 +110,7 @@ def test_flagembedding_dataset_reads_the_files(published: Published, tmp_path: P
     for i in range(len(dataset)):
         query, passages, scores = dataset[i]
         assert query.startswith(instruction)  # the `prompt` field became the query instruction
-        assert len(passages) == 4 and len(scores) == 4 and all(isinstance(s, float) for s in scores)
+        assert len(passages) == 4 and scores is None
     batch = AbsEmbedderCollator(tokenizer, query_max_len=32, passage_max_len=64)([dataset[0], dataset[1]])
     assert batch["queries"]["input_ids"].shape[0] == 2 and batch["passages"]["input_ids"].shape[0] == 8
 
