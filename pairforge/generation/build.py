@@ -50,10 +50,10 @@ def build_shard(
                 counts["tokens_out"] += row.tokens_out
                 for sample, (text, reason) in enumerate(zip(row.outputs, row.finish_reasons, strict=True)):
                     parsed = p.parse(text, reason)
-                    dropped.update(parsed.dropped)
-                    if parsed.failure:
+                    if parsed.failure:  # an answer that gave nothing is counted once, by its failure
                         failures[parsed.failure] += 1
                         continue
+                    dropped.update(parsed.dropped)  # items dropped from an answer that gave pairs
                     for item in parsed.items:
                         writer.add(_pair_row(p, row, sample, item, counts, config.window.long_chars))
                         by_kind[p.kind] += 1
