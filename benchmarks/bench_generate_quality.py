@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from pairforge.generation.requests import PlannedRequest, plan_requests
 from pairforge.text import normalize_text
 
 if TYPE_CHECKING:
-    from filters.consistency import RoundTrip
+    from pairforge.negatives.bm25 import BM25Index
 
 # Not imported at the top: vLLM's spawned worker re-imports this script, and numba (under filters/) breaks vLLM's
 # kernel registration there.
@@ -141,7 +142,7 @@ def score_arm(
                     stats.dropped[reason] += 1
                     continue
                 kept_pairs.append(pair)
-    ranks, _ = round_trip.ranks([q["query"] for q in kept_pairs], [q["passage_id"] for q in kept_pairs])
+    ranks = round_trip.ranks([q["query"] for q in kept_pairs], [q["passage_id"] for q in kept_pairs])
     for pair, rank in zip(kept_pairs, ranks, strict=True):
         stats.kept[pair["kind"]] += 1
         stats.rank5 += rank is not None and rank <= 5
@@ -266,14 +267,20 @@ def main() -> None:
     results = read_dump(args.from_dump, plans) if args.from_dump else generate_arms(base, plans)
     if args.dump:
         write_dump(args.dump, results, plans)
-    from filters.consistency import RoundTrip
+    import tempfile
 
-    round_trip = RoundTrip([p["id"] for p in passages], [p["text"] for p in passages])
+    from pairforge.negatives.bm25 import build_bm25_index
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-round-trip-"))
+    index = build_bm25_index([([p["id"] for p in passages], [p["text"] for p in passages])], folder / "bm25",
+                             analyzer=base.mine.analyzer, workers=1)  # fmt: skip
+    round_trip = RoundTrip(index, [p["id"] for p in passages])
     shares = {}
     for arm, (answers, seconds) in results.items():
         stats = score_arm(plans[arm], answers, seconds, configs[arm], round_trip)
         versions = configs[arm].generate.prompt_versions
         shares[arm] = report(f"{arm} prompts {versions}, counts {configs[arm].generate.counts}", stats)
+    shutil.rmtree(folder, ignore_errors=True)
     peak_mb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     print(f"\npassages {len(passages)} ({args.long} long, {args.short} short); peak RSS {peak_mb:.0f} MB")
     s = shares.get("new") or next(iter(shares.values()))
@@ -281,6 +288,19 @@ def main() -> None:
         f"RESULT generate_quality kept_share={s['kept_share']:.3f} sp_share={s['sp_share']:.3f}"
         f" past512={s['past512']:.3f} unit=share"
     )
+
+
+class RoundTrip:
+    """Each query's rank of its own passage among all the bench's passages (the filter stage's BM25 index)."""
+
+    def __init__(self, index: BM25Index, ids: list[str]) -> None:
+        self.index, self.position = index, {pid: i for i, pid in enumerate(ids)}
+
+    def ranks(self, queries: list[str], passage_ids: list[str]) -> list[int | None]:
+        if not queries:
+            return []
+        ranks, scores = self.index.rank_of(queries, [self.position[p] for p in passage_ids])
+        return [int(r) if s > 0 else None for r, s in zip(ranks.tolist(), scores.tolist(), strict=True)]
 
 
 if __name__ == "__main__":
