@@ -73,9 +73,9 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ["PAIRFORGE_BENCH_KEY"] = "bench"
     from distributed import LocalCluster
-    from pairforge.testing.process import spawn_fake_llm
 
     from flows.runtime import temporary_server
+    from pairforge.testing.process import spawn_fake_llm
 
     with tempfile.TemporaryDirectory() as tmp, temporary_server(), spawn_fake_llm(
         "--api-key-env", "PAIRFORGE_BENCH_KEY"
