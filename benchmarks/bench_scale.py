@@ -5,7 +5,9 @@ mining run over the whole pool.
 
 Each stage runs as its own ``pairforge <stage>`` process (the same stage code ``pairforge run`` drives under
 Prefect), so each stage's peak RSS is its own process's, from ``os.wait4``. Prints one line per stage and last
-``RESULT scale ours=<seconds> peak_rss_mb=<max over stages> passages=<N> unit=s``.
+``RESULT scale ours=<seconds> peak_rss_mb=<max over stages> passages=<N> unit=s``. Beside each peak RSS, the
+largest anonymous RSS sampled from /proc (the part that is not mapped file pages, which the memory-mapped pool and
+index add to RSS and the kernel can drop).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,8 +98,42 @@ def write_config(tmp: Path, base_url: str) -> Path:
     return path
 
 
-def run_stage(config: Path, name: str, args: list[str], env: dict[str, str]) -> tuple[float, float, dict]:
-    """One stage as its own process: (seconds, peak RSS in MB from ``os.wait4``, its stats)."""
+def _anon_kb(pid: int) -> int:
+    """RssAnon of ``pid`` and its descendants, in kB (heap and other anonymous memory: not the mapped files whose
+    pages ``ru_maxrss`` also counts); 0 for a process that is gone."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                total += int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _anon_kb(int(child))
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+    return total
+
+
+class AnonPeak(threading.Thread):
+    """Samples a process tree's anonymous RSS every 50 ms until ``stop``; ``peak_mb`` is the largest sample."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.05):
+            self.peak_kb = max(self.peak_kb, _anon_kb(self.pid))
+
+    def stop(self) -> float:
+        self.done.set()
+        self.join()
+        return self.peak_kb / 1024
+
+
+def run_stage(config: Path, name: str, args: list[str], env: dict[str, str]) -> tuple[float, float, float, dict]:
+    """One stage as its own process: (seconds, peak RSS in MB from ``os.wait4``, peak anonymous RSS in MB sampled
+    from /proc, its stats)."""
     command = [sys.executable, "-m", "pairforge.cli", name, str(config), *args, "--json"]
     logs = config.parent / "logs"
     logs.mkdir(exist_ok=True)
@@ -104,11 +141,14 @@ def run_stage(config: Path, name: str, args: list[str], env: dict[str, str]) -> 
     started = time.perf_counter()
     with out_path.open("w") as out, err_path.open("w") as err:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=err)
+        sampler = AnonPeak(process.pid)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
+        anon = sampler.stop()
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f"pairforge {name} failed:\n{err_path.read_text()[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, json.loads(out_path.read_text().strip().splitlines()[-1])
+    return seconds, usage.ru_maxrss / 1024, anon, json.loads(out_path.read_text().strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -128,16 +168,19 @@ def main() -> None:
         print(f"corpus: {args.passages:,} passages, {size / 1e6:,.0f} MB in {time.perf_counter() - started:.0f} s")
         with spawn_fake_llm("--api-key-env", "PAIRFORGE_BENCH_KEY", env=env) as (url, _):
             config = write_config(tmp, url)
-            total, peaks = 0.0, []
-            print(f"{'stage':<16}{'seconds':>9}{'peak MB':>9}  in → out")
+            total, peaks, anons = 0.0, [], []
+            print(f"{'stage':<16}{'seconds':>9}{'peak MB':>9}{'anon MB':>9}  in → out")
             for name, extra in STAGES:
                 extra = ["--limit", str(args.generate)] if extra is None else extra
-                seconds, peak, stats = run_stage(config, name, extra, env)
+                seconds, peak, anon, stats = run_stage(config, name, extra, env)
                 total += seconds
                 peaks.append(peak)
+                anons.append(anon)
                 label = stats["stage"]
-                print(f"{label:<16}{seconds:>9.1f}{peak:>9.0f}  {stats['in']:,} → {stats['out']:,} {stats['unit']}",
-                      flush=True)  # fmt: skip
+                print(f"{label:<16}{seconds:>9.1f}{peak:>9.0f}{anon:>9.0f}  {stats['in']:,} → {stats['out']:,} "
+                      f"{stats['unit']}", flush=True)  # fmt: skip
+    print(f"peak MB: ru_maxrss of the stage process (mapped file pages included); anon MB: the largest sampled "
+          f"RssAnon of its process tree (heap, no file pages). Largest anon: {max(anons):.0f} MB")  # fmt: skip
     print(f"RESULT scale ours={total:.1f} peak_rss_mb={max(peaks):.0f} passages={args.passages} unit=s")
 
 
