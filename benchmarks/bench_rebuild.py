@@ -20,13 +20,15 @@ from typing import Any
 from unittest import mock
 
 import jsonschema
+from bench_generate_quality import REPO, cmrc_passages
 
-from benchmarks.bench_generate_quality import REPO, cmrc_passages
-from pairforge.config import load_config
+from pairforge.config import RunConfig, load_config
 from pairforge.generation import parse
-from pairforge.generation.generate import GenerateSummary, _write_pairs
+from pairforge.generation.build import build_shard
 from pairforge.generation.ledger import Ledger, LedgerRow
 from pairforge.generation.requests import PlannedRequest, plan_requests
+from pairforge.stats import StageStats
+from pairforge.workdir import Workdir
 
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]{2,}")
 
@@ -56,11 +58,11 @@ class _PerItemValidate:
         return True
 
 
-def rebuild(planned: list[PlannedRequest], ledger: Ledger, workdir: Path) -> tuple[float, GenerateSummary]:
-    summary = GenerateSummary()
+def rebuild(config: RunConfig, planned: list[PlannedRequest], workdir: Workdir) -> tuple[float, StageStats]:
+    """The generate stage's build step over ``planned`` (one shard), timed."""
     start = time.perf_counter()
-    _write_pairs(planned, ledger, workdir, summary)
-    return time.perf_counter() - start, summary
+    stats = build_shard(config, workdir, "bench", planned)
+    return time.perf_counter() - start, stats
 
 
 def main() -> None:
@@ -71,8 +73,8 @@ def main() -> None:
     passages = cmrc_passages(args.passages // 2, args.passages - args.passages // 2, config.window.long_chars)
     planned = plan_requests(passages, config.generate, "bench", long_chars=config.window.long_chars)
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        ledger = Ledger(workdir / "ledger.sqlite")
+        workdir = Workdir(Path(tmp))
+        ledger = Ledger(workdir.ledger)
         sampling = config.generate.sampling.model_dump()
         rows = [
             LedgerRow(
@@ -92,15 +94,16 @@ def main() -> None:
             for p in planned
         ]
         ledger.add(rows)
-        rebuild(planned[:50], ledger, workdir)  # warm the caches: OpenCC, compiled validators, sqlite pages
-        ours_s, summary = rebuild(planned, ledger, workdir)
-        with mock.patch.object(parse, "_validator", lambda schema_json: _PerItemValidate(json.loads(schema_json))):
-            anchor_s, anchor_summary = rebuild(planned, ledger, workdir)
         ledger.close()
-    assert (summary.pairs, summary.failures) == (anchor_summary.pairs, anchor_summary.failures)
+        rebuild(config, planned[:50], workdir)  # warm the caches: OpenCC, compiled validators, sqlite pages
+        ours_s, summary = rebuild(config, planned, workdir)
+        with mock.patch.object(parse, "_validator", lambda schema_json: _PerItemValidate(json.loads(schema_json))):
+            anchor_s, anchor_summary = rebuild(config, planned, workdir)
+    assert (summary.output, summary.details["failures"]) == (anchor_summary.output, anchor_summary.details["failures"])
     ours, anchor = ours_s * 1000 / len(planned), anchor_s * 1000 / len(planned)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"ledger rows {len(planned)} ({len(passages)} passages); pairs {summary.pairs}; failures {summary.failures}")
+    failures = summary.details["failures"]
+    print(f"ledger rows {len(planned)} ({len(passages)} passages); pairs {summary.output}; failures {failures}")
     print(f"compiled validators: {ours_s:.2f} s ({ours:.3f} ms/request)")
     print(f"jsonschema.validate per item: {anchor_s:.2f} s ({anchor:.3f} ms/request); peak RSS {peak_mb:.0f} MB")
     print(f"RESULT rebuild ours={ours:.4f} anchor={anchor:.4f} ratio={ours / anchor:.3f} unit=ms")
