@@ -33,7 +33,7 @@ from pairforge.config_inputs import (
     WudaoCorpus,
 )
 from pairforge.config_rules import check_no_credentials
-from pairforge.config_stages import DedupConfig, ExportConfig, FilterConfig, FlowConfig, MineConfig
+from pairforge.config_stages import DedupConfig, ExportConfig, FilterConfig, FlowConfig, GateConfig, MineConfig
 
 __all__ = [
     "ConfigError",
@@ -42,6 +42,7 @@ __all__ = [
     "ExportConfig",
     "FilterConfig",
     "FlowConfig",
+    "GateConfig",
     "GenerateConfig",
     "IngestConfig",
     "JsonlCorpus",
@@ -78,6 +79,7 @@ class RunConfig(Strict):
     filter: FilterConfig = FilterConfig()
     mine: MineConfig = MineConfig()
     export: ExportConfig = ExportConfig()
+    gate: GateConfig | None = Field(default=None, description="The training-effect gate after export (off: None).")
     flow: FlowConfig = FlowConfig()
 
     def redacted(self) -> dict[str, Any]:
@@ -154,6 +156,9 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(_describe(path, exc)) from None
     config = _resolve_paths(config, path.resolve().parent)
     check_locations(config, str(path))
+    for file in config.gate.eval if config.gate else []:
+        if "://" not in file and not Path(file).is_file():
+            raise ConfigError(f"{path}: gate.eval: {file}: no such file")
     return config
 
 
@@ -191,6 +196,14 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     export = config.export
     if export.teacher and (base / export.teacher).exists():
         export = export.model_copy(update={"teacher": resolve(export.teacher)})
+    gate = config.gate
+    if gate is not None:
+        train = gate.train
+        if train.static_tokenizer and (base / train.static_tokenizer).exists():
+            train = train.model_copy(update={"static_tokenizer": resolve(train.static_tokenizer)})
+        if (base / train.student).exists():
+            train = train.model_copy(update={"student": resolve(train.student)})
+        gate = gate.model_copy(update={"eval": [resolve(p) for p in gate.eval], "train": train})
     generate = config.generate
     if (base / generate.model).exists():
         generate = generate.model_copy(update={"model": resolve(generate.model)})
@@ -205,5 +218,6 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
             "dedup": dedup,
             "mine": mine,
             "export": export,
+            "gate": gate,
         }
     )

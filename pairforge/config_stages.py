@@ -13,6 +13,7 @@ from pairforge.config_rules import (
     check_flagembedding_types,
     check_kinds,
 )
+from pairforge.train.settings import TrainConfig
 
 
 class DedupConfig(Strict):
@@ -195,6 +196,31 @@ class ExportConfig(Strict):
         return instructions
 
     _check_types = field_validator("flagembedding_types")(check_flagembedding_types)
+
+
+class GateConfig(Strict):
+    """The training-effect gate: after export, the same student is trained with the same seed and budget on the
+    new version and on its parent (no parent: the untrained student is the baseline), and both are evaluated on
+    ``eval``. The version is promoted (``latest-promoted`` moves to it) when it scores at least the parent's
+    score minus ``tolerance``. A refused or failed gate still publishes the version: it is only not promoted."""
+
+    eval: list[str] = Field(min_length=1, description="SQuAD-style files (CMRC 2018's format) to evaluate on.")
+    long_chars: int = Field(
+        default=512,
+        ge=0,
+        description="The long-text protocol (`pairforge eval longtext`): queries are the questions answered past "
+        "this character of a longer passage, plus short passages' questions; 0 makes every question a query.",
+    )
+    short_per_long: float = Field(default=2.0, ge=0, description="Short-passage questions per long one.")
+    t2s: bool = Field(default=False, description="Convert the eval files to simplified Chinese first.")
+    metric: Literal["recall_at_1", "recall_at_5", "recall_at_10"] = Field(
+        default="recall_at_5", description="The score compared: the model's, averaged over the eval files."
+    )
+    tolerance: float = Field(default=0.01, ge=0, description="How far below the parent a promoted version may be.")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(max_steps=100),
+        description="Student and budget (`pairforge train`'s settings; both runs use the same).",
+    )
 
 
 class FlowConfig(Strict):

@@ -55,6 +55,7 @@ __all__ = ["EMPTY", "FNV_OFFSET", "FNV_PRIME", "char_shingles", "estimate_jaccar
 
 Scheme = Literal["affine32", "oph"]
 
+
 def permutations(num_perm: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """datasketch's affine32 parameters: odd ``a`` and any ``b``, from ``np.random.RandomState(seed)``."""
     gen = np.random.RandomState(seed)
@@ -157,5 +158,3 @@ def _word_views(tokens: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray
     np.cumsum(lengths[:-1], out=starts[1:])
     views = np.stack([units.ctypes.data + 4 * starts, lengths, np.full(len(tokens), 4)], axis=1)
     return units, views.astype(np.int64)
-
-

@@ -83,6 +83,7 @@ def render_card(manifest: dict[str, Any], examples: list[dict[str, Any]], text_c
         "## Lengths and scores\n\n" + "\n".join(f"![{title}]({path})\n" for path, title in PLOTS.values()),
         _examples_section(examples, text_chars, manifest),
         _segments_section(manifest),
+        _gate_section(manifest),
         "## Lineage\n\n"
         f"- parent version: {'v' + str(manifest['parent']) if manifest['parent'] else 'none'}"
         f" (added {manifest['delta']['added']:,} examples, removed {manifest['delta']['removed']:,})\n"
@@ -123,6 +124,40 @@ def _files_section(manifest: dict[str, Any]) -> str:
         '`load_dataset("parquet", data_files="sentence-transformers/*.parquet")` with '
         "MultipleNegativesRankingLoss; CoSENT pairs: `cosent/*.jsonl`. Lineage: `manifest.json`.\n"
     )
+
+
+def _gate_section(manifest: dict[str, Any]) -> str:
+    """The training-effect gate's verdict (``gate`` config), or one line saying none ran."""
+    gate = manifest.get("gate")
+    if not gate:
+        return "## Training-effect gate\n\nNo gate configured: this version was not trained on before publishing.\n"
+    return "## Training-effect gate\n\n" + "\n".join(gate_lines(gate, manifest["parent"])) + "\n"
+
+
+def gate_lines(gate: dict[str, Any], parent: int | None) -> list[str]:
+    """The card's lines for a gate record."""
+    metric = gate["metric"].replace("recall_at_", "recall@")
+    if gate.get("error"):
+        return [f"- **not promoted**: the gate failed ({_md(gate['error'])}); the version is published unchanged"]
+    against = f"parent v{parent}" if parent else "the untrained student"
+    steps = gate["steps"]
+    lines = [
+        f"- student: {_md(gate['student'])}, seed {gate['seed']}, {steps['version']} steps on this version"
+        + (f", {steps['parent']} on the parent" if parent else ""),
+        f"- {metric}: this version {gate['score']:.4f}, {against} {gate['parent_score']:.4f}"
+        f" (tolerance {gate['tolerance']})",
+    ]
+    for file, block in gate["eval"].items():
+        lines.append(
+            f"- {_md(Path(file).name)}: {block['queries']:,} queries ({block['long_queries']:,} long) over "
+            f"{block['passages']:,} passages; {metric} this version {block['version'][gate['metric']]:.4f}, "
+            f"{against} {block['parent'][gate['metric']]:.4f}, BM25 {block['bm25'][gate['metric']]:.4f}"
+        )
+    if gate["promoted"]:
+        lines.append("- **promoted**: `latest-promoted` names this version")
+    else:
+        lines.append("- **not promoted**: `latest-promoted` stays where it was")
+    return lines
 
 
 def _segments_section(manifest: dict[str, Any]) -> str:

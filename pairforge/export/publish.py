@@ -56,8 +56,9 @@ def run_export(config: RunConfig, inputs: ExportInputs, output: Workdir) -> Stag
     stats = StageStats(STAGE, "examples", input=new_examples, output=carried_examples + new_examples)
     version = (plan.parent or 0) + 1
 
-    def write(folder: str, fs: fsspec.AbstractFileSystem) -> None:
-        write_version(VersionWriter(fs, folder), config, inputs, output, store, version, stats)
+    def write(folder: str, fs: fsspec.AbstractFileSystem) -> bool:
+        gate = write_version(VersionWriter(fs, folder), config, inputs, output, store, version, stats)
+        return bool(gate and gate["promoted"])
 
     published = store.publish(config.name, write, parent=plan.parent)
     assert published == version  # publish checked the parent under the lock
@@ -69,8 +70,9 @@ def run_export(config: RunConfig, inputs: ExportInputs, output: Workdir) -> Stag
 def write_version(
     writer: VersionWriter, config: RunConfig, inputs: ExportInputs, output: Workdir, store: Store, version: int,
     stats: StageStats,
-) -> None:  # fmt: skip
-    """Fill a staging folder: segments, plots, card, delta, and the manifest (hashes of everything else) last."""
+) -> dict[str, Any] | None:  # fmt: skip
+    """Fill a staging folder: segments, plots, delta, the gate's verdict (returned; None without a gate), card,
+    and the manifest (hashes of everything else) last."""
     plan = inputs.plan
     counts = FormatCounts()
     segments: list[dict[str, Any]] = []
@@ -90,6 +92,8 @@ def write_version(
     delta = write_delta(writer, examples, _parent_examples(store, config, plan, output), plan.parent)
     stats.details.update(new_segments=len(plan.keys), carried_segments=len(plan.carried), delta=delta,
                          formats=counts.rows, format_drops=counts.dropped)  # fmt: skip
+    gate = _run_gate(config, writer, store, plan.parent, output)
+    stats.details["promoted"] = gate["promoted"] if gate else None
     funnel = [s.to_dict() for s in [*inputs.funnel, stats]]
     parts = {
         "segments": segments,
@@ -99,6 +103,7 @@ def write_version(
         "formats": _formats(segments),
         "dropped": counts.dropped,
         "funnel": funnel,
+        "gate": gate,
     }
     manifest = build_manifest(config, version=version, parent=plan.parent, parts=parts, files=[])
     sample = sample_examples(examples, config.export.card_examples, config.export.seed)
@@ -106,6 +111,20 @@ def write_version(
     writer.check_complete()
     manifest["files"] = writer.listing()
     writer.fs.pipe(writer.path(layout.MANIFEST), json.dumps(manifest, ensure_ascii=False, indent=2).encode())
+    return gate
+
+
+def _run_gate(
+    config: RunConfig, writer: VersionWriter, store: Store, parent: int | None, output: Workdir
+) -> dict[str, Any] | None:
+    """The gate's record for the staging folder against the parent version (None when no gate is configured)."""
+    if config.gate is None:
+        return None
+    from pairforge.export.gate import run_gate
+
+    folder = writer.folder if store.local else str(writer.fs.unstrip_protocol(writer.folder))
+    parent_path = version_url(store, config.name, parent) if parent is not None else None
+    return run_gate(config.gate, folder, config.export.query_instructions, parent_path, output.scratch("gate"))
 
 
 def write_delta(

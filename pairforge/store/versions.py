@@ -89,21 +89,23 @@ class Store:
     def publish(
         self,
         dataset: str,
-        write: Callable[[str, fsspec.AbstractFileSystem], None],
+        write: Callable[[str, fsspec.AbstractFileSystem], bool | None],
         *,
         parent: int | str | None = "latest",
         lock_timeout_s: float = 600,
     ) -> int:
         """Create the next version: ``write(folder, fs)`` fills a staging folder, which is renamed to ``v<N>``
-        under the lock. With ``parent`` a version number (or None for the first), the latest version must still
-        be that one, else ``VersionConflict``: whoever built on it must redo its work against the new latest."""
+        under the lock; ``latest`` moves to it, and ``latest-promoted`` too when ``write`` returns True (the
+        version passed its training-effect gate). With ``parent`` a version number (or None for the first), the
+        latest version must still be that one, else ``VersionConflict``: whoever built on it must redo its work
+        against the new latest."""
         folder = self._dataset(dataset)
         self.fs.makedirs(folder, exist_ok=True)
         self._sweep_staging(folder)
         staging = f"{folder}/.staging-{int(time.time())}-{uuid.uuid4().hex[:12]}"
         self.fs.makedirs(staging, exist_ok=True)
         try:
-            write(staging, self.fs)
+            promoted = write(staging, self.fs)
             with self.lock(dataset, lock_timeout_s):
                 latest = self.latest(dataset)
                 if parent != "latest" and latest != parent:
@@ -113,6 +115,8 @@ class Store:
                 version = (latest or 0) + 1
                 self.fs.mv(staging, f"{folder}/v{version}", recursive=True)
                 self.point(dataset, "latest", version)
+                if promoted:
+                    self.point(dataset, "latest-promoted", version)
         except BaseException:
             if self.fs.exists(staging):
                 self.fs.rm(staging, recursive=True)

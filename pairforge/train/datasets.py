@@ -93,21 +93,30 @@ def read_versions(paths: Sequence[str], num_negatives: int, data: TrainData | No
         version = resolve_version(path)
         fs, root = fsspec.core.url_to_fs(version)
         manifest = json.loads(fs.cat_file(f"{root}/{MANIFEST}"))
-        _merge_prompts(data, manifest.get("config", {}).get("export", {}).get("query_instructions", {}), version)
-        segments = sorted(fs.glob(f"{root}/{EXAMPLES}/*.parquet"))
-        if not segments:
-            raise FileNotFoundError(f"{version}: no {EXAMPLES}/ (a version without examples cannot be trained on)")
-        for segment in segments:
-            with fs.open(segment, "rb") as handle:
-                table = pq.read_table(handle, columns=["kind", "query", "pos", "neg"])
-            for example in table.to_pylist():
-                add_example(data, example["kind"], example["query"], example["pos"], example["neg"], num_negatives)
-        for segment in sorted(fs.glob(f"{root}/{COSENT}/*.jsonl")):
-            name = f"{version}/{COSENT}/{segment.rsplit('/', 1)[-1]}"
-            with fs.open(segment, "rt", encoding="utf-8") as lines:
-                for number, line in enumerate(lines, start=1):
-                    add_scored(data, *_scored_fields(line, f"{name}:{number}"))
-        data.sources.append(version)
+        instructions = manifest.get("config", {}).get("export", {}).get("query_instructions", {})
+        read_folder(version, instructions, num_negatives, data)
+    return data
+
+
+def read_folder(folder: str, instructions: dict[str, str], num_negatives: int, data: TrainData) -> TrainData:
+    """The rows of one version folder's ``data/examples/`` and ``cosent/`` (also a version being written, which
+    has no manifest yet: the export gate trains on it), with ``instructions`` as its query instructions."""
+    fs, root = fsspec.core.url_to_fs(folder)
+    _merge_prompts(data, instructions, folder)
+    segments = sorted(fs.glob(f"{root}/{EXAMPLES}/*.parquet"))
+    if not segments:
+        raise FileNotFoundError(f"{folder}: no {EXAMPLES}/ (a version without examples cannot be trained on)")
+    for segment in segments:
+        with fs.open(segment, "rb") as handle:
+            table = pq.read_table(handle, columns=["kind", "query", "pos", "neg"])
+        for example in table.to_pylist():
+            add_example(data, example["kind"], example["query"], example["pos"], example["neg"], num_negatives)
+    for segment in sorted(fs.glob(f"{root}/{COSENT}/*.jsonl")):
+        name = f"{folder}/{COSENT}/{segment.rsplit('/', 1)[-1]}"
+        with fs.open(segment, "rt", encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                add_scored(data, *_scored_fields(line, f"{name}:{number}"))
+    data.sources.append(folder)
     return data
 
 
