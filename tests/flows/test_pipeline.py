@@ -29,6 +29,7 @@ from pairforge.cli import app
 from pairforge.stages import STAGE_NAMES
 from pairforge.testing.fake_llm import FakeLLM
 from pairforge.workdir import Workdir, shard_files
+from tests.figures import figure
 from tests.flows.conftest import split_wudao, write_pipeline_config
 from tests.flows.dask_probe import ENV as TASK_LOG_ENV
 from tests.flows.dask_probe import read_task_log
@@ -96,16 +97,6 @@ def variant(config: Path, name: str, **changes: dict[str, Any]) -> Path:
 
 def cli(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
-
-
-def figure(title: str, text: str) -> None:
-    """A figure for the closing note: printed, and appended to $PAIRFORGE_FIGURES when set."""
-    block = f"\n===== {title} =====\n{text.rstrip()}\n"
-    print(block)
-    target = os.environ.get("PAIRFORGE_FIGURES")
-    if target:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(block)
 
 
 @dataclass
