@@ -580,8 +580,9 @@ def test_deploy_builds_a_cron_deployment_of_the_pipeline(tmp_path: Path) -> None
     assert [s.schedule.cron for s in deployment.schedules] == ["0 2 * * *"]
     project = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())
     names = {d["name"]: d for d in project["deployments"]}
-    assert set(names) == {"nightly", "adhoc"} and names["nightly"]["schedules"][0]["cron"] == "0 2 * * *"
-    assert all(d["entrypoint"] == "flows/pipeline.py:pipeline" for d in names.values())
+    assert set(names) == {"nightly", "adhoc", "on-publish"} and names["nightly"]["schedules"][0]["cron"] == "0 2 * * *"
+    assert all(names[n]["entrypoint"] == "flows/pipeline.py:pipeline" for n in ("nightly", "adhoc"))
+    assert names["on-publish"]["entrypoint"] == "flows/train.py:train"  # tests/flows/test_events.py: its trigger
 
 
 def test_api_key_comes_from_a_prefect_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
