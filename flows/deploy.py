@@ -1,5 +1,7 @@
 """Scheduled runs without a prefect.yaml: ``pairforge deploy CONFIG --cron "0 2 * * *"`` serves the pipeline
-flow from this process (``prefect.serve``); each scheduled run is incremental (see ``flows.pipeline``).
+flow from this process (``prefect.serve``); each scheduled run is incremental (see ``flows.pipeline``). With
+``--train`` the same ``serve`` also serves ``train/<name>``, which the server's automation runs on each version of
+the config's dataset that a run publishes (the ``pairforge.version.published`` trigger of ``flows.events``).
 
 Schedules need a server whose scheduler creates the runs. With ``PREFECT_API_URL`` set (environment or Prefect
 profile) that server is used. Without it a real local ``prefect server start`` (``flows.server.LocalServer``) is
@@ -18,8 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from flows.events import build_train_trigger
 from flows.pipeline import pipeline
 from flows.server import LocalServer
+from flows.train import train
 from pairforge.config import load_config
 
 SERVER_HOME = ".prefect-server"  # under the config's workdir
@@ -30,6 +34,12 @@ def build_deployment(config_path: Path, cron: str, name: str = "nightly") -> Any
     return pipeline.to_deployment(name=name, cron=cron, parameters={"config_path": str(config_path.resolve())})
 
 
+def build_train_deployment(dataset: str, name: str = "nightly", defaults: dict[str, Any] | None = None) -> Any:
+    """The ``train/<name>`` deployment: the train flow, run by the server on each published version of
+    ``dataset``; ``defaults`` are its other parameters (``student``, ``max_steps``)."""
+    return train.to_deployment(name=name, triggers=[build_train_trigger(dataset)], parameters=defaults or {})
+
+
 def serve_pipeline(
     config_path: Path,
     cron: str,
@@ -37,18 +47,25 @@ def serve_pipeline(
     *,
     port: int | None = None,
     announce: Callable[[str], None] = print,
+    train_defaults: dict[str, Any] | None = None,
 ) -> None:
     """Serve the deployment until Ctrl-C or SIGTERM, on the server ``PREFECT_API_URL`` names or on a local one
     started here (``port``: default 4200 if free, else any free port); ``announce`` gets one line each for where
-    the API, the UI and the server's log are. At most one run at a time: runs share the workdir."""
+    the API, the UI and the server's log are. With ``train_defaults`` (a dict, maybe empty: the train flow's
+    parameters besides ``version_path``) ``train/<name>`` is served beside it. At most one run at a time, training
+    included: runs share the workdir (and the machine)."""
     from prefect import serve
 
     config = load_config(config_path)
-    deployment = build_deployment(config_path, cron, name)  # a bad cron fails here, before any server starts
+    deployments = [build_deployment(config_path, cron, name)]  # a bad cron fails here, before any server starts
+    if train_defaults is not None:
+        deployments.append(build_train_deployment(config.name, name, train_defaults))
     _exit_on_sigterm()  # until the runner installs its own handler, SIGTERM must still stop the server
     with prefect_api(Path(config.workdir) / SERVER_HOME, port, announce):
         announce(f"serving pipeline/{name} on cron {cron!r} (UTC); Ctrl-C stops")
-        serve(deployment, limit=1, print_starting_message=False)
+        if train_defaults is not None:
+            announce(f"serving train/{name} on each published version of {config.name}")
+        serve(*deployments, limit=1, print_starting_message=False)
 
 
 @contextmanager

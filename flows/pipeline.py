@@ -3,9 +3,10 @@ export, each stage a flow whose shard tasks run on the configured task runner.
 
 Incremental by construction: the plan processes only the input shards the latest version does not cover under the
 current settings (new, changed, incomplete), carries every other segment, and publishes a complete version built
-on the latest. With nothing to do it publishes nothing. If another run publishes first, the run plans again
-against the new latest and redoes what depends on it (its dedup above all), so no version ever repeats another's
-passages. A rerun after a crash skips every shard task whose output is complete (``Workdir.finished``).
+on the latest, announced by a ``pairforge.version.published`` event. With nothing to do it publishes nothing and
+emits no event. If another run publishes first, the run plans again against the new latest and redoes what
+depends on it (its dedup above all), so no version ever repeats another's passages. A rerun after a crash skips
+every shard task whose output is complete (``Workdir.finished``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import fsspec
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.events import emit_version_published
 from flows.progress import report
 from flows.runtime import dask_cluster, ensure_llm_limit, temporary_server
 from flows.stages import (
@@ -81,7 +83,8 @@ def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = 
 def run_stages(
     config: RunConfig, plan: RunPlan, address: str | None, *, fresh: bool = False, started: float = 0.0
 ) -> dict[str, Any]:
-    """The stage flows in order over the plan's shards (called inside a flow run)."""
+    """The stage flows in order over the plan's shards (called inside a flow run); the version export publishes
+    is announced with one ``pairforge.version.published`` event (``flows.events``)."""
     workdir = Workdir(config.workdir)
     plan.save(workdir.plan)
     data, keys = config.redacted(), plan.keys
@@ -103,6 +106,7 @@ def run_stages(
         funnel.append(StageStats.from_dict(_run(name, with_runner(stage_flow, config, address), *args)))
         report("pipeline", "stages", n, len(STAGE_NAMES))
     exported = StageStats.from_dict(_run("export", export_flow, data, [s.to_dict() for s in funnel]))
+    emit_version_published(config.name, exported.details)  # published: a failure below leaves it published
     report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
     result = _result(config, exported.details["version"], exported.details["path"], started)
     result["new_shards"] = len(keys)

@@ -191,10 +191,20 @@ def deploy(
     port: Annotated[
         int | None, typer.Option("--port", help="Port of the local Prefect server it starts (default: 4200 if free).")
     ] = None,
+    serve_train: Annotated[
+        bool, typer.Option("--train", help="Also serve train/NAME, run on each version a run publishes.")
+    ] = False,
+    train_student: Annotated[
+        str, typer.Option("--train-student", help="The student train/NAME trains (see `pairforge train`).")
+    ] = "static",
+    train_max_steps: Annotated[
+        int | None, typer.Option("--train-max-steps", help="Stop each training run after N steps.")
+    ] = None,
 ) -> None:
     """Serve the pipeline on a cron schedule (UTC) from this process until Ctrl-C or SIGTERM; no prefect.yaml
     needed. Uses the Prefect server PREFECT_API_URL names, else starts a local one (SQLite in
-    WORKDIR/.prefect-server) and prints where its API and UI are."""
+    WORKDIR/.prefect-server) and prints where its API and UI are. With --train, each version a run publishes
+    (its pairforge.version.published event) starts a run of the train flow on it, served by this process too."""
     with user_errors():
         load_config(config)
         from flows.deploy import serve_pipeline
@@ -204,7 +214,8 @@ def deploy(
             err.print(line, highlight=False, soft_wrap=True)
 
         try:
-            serve_pipeline(config, cron, name, port=port, announce=announce)
+            defaults = {"student": train_student, "max_steps": train_max_steps} if serve_train else None
+            serve_pipeline(config, cron, name, port=port, announce=announce, train_defaults=defaults)
         except ServerError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 TRAINING_TEXT = [
     "长江是中国第一长河，发源于青藏高原，注入东海。",
@@ -19,23 +20,31 @@ TRAINING_TEXT = [
     "The quick brown fox jumps over the lazy dog. 0123456789",
     "查询 问题 证据 段落 关键词 事实 自然 句子 复述 概括 数据 指令",
 ]
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def train_tiny_tokenizer() -> Any:
+    """A byte-level BPE ``tokenizers.Tokenizer`` (1,000 tokens) trained on a few lines: all the static student
+    needs (its ``tokenizer.json``), without importing transformers or torch."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(TRAINING_TEXT * 20, trainer)
+    return tok
 
 
 def build_tiny_model(target: Path) -> Path:
     """Write a tokenizer (byte-level BPE trained on a few lines) and a 2-layer random Qwen2 to ``target``."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     target.mkdir(parents=True, exist_ok=True)
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1000, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator(TRAINING_TEXT * 20, trainer)
+    tok = train_tiny_tokenizer()
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
     )

@@ -29,6 +29,7 @@ from pairforge.cli import app
 from pairforge.stages import STAGE_NAMES
 from pairforge.testing.fake_llm import FakeLLM
 from pairforge.workdir import Workdir, shard_files
+from tests.figures import figure
 from tests.flows.conftest import split_wudao, write_pipeline_config
 from tests.flows.dask_probe import ENV as TASK_LOG_ENV
 from tests.flows.dask_probe import read_task_log
@@ -96,16 +97,6 @@ def variant(config: Path, name: str, **changes: dict[str, Any]) -> Path:
 
 def cli(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
-
-
-def figure(title: str, text: str) -> None:
-    """A figure for the closing note: printed, and appended to $PAIRFORGE_FIGURES when set."""
-    block = f"\n===== {title} =====\n{text.rstrip()}\n"
-    print(block)
-    target = os.environ.get("PAIRFORGE_FIGURES")
-    if target:
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(block)
 
 
 @dataclass
@@ -589,8 +580,9 @@ def test_deploy_builds_a_cron_deployment_of_the_pipeline(tmp_path: Path) -> None
     assert [s.schedule.cron for s in deployment.schedules] == ["0 2 * * *"]
     project = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())
     names = {d["name"]: d for d in project["deployments"]}
-    assert set(names) == {"nightly", "adhoc"} and names["nightly"]["schedules"][0]["cron"] == "0 2 * * *"
-    assert all(d["entrypoint"] == "flows/pipeline.py:pipeline" for d in names.values())
+    assert set(names) == {"nightly", "adhoc", "on-publish"} and names["nightly"]["schedules"][0]["cron"] == "0 2 * * *"
+    assert all(names[n]["entrypoint"] == "flows/pipeline.py:pipeline" for n in ("nightly", "adhoc"))
+    assert names["on-publish"]["entrypoint"] == "flows/train.py:train"  # tests/flows/test_events.py: its trigger
 
 
 def test_api_key_comes_from_a_prefect_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

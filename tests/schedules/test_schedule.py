@@ -6,128 +6,30 @@ both and the server with them. The LLM is a local OpenAI-compatible test server.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
 from pairforge.testing.fake_llm import FakeLLM
 from tests.flows.conftest import split_wudao, write_pipeline_config
-
-REPO = Path(__file__).resolve().parents[2]
-KEY_ENV = "PAIRFORGE_TEST_SCHEDULE_KEY"
-SENTINEL = "sk-schedule-sentinel-5e0a7b"
-RUN_WITHIN_S = 120  # a cron run must be created and completed this soon after the deployment is registered
-START_WITHIN_S = 180  # server start (migrations on a fresh SQLite database) and registration, on a loaded machine
-
-
-@dataclass
-class Deploy:
-    """A ``pairforge deploy`` process, the server it talks to, and every process it started (seen so far)."""
-
-    process: subprocess.Popen[bytes]
-    api_url: str
-    log: Path
-    descendants: set[psutil.Process] = field(default_factory=set)
-    started: float = field(default_factory=time.monotonic)
-
-    def watch(self) -> None:
-        """Remember its child processes (the server, flow runs), so they can be stopped even if it dies."""
-        with contextlib.suppress(psutil.NoSuchProcess):
-            self.descendants.update(psutil.Process(self.process.pid).children(recursive=True))
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> int | None:
-        """SIGTERM, as a service manager would; then make sure nothing it started is left (SIGKILL)."""
-        self.watch()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        _, alive = psutil.wait_procs(list(self.descendants), timeout=20)
-        for leftover in alive:
-            leftover.kill()
-        return self.process.returncode
-
-
-def cmdline(process: psutil.Process) -> list[str]:
-    try:
-        return process.cmdline()
-    except psutil.Error:  # exited meanwhile
-        return []
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def clean_env(tmp: Path, **extra: str) -> dict[str, str]:
-    """The environment of a user's shell: no Prefect setting from this test session (a harness may have set
-    some), a client PREFECT_HOME of its own, the API key variable, this checkout on the path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(
-        PREFECT_HOME=str(tmp / "client-prefect-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        **{KEY_ENV: SENTINEL},
-        **extra,
-    )
-    return env
-
-
-def start_deploy(config: Path, cron: str, name: str, env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
-    log = (config.parent / f"deploy-{name}.log").open("wb")
-    command = [sys.executable, "-m", "pairforge.cli", "deploy", str(config), "--cron", cron, "--name", name, *extra]
-    return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def api(deploy: Deploy, method: str, path: str, **kwargs: Any) -> Any:
-    response = httpx.request(method, f"{deploy.api_url}{path}", timeout=10.0, **kwargs)
-    response.raise_for_status()
-    return response.json()
-
-
-def wait_for_deployment(deploy: Deploy, name: str) -> dict[str, Any]:
-    """The deployment ``pipeline/<name>`` once the served process has registered it and its runner polls for
-    runs (the server marks a polled deployment READY); a bounded wait."""
-    deadline = time.monotonic() + START_WITHIN_S
-    while time.monotonic() < deadline:
-        deploy.watch()
-        if deploy.process.poll() is not None:
-            pytest.fail(f"pairforge deploy exited with {deploy.process.returncode}:\n{deploy.log_tail()}")
-        try:
-            deployment: dict[str, Any] = api(deploy, "GET", f"/deployments/name/pipeline/{name}")
-        except httpx.HTTPError:  # the server is not up yet, or the deployment not registered
-            deployment = {}
-        if deployment.get("status") == "READY":
-            return deployment
-        time.sleep(1.0)
-    pytest.fail(f"deployment pipeline/{name} not served after {START_WITHIN_S} s:\n{deploy.log_tail()}")
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM(api_key=SENTINEL) as server:
-        yield server
+from tests.schedules.conftest import (
+    KEY_ENV,
+    SENTINEL,
+    Deploy,
+    api,
+    clean_env,
+    clock,
+    cmdline,
+    free_port,
+    start_deploy,
+    wait_for_completed_run,
+    wait_for_deployment,
+)
 
 
 @pytest.fixture(scope="module")
@@ -179,23 +81,6 @@ def test_cron_deployment_runs_and_publishes_on_the_server_deploy_started(
     assert SENTINEL not in log
 
 
-def wait_for_completed_run(deploy: Deploy, deployment_id: str, since: float) -> dict[str, Any]:
-    """The first run of the deployment to complete, within ``RUN_WITHIN_S`` of ``since``; fails at once if
-    a run fails or crashes."""
-    query = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
-    while time.monotonic() < since + RUN_WITHIN_S:
-        deploy.watch()
-        if deploy.process.poll() is not None:
-            pytest.fail(f"pairforge deploy exited with {deploy.process.returncode}:\n{deploy.log_tail()}")
-        for run in api(deploy, "POST", "/flow_runs/filter", json=query):
-            if run["state_type"] == "COMPLETED":
-                return run  # type: ignore[no-any-return]
-            if run["state_type"] in ("FAILED", "CRASHED"):
-                pytest.fail(f"flow run {run['name']} {run['state_name']}:\n{deploy.log_tail()}")
-        time.sleep(2.0)
-    pytest.fail(f"no completed flow run within {RUN_WITHIN_S} s:\n{deploy.log_tail()}")
-
-
 def timeline(deploy: Deploy, deployment_id: str, completed: dict[str, Any], summary: str) -> str:
     """The deployment's runs as the server records them (scheduled time, start, end, state; the first run the
     scheduler created ahead), and the completed run's state history."""
@@ -205,18 +90,14 @@ def timeline(deploy: Deploy, deployment_id: str, completed: dict[str, Any], summ
     lines = [f"flow-run timeline (server API, UTC); {summary}:"]
     for run in [run for run in runs if run["state_type"] != "SCHEDULED"] + upcoming[:1]:
         lines.append(
-            f"  {run['name']:<24} scheduled for {_t(run['expected_start_time'])}  start {_t(run['start_time'])}"
-            f"  end {_t(run['end_time'])}  state {run['state_name']}  auto_scheduled {run['auto_scheduled']}"
+            f"  {run['name']:<24} scheduled for {clock(run['expected_start_time'])}  start {clock(run['start_time'])}"
+            f"  end {clock(run['end_time'])}  state {run['state_name']}  auto_scheduled {run['auto_scheduled']}"
         )
     lines.append(f"  ... and {len(upcoming) - 1} more runs the scheduler has created ahead")
     states = api(deploy, "GET", "/flow_run_states/", params={"flow_run_id": completed["id"]})
-    history = " -> ".join(f"{s['name']} {_t(s['timestamp'])}" for s in sorted(states, key=lambda s: s["timestamp"]))
+    history = " -> ".join(f"{s['name']} {clock(s['timestamp'])}" for s in sorted(states, key=lambda s: s["timestamp"]))
     lines.append(f"  {completed['name']} state history (time each state was entered): {history}")
     return "\n" + "\n".join(lines)
-
-
-def _t(stamp: str | None) -> str:
-    return "-" if stamp is None else stamp.replace("T", " ")[:19]
 
 
 def test_deploy_uses_the_server_prefect_api_url_names(
