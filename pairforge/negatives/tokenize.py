@@ -5,24 +5,31 @@ rjieba keeps ASCII runs such as ``2.4km`` or ``1958-1965`` whole, where jieba sp
 tokens, so the tokens equal jieba's on all but a handful of lines (see ``benchmarks/bench_tokenize.py``).
 
 ``tokenize``/``cut`` return Python lists. ``tokenize_packed`` gives the same tokens as positions in the
-joined texts (``terms.split_tokens``, no Python object per token) and can use several processes: a
-worker sends back only its position arrays, never token lists (pickling lists back made a pool slower
-than one process). The BM25 index goes further and analyzes inside the worker that writes the segment.
+joined texts (``terms.split_tokens``, no Python object per token) and can use several processes: this
+one cuts the first share of the texts while helper processes, started once and kept, cut the others
+straight into memory-mapped files in /dev/shm that this process then reads; only a share's text goes to
+a helper and only its token count comes back (pickling token lists back made a pool slower than one
+process). The BM25 index analyzes inside the worker that writes the segment instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
+import os
 import re
+import tempfile
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
 import rjieba
 
 _JIEBA_ASCII_WORD = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
+_POOL: tuple[int, int, ProcessPoolExecutor] | None = None  # (owner pid, helpers, pool): see helper_pool
 
 
 def tokenize(texts: Sequence[str], *, keep_whitespace: bool = False) -> list[list[str]]:
@@ -66,34 +73,69 @@ class PackedTokens:
 
 
 def tokenize_packed(texts: Sequence[str], *, keep_whitespace: bool = False, workers: int = 1) -> PackedTokens:
-    """``tokenize(texts)`` as a ``PackedTokens``, cut by ``workers`` processes (this one when 1)."""
+    """``tokenize(texts)`` as a ``PackedTokens``, cut by ``workers`` processes: this one and ``workers - 1``
+    helpers (``helper_pool``), each on a contiguous share of the texts of about equal length."""
     from pairforge.negatives import terms  # terms needs analyze, which needs this module
 
     texts = list(texts)
-    if workers <= 1 or len(texts) < 2:
-        parts = [_positions(texts, keep_whitespace)]
-    else:
-        bounds = np.linspace(0, len(texts), 4 * workers + 1).astype(int)
-        chunks = [texts[lo:hi] for lo, hi in itertools.pairwise(bounds)]
-        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
-            parts = list(pool.map(_positions, chunks, [keep_whitespace] * len(chunks)))
-    starts, lens, ptrs, offset, count = [], [], [np.zeros(1, np.int64)], 0, 0
-    for (s, n, p), chunk_chars in zip(parts, _chunk_chars(parts, texts), strict=True):
-        starts.append(s + offset)
-        lens.append(n)
-        ptrs.append(p[1:] + count)
-        offset, count = offset + chunk_chars + 1, count + int(p[-1])  # + 1: the separator between chunks
     joined = terms.SEPARATOR.join(texts)
-    return PackedTokens(joined, np.concatenate(starts), np.concatenate(lens), np.concatenate(ptrs))
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    bounds = _shares(lengths, workers)
+    if len(bounds) == 2:
+        starts, lens, ptr = _positions(joined, lengths, keep_whitespace)
+        return PackedTokens(joined, starts, lens, ptr)
+    text_start = np.concatenate([[0], np.cumsum(lengths + 1)])  # where each text begins in ``joined``
+    pool = helper_pool(len(bounds) - 2)
+    folder = _shared_folder()
+    paths: list[str] = []
+    futures: list[Future[int]] = []
+    maps: list[np.memmap] = []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    try:
+        for lo, hi in itertools.pairwise(bounds[1:]):
+            fd, path = tempfile.mkstemp(prefix="pairforge-tokens-", dir=folder)
+            os.close(fd)
+            paths.append(path)
+            share = joined[text_start[lo] : text_start[hi] - 1]
+            base = int(text_start[lo])
+            futures.append(pool.submit(_tokenize_share, share, lengths[lo:hi], keep_whitespace, base, path))
+        first = joined[: text_start[bounds[1]] - 1]
+        parts.append(_positions(first, lengths[: bounds[1]], keep_whitespace))  # this process's share, meanwhile
+        for (lo, hi), future, path in zip(itertools.pairwise(bounds[1:]), futures, paths, strict=True):
+            count = future.result()  # the helper has written its file
+            maps.append(np.memmap(path, np.uint8, "r"))
+            parts.append(_read_share(maps[-1], count, hi - lo, int(text_start[hi] - text_start[lo] - 1)))
+        return PackedTokens(joined, *_concatenate(parts))
+    except BrokenProcessPool:
+        close_helper_pool()
+        raise
+    finally:
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        parts.clear()  # unmapped before the files go
+        maps.clear()
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
-def _chunk_chars(parts: list, texts: list[str]) -> list[int]:
-    sizes, lo = [], 0
-    for _, _, p in parts:
-        n = p.shape[0] - 1
-        sizes.append(sum(map(len, texts[lo : lo + n])) + max(n - 1, 0))
-        lo += n
-    return sizes
+def helper_pool(count: int) -> ProcessPoolExecutor:
+    """``count`` helper processes for ``tokenize_packed``, started once per process and kept for later calls
+    (their start-up is paid by the first call); a new pool replaces one of another size or another process."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] != count:
+        close_helper_pool()
+        _POOL = (os.getpid(), count, ProcessPoolExecutor(count, mp_context=pool_context()))
+    return _POOL[2]
+
+
+def close_helper_pool() -> None:
+    """Stop ``helper_pool``'s processes (they also stop when this process exits)."""
+    global _POOL
+    if _POOL is not None and _POOL[0] == os.getpid():  # a pool inherited through fork is not ours to stop
+        _POOL[2].shutdown(wait=True, cancel_futures=True)
+    _POOL = None
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
@@ -102,8 +144,61 @@ def pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
-def _positions(texts: list[str], keep_whitespace: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _shared_folder() -> str:
+    """Where the helpers' files go: /dev/shm (memory) where it can be written, else the temporary folder."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+def _shares(lengths: np.ndarray, workers: int) -> np.ndarray:
+    """Text bounds of up to ``workers`` non-empty contiguous shares of about equal length (separators counted)."""
+    n = lengths.shape[0]
+    if workers <= 1 or n < 2:
+        return np.array([0, n])
+    cum = np.cumsum(lengths + 1)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, workers) / workers, side="right")
+    return np.unique(np.concatenate([[0], np.clip(cuts, 1, n - 1), [n]]))
+
+
+def _positions(joined: str, lengths: np.ndarray, keep_whitespace: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from pairforge.negatives import terms
 
-    cp, tok_end, starts, ends = terms.cut_arrays(texts)
+    cp, tok_end, starts, ends = terms.cut_joined(joined, lengths)
     return terms.split_tokens(cp, tok_end, starts, ends, keep_whitespace, terms.tables()[1])
+
+
+def _tokenize_share(joined: str, lengths: np.ndarray, keep_whitespace: bool, base: int, path: str) -> int:
+    """In a helper: cut one share straight into the memory-mapped file ``path``; returns its token count."""
+    from pairforge.negatives import terms
+
+    cp, tok_end, starts, ends = terms.cut_joined(joined, lengths)
+    buffer = np.memmap(path, np.uint8, "w+", shape=(_share_bytes(lengths.shape[0], cp.shape[0]),))
+    ptr, out_s, out_n = _share_views(buffer, lengths.shape[0], cp.shape[0])
+    isspace = terms.tables()[1]
+    return int(terms.split_tokens_into(cp, tok_end, starts, ends, keep_whitespace, isspace, base, out_s, out_n, ptr))
+
+
+def _share_bytes(n_texts: int, chars: int) -> int:
+    """A share's file: per-text token offsets (int64), then room for a token per character: starts (int64)
+    and lengths (int32). Only the pages written take memory."""
+    return 8 * (n_texts + 1) + 12 * chars
+
+
+def _share_views(buffer: np.ndarray, n_texts: int, chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, b = 8 * (n_texts + 1), 8 * (n_texts + 1 + chars)
+    return buffer[:a].view(np.int64), buffer[a:b].view(np.int64), buffer[b : b + 4 * chars].view(np.int32)
+
+
+def _read_share(buffer: np.ndarray, count: int, n_texts: int, chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ptr, starts, lens = _share_views(buffer, n_texts, chars)
+    return starts[:count], lens[:count], ptr
+
+
+def _concatenate(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One (starts, lengths, per-text offsets) from the shares' in order (their starts already global)."""
+    ptrs, count = [np.zeros(1, np.int64)], 0
+    for _, lens, ptr in parts:
+        ptrs.append(ptr[1:] + count)
+        count += lens.shape[0]
+    starts = np.concatenate([p[0] for p in parts]).astype(np.int64, copy=False)
+    lens = np.concatenate([p[1] for p in parts]).astype(np.int32, copy=False)
+    return starts, lens, np.concatenate(ptrs)

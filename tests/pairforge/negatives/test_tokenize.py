@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import jieba
+import numpy as np
 import pytest
 
+from pairforge.negatives import tokenize as tokenize_module
 from pairforge.negatives.analyze import analyze
 from pairforge.negatives.terms import analyze_arrays
-from pairforge.negatives.tokenize import cut, tokenize, tokenize_packed
+from pairforge.negatives.tokenize import PackedTokens, cut, helper_pool, tokenize, tokenize_packed
 
 ODD = ["", "  ", "a\x01b\x00c", "长江\r\n黄河", "2.4km 1.5.3 text-align 3-MCPD 50%以上 T.F.", "𠀀𠀁好", "__——…"]
 
@@ -33,6 +37,39 @@ def test_packed_tokens_on_both_cores_equal_single_core_lists(lines: list[str], k
     expected = tokenize(lines, keep_whitespace=keep_whitespace)
     assert tokenize_packed(lines, keep_whitespace=keep_whitespace).lists() == expected
     assert tokenize_packed(lines, keep_whitespace=keep_whitespace, workers=2).lists() == expected
+
+
+def assert_same_packed(a: PackedTokens, b: PackedTokens) -> None:
+    assert a.joined == b.joined
+    for x, y in ((a.starts, b.starts), (a.lens, b.lens), (a.doc_ptr, b.doc_ptr)):
+        assert x.dtype == y.dtype
+        assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("workers", [2, 3, 50])
+@pytest.mark.parametrize("keep_whitespace", [False, True])
+def test_helpers_give_exactly_the_single_process_arrays(lines: list[str], workers: int, keep_whitespace: bool) -> None:
+    one = tokenize_packed(lines, keep_whitespace=keep_whitespace)
+    assert_same_packed(tokenize_packed(lines, keep_whitespace=keep_whitespace, workers=workers), one)
+
+
+@pytest.mark.parametrize("texts", [[], ["长江"], ["", ""], ["", "", "长江 黄河", ""], ["a\x01b", "\x01", "𠀀"]])
+def test_helpers_on_few_and_empty_texts(texts: list[str]) -> None:
+    assert_same_packed(
+        tokenize_packed(texts, keep_whitespace=True, workers=2), tokenize_packed(texts, keep_whitespace=True)
+    )
+    assert tokenize_packed(texts, workers=2).lists() == tokenize(texts)
+
+
+def test_helpers_start_once_and_leave_no_files(
+    lines: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokenize_module, "_shared_folder", lambda: str(tmp_path))
+    tokenize_packed(lines[:50], workers=2)
+    pool = helper_pool(1)
+    assert tokenize_packed(lines[50:100], workers=2).lists() == tokenize(lines[50:100])
+    assert helper_pool(1) is pool
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("analyzer", ["jieba", "bigram", "jieba_bigram"])
