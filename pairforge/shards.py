@@ -62,7 +62,10 @@ def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
     table = check_schema(table, schema, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
+    if table.num_rows:
+        pq.write_table(table, tmp)
+    else:  # the schema and no row group: an empty row group stops readers such as `datasets` (batch size 0)
+        pq.ParquetWriter(tmp, table.schema).close()
     os.replace(tmp, path)
 
 

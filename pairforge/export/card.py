@@ -18,7 +18,7 @@ from pairforge.store import layout
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))  # fmt: skip
-_HF_CONFIGS = (("sentence-transformers", "sentence-transformers"), (layout.EXAMPLES, "examples"),
+_HF_CONFIGS = (("sentence-transformers", "sentence-transformers"), ("cosent", "cosent"), (layout.EXAMPLES, "examples"),
                (layout.PAIRS, "pairs"), (layout.HUMAN_PAIRS, "human_pairs"))  # fmt: skip
 
 
@@ -121,8 +121,9 @@ def _files_section(manifest: dict[str, Any]) -> str:
         "| files | rows |\n| --- | ---: |\n" + rows + "\n\n"
         "FlagEmbedding: `--train_data flagembedding/` (files named by kind, the `prompt` field is the query "
         "instruction; `flagembedding/by_length/` holds the same rows split by length). sentence-transformers: "
-        '`load_dataset("parquet", data_files="sentence-transformers/*.parquet")` with '
-        "MultipleNegativesRankingLoss; CoSENT pairs: `cosent/*.jsonl`. Lineage: `manifest.json`.\n"
+        '`load_dataset(VERSION, "sentence-transformers")` with MultipleNegativesRankingLoss; CoSENT pairs: '
+        '`load_dataset(VERSION, "cosent")` with CoSENTLoss (every Parquet folder is a config). Lineage: '
+        "`manifest.json`.\n"
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fsspec
+import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
@@ -111,11 +112,10 @@ def read_folder(folder: str, instructions: dict[str, str], num_negatives: int, d
             table = pq.read_table(handle, columns=["kind", "query", "pos", "neg"])
         for example in table.to_pylist():
             add_example(data, example["kind"], example["query"], example["pos"], example["neg"], num_negatives)
-    for segment in sorted(fs.glob(f"{root}/{COSENT}/*.jsonl")):
-        name = f"{folder}/{COSENT}/{segment.rsplit('/', 1)[-1]}"
-        with fs.open(segment, "rt", encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                add_scored(data, *_scored_fields(line, f"{name}:{number}"))
+    for segment in sorted(fs.glob(f"{root}/{COSENT}/*.parquet")):
+        with fs.open(segment, "rb") as handle:
+            for row in _scored_rows(handle, f"{folder}/{COSENT}/{segment.rsplit('/', 1)[-1]}"):
+                add_scored(data, *row)
     data.sources.append(folder)
     return data
 
@@ -156,12 +156,14 @@ def add_scored(data: TrainData, sentence1: str, sentence2: str, score: float) ->
     data.add(SCORED, {"sentence1": sentence1, "sentence2": sentence2, "score": min(max(float(score), 0.0), 1.0)})
 
 
-def _scored_fields(line: str, where: str) -> tuple[str, str, float]:
+def _scored_rows(handle: Any, where: str) -> list[tuple[str, str, float]]:
+    """The (sentence1, sentence2, score) rows of one CoSENT file; anything else is an error naming the file."""
     try:
-        row = json.loads(line)
-        return str(row["sentence1"]), str(row["sentence2"]), float(row["score"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{where}: not a (sentence1, sentence2, score) row: {exc}") from None
+        table = pq.read_table(handle, columns=["sentence1", "sentence2", "score"])
+        first, second, scores = (table[name].to_pylist() for name in ("sentence1", "sentence2", "score"))
+        return [(str(a), str(b), float(s)) for a, b, s in zip(first, second, scores, strict=True)]
+    except (pa.ArrowException, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{where}: not a (sentence1, sentence2, score) file: {exc}") from None
 
 
 def _merge_prompts(data: TrainData, instructions: dict[str, str], version: str) -> None:

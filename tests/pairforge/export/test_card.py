@@ -28,8 +28,8 @@ def test_front_matter(published: Published) -> None:
     assert {"sentence-similarity", "text-retrieval"} <= set(meta["task_categories"]) and "synthetic" in meta["tags"]
     paths = [f["path"] for c in meta["configs"] for f in c["data_files"]]
     # one glob per Parquet folder (a version holds a file per segment); JSONL formats load by path, not by name
-    assert paths == ["sentence-transformers/*.parquet", "data/examples/*.parquet", "data/pairs/*.parquet",
-                     "data/human_pairs/*.parquet"]  # fmt: skip
+    assert paths == ["sentence-transformers/*.parquet", "cosent/*.parquet", "data/examples/*.parquet",
+                     "data/pairs/*.parquet", "data/human_pairs/*.parquet"]  # fmt: skip
     assert all(list(published.version.glob(p)) for p in paths)
     assert not any(p.startswith("flagembedding") for p in paths)
     assert [c["config_name"] for c in meta["configs"] if c.get("default")] == ["sentence-transformers"]

@@ -175,9 +175,10 @@ def test_uniem_triplets(published: Published) -> None:
 
 
 def test_cosent_scores_are_scaled_to_unit_range(published: Published) -> None:
-    files = sorted((published.version / "cosent").glob("train-*.jsonl"))
+    files = sorted((published.version / "cosent").glob("train-*.parquet"))
     assert len(files) == 2  # one per scored pair file (segment): STS-B and AFQMC
-    rows = [r for f in files for r in read_jsonl(f)]
+    assert all(pq.read_schema(f).types == [pa.string(), pa.string(), pa.float64()] for f in files)
+    rows = [r for f in files for r in pq.read_table(f).to_pylist()]
     assert all(set(r) == {"sentence1", "sentence2", "score"} and 0.0 <= r["score"] <= 1.0 for r in rows)
     by_pair = {(r["sentence1"], r["sentence2"]): r["score"] for r in rows}
     assert by_pair[("一架飞机要起飞了。", "一架飞机正在起飞。")] == 1.0  # STS-B 5 of 5
@@ -204,11 +205,11 @@ def test_cosent_leaves_out_held_out_and_unlabelled_pairs(tmp_path: Path) -> None
     files = writer.close()
     out, counts = VersionWriter(fsspec.filesystem("file"), str(tmp_path / "v")), FormatCounts()
     write_cosent(files, "seg", out, counts)
-    assert read_jsonl(tmp_path / "v" / "cosent" / "train-seg.jsonl") == [
+    assert pq.read_table(tmp_path / "v" / "cosent" / "train-seg.parquet").to_pylist() == [
         {"sentence1": "花呗怎么还款", "sentence2": "花呗如何还钱", "score": 1.0}
     ]
     assert counts.dropped == {"cosent": {"held_out": 1, "unlabelled": 1}} and counts.rows == {
-        "cosent/train-seg.jsonl": 1
+        "cosent/train-seg.parquet": 1
     }
 
 

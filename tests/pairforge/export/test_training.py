@@ -8,6 +8,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.pairforge.export.conftest import Published
@@ -68,16 +69,29 @@ def test_sentence_transformers_trains_on_the_export_unchanged(
 def test_cosent_pairs_train_with_cosent_loss(published: Published, model_path: str, tmp_path: Path) -> None:
     from datasets import load_dataset
 
-    data = load_dataset(
-        "json",
-        data_files=str(published.version / "cosent" / "*.jsonl"),
-        split="train",
-        cache_dir=str(tmp_path / "hf"),
-    )
+    data = load_dataset(str(published.version), "cosent", split="train", cache_dir=str(tmp_path / "hf"))
     assert data.column_names == ["sentence1", "sentence2", "score"] and data.features["score"].dtype == "float64"
     assert len(data) == sum(n for path, n in published.manifest["formats"].items() if path.startswith("cosent/"))
     state, _, _ = train(model_path, data, "CoSENTLoss", tmp_path / "cosent", max_steps=1)
     assert state.global_step == 1 and math.isfinite(state.log_history[0]["loss"])
+
+
+def test_every_card_config_loads_by_name(published: Published, tmp_path: Path) -> None:
+    """``load_dataset(version, name)`` for each config the card declares, with the rows the manifest records."""
+    from datasets import load_dataset
+
+    from tests.pairforge.export.test_card import card_of
+
+    meta, _ = card_of(published.version)
+    names = [c["config_name"] for c in meta["configs"]]
+    assert names == ["sentence-transformers", "cosent", "examples", "pairs", "human_pairs"]
+    for config in meta["configs"]:
+        data = load_dataset(str(published.version), config["config_name"], split="train", cache_dir=str(tmp_path))
+        folder = config["data_files"][0]["path"].rsplit("/", 1)[0]
+        files = list(published.version.glob(f"{folder}/*.parquet"))
+        assert files and len(data) == sum(pq.read_metadata(f).num_rows for f in files), config["config_name"]
+    default = load_dataset(str(published.version), split="train", cache_dir=str(tmp_path))
+    assert default.column_names[:2] == ["anchor", "positive"]  # no name: the default, sentence-transformers
 
 
 def test_flagembedding_dataset_reads_the_files(published: Published, tmp_path: Path, model_path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -33,8 +34,8 @@ def test_one_dataset_per_kind_with_the_mined_negatives(version: Path) -> None:
 
 def test_scored_pairs_come_from_the_cosent_file(version: Path) -> None:
     data = read_versions([str(version)], num_negatives=1)
-    files = sorted((version / "cosent").glob("*.jsonl"))
-    lines = [json.loads(x) for f in files for x in f.read_text(encoding="utf-8").splitlines()]
+    files = sorted((version / "cosent").glob("*.parquet"))
+    lines = [row for f in files for row in pq.read_table(f).to_pylist()]
     scored = data.rows[SCORED]
     assert list(scored) == ["sentence1", "sentence2", "score"]
     unique = {(x["sentence1"], x["sentence2"]) for x in lines}
@@ -66,14 +67,14 @@ def test_not_a_version_is_an_error_naming_the_path(tmp_path: Path) -> None:
         resolve_version(str(tmp_path / "latest"))
 
 
-def test_a_broken_cosent_line_names_file_and_line(version: Path, tmp_path: Path) -> None:
+def test_a_broken_cosent_file_is_an_error_naming_it(version: Path, tmp_path: Path) -> None:
     import shutil
 
     copy = tmp_path / "v1"
     shutil.copytree(version, copy)
-    broken = sorted((copy / "cosent").glob("*.jsonl"))[0]
-    broken.write_text('{"sentence1": "a", "sentence2": "b", "score": 1}\n{"x": 1}\n')
-    with pytest.raises(ValueError, match=rf"cosent/{broken.name}:2: not a \(sentence1, sentence2, score\) row"):
+    broken = sorted((copy / "cosent").glob("*.parquet"))[0]
+    pq.write_table(pa.table({"sentence1": ["a"], "text": ["b"]}), broken)
+    with pytest.raises(ValueError, match=rf"cosent/{broken.name}: not a \(sentence1, sentence2, score\) file"):
         read_versions([str(copy)], num_negatives=1)
 
 
