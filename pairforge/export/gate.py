@@ -53,7 +53,8 @@ def run_gate(
                               scratch, log))  # fmt: skip
     except Exception as exc:  # a failed gate is recorded, never a lost version
         record.update(promoted=False, error=f"{type(exc).__name__}: {exc}")
-        record["trace"] = traceback.format_exc(limit=3)[-2000:]
+        if log:  # the traceback goes to the run's log; the manifest keeps the one line
+            log(f"gate failed, version kept unpromoted:\n{traceback.format_exc(limit=3)[-2000:]}")
     record["seconds"] = round(time.perf_counter() - started, 3)
     return record
 

@@ -124,7 +124,10 @@ def _run_gate(
 
     folder = writer.folder if store.local else str(writer.fs.unstrip_protocol(writer.folder))
     parent_path = version_url(store, config.name, parent) if parent is not None else None
-    return run_gate(config.gate, folder, config.export.query_instructions, parent_path, output.scratch("gate"))
+    output.logs.mkdir(parents=True, exist_ok=True)
+    with (output.logs / "gate.log").open("a", encoding="utf-8") as log:  # training lines, a failure's traceback
+        return run_gate(config.gate, folder, config.export.query_instructions, parent_path, output.scratch("gate"),
+                        lambda line: print(line, file=log, flush=True))  # fmt: skip
 
 
 def write_delta(

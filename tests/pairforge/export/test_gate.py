@@ -134,14 +134,17 @@ def test_export_records_the_verdict_in_manifest_and_card(
     settings["train"]["max_steps"] = 20
     inputs = write_inputs(tmp_path / "inputs", shared_data)
     config = make_config(tmp_path, str(tmp_path / "store"), inputs, gate=settings)
-    stats, version = publish(build_workdir(config, shared_data))
+    built = build_workdir(config, shared_data)
+    stats, version = publish(built)
     manifest = json.loads((version / layout.MANIFEST).read_text(encoding="utf-8"))
     record, card = manifest["gate"], (version / "README.md").read_text(encoding="utf-8")
     store = Store(config.store)
     assert stats.details["promoted"] is record["promoted"]
     assert "## Training-effect gate" in card
     if failing:
-        assert record["promoted"] is False and "no question qualifies" in record["error"]
+        assert record["promoted"] is False and "no question qualifies" in record["error"] and "trace" not in record
+        log = (built.workdir.logs / "gate.log").read_text(encoding="utf-8")
+        assert "Traceback" in log and "no question qualifies" in log  # the traceback in the log, not the manifest
         assert "the gate failed" in card
         assert store.resolve(config.name, "latest") == 1  # published all the same
     else:

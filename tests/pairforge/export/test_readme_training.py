@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -97,8 +98,9 @@ def test_readme_flagembedding_command(published: Published, model_path: str, tmp
 
 @pytest.mark.parametrize("follow", ["pinned", "latest"])
 def test_readme_sentence_transformers_script(
-    published: Published, model_path: str, tmp_path: Path, follow: str
+    published: Published, model_path: str, tmp_path: Path, follow: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import datasets
     from sentence_transformers import SentenceTransformer
 
     script = readme_block("# train_st.py VERSION_PATH")
@@ -108,7 +110,11 @@ def test_readme_sentence_transformers_script(
     script = swap(script, "per_device_train_batch_size=32,", "per_device_train_batch_size=4,")
     (tmp_path / "train_st.py").write_text(script, encoding="utf-8")
     version = published.version if follow == "pinned" else published.version.parent / "latest"
-    run([sys.executable, "train_st.py", str(version)], tmp_path, environment(tmp_path))
+    # run as `python train_st.py VERSION` would, in this process (its imports are already paid for)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train_st.py", str(version)])
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-datasets"))
+    runpy.run_path(str(tmp_path / "train_st.py"), run_name="__main__")
 
     saved = tmp_path / "out" / published.version.name  # `latest` was resolved to the version it names
     instruction = published.config.export.query_instructions["qp"]
