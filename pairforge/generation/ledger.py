@@ -115,7 +115,7 @@ class Ledger:
                  json.dumps(r.sampling, sort_keys=True), json.dumps(r.outputs, ensure_ascii=False),
                  json.dumps(r.finish_reasons), r.tokens_in, r.tokens_out, r.run_id, r.created_at or now)
             )  # fmt: skip
-        for bucket, values in grouped.items():
+        for bucket, values in sorted(grouped.items()):  # bucket order: a stalled bucket stops every later one
             db = self._db(bucket)
             with db:
                 db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", values)

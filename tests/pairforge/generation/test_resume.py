@@ -1,11 +1,18 @@
 """Kill a generating process part-way (SIGKILL, with its engine's processes), rerun, and check the bucketed ledger
-lost and repeated nothing: no answered request is sent again, none is missing."""
+lost and repeated nothing: no answered request is sent again, none is missing.
+
+Part-way by construction, not by timing: the test holds a write lock on the highest ledger bucket the plan uses.
+The ledger commits a batch bucket by bucket in bucket order, so the first batch with a row for that bucket commits
+its lower buckets and then waits on the lock (SQLite's busy timeout), and the process is killed there, with its
+engine mid-batch. (Racing a poll against the commits failed on a fast machine: it answered all 89 requests before
+the poll saw the first commit.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,21 +22,44 @@ import pytest
 import yaml
 
 from pairforge.config import load_config
-from pairforge.generation.ledger import bucket_of
-from pairforge.generation.send import COMMIT_EVERY
+from pairforge.generation.ledger import Ledger, bucket_of
 from tests.conftest import REPO
 from tests.pairforge.llm.helpers import cmrc_config, ledger_rows, prepare
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
-DOCUMENTS = 160  # CMRC documents: about 360 qp requests, ten commits, so a kill after the first lands part-way
-# (with 40 documents, 89 requests, a fast machine answered the 57 after the first commit within one poll)
+DOCUMENTS = 40  # CMRC documents: about 90 qp requests over the 16 buckets
 RUN_TIMEOUT_S = 900  # per run: about a minute on a quiet machine (engine start-up dominates), far more when loaded
+STALLED_S = 2.0  # the ledger unchanged this long, with the process alive: it waits on the held bucket
 
 
 def generate_cmd(config: Path) -> list[str]:
     return [sys.executable, "-m", "pairforge.cli", "generate", str(config), "--json"]
+
+
+def hold_bucket(folder: Path, bucket: int, key: str) -> sqlite3.Connection:
+    """A connection holding the write lock of ``bucket`` (created first, as the ledger creates it)."""
+    ledger = Ledger(folder)
+    assert ledger.missing([key]) == [key]  # opens the bucket: WAL mode and the table
+    ledger.close()
+    lock = sqlite3.connect(folder / f"bucket-{bucket:x}.sqlite", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # readers still read (WAL); a writer waits out its busy timeout
+    return lock
+
+
+def wait_until_stalled(proc: subprocess.Popen, ledger: Path) -> dict:
+    """The ledger's rows once some are committed and none has come for ``STALLED_S``."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    rows, since = ledger_rows(ledger), time.monotonic()
+    while not rows or time.monotonic() - since < STALLED_S:
+        assert proc.poll() is None, "the generating process ended before it could be killed"
+        assert time.monotonic() < deadline, "no batch was committed in time"
+        time.sleep(0.1)
+        now = ledger_rows(ledger)
+        if len(now) != len(rows):
+            rows, since = now, time.monotonic()
+    return rows
 
 
 def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
@@ -37,7 +67,7 @@ def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: P
         "backend": "vllm",
         "model": str(tiny_model_dir),
         "kinds": ["qp"],
-        "chunk_size": 4,  # a small engine window: the run takes long enough to be caught between commits
+        "chunk_size": 4,
         "sampling": {"max_tokens": 32},
         "vllm": {"max_model_len": 4096, "enforce_eager": True, "kv_cache_gib": 1},
     }
@@ -45,8 +75,10 @@ def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: P
     config_path.write_text(yaml.safe_dump(cmrc_config(shared_data, tmp_path / "w", generate=generate)))
     prepared = prepare(load_config(config_path), limit=DOCUMENTS)
     expected = {p.key for p in prepared.planned()}
-    assert len(expected) > 8 * COMMIT_EVERY  # the kill after the first commit leaves several commits to send
+    held = max(map(bucket_of, expected))
+    assert len(expected) > 64 and len(set(map(bucket_of, expected))) > 8
     ledger = prepared.workdir.ledger
+    lock = hold_bucket(ledger, held, next(k for k in expected if bucket_of(k) == held))
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "PYTHONPATH": str(REPO)}
 
     proc = subprocess.Popen(
@@ -58,16 +90,15 @@ def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: P
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while len(ledger_rows(ledger)) < COMMIT_EVERY:
-            assert proc.poll() is None, "the generating process ended before it could be killed"
-            assert time.monotonic() < deadline, "no batch was committed in time"
-            time.sleep(0.01)
+        wait_until_stalled(proc, ledger)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the process and its engine's processes, mid-batch
         proc.wait()
+        lock.rollback()
+        lock.close()
     before = ledger_rows(ledger)
-    assert COMMIT_EVERY <= len(before) < len(expected), "the kill must land part-way"
+    assert 0 < len(before) < len(expected), "the kill must land part-way"
+    assert held not in set(map(bucket_of, before))  # the batch stopped at the held bucket
 
     done = subprocess.run(
         generate_cmd(config_path), cwd=REPO, capture_output=True, text=True, env=env, timeout=RUN_TIMEOUT_S
