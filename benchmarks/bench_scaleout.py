@@ -77,9 +77,11 @@ def main() -> None:
     from flows.runtime import temporary_server
     from pairforge.testing.process import spawn_fake_llm
 
-    with tempfile.TemporaryDirectory() as tmp, temporary_server(), spawn_fake_llm(
-        "--api-key-env", "PAIRFORGE_BENCH_KEY"
-    ) as (url, _):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        temporary_server(),
+        spawn_fake_llm("--api-key-env", "PAIRFORGE_BENCH_KEY") as (url, _),
+    ):
         write_corpus(Path(tmp) / "corpus", args.passages)
         timings, digests = {}, {}
         for workers in (1, 2):

@@ -88,8 +88,8 @@ def trained(name: str, data: TrainData, config: TrainConfig, eval_set: LongTextS
 def find_version(given: str | None) -> str | None:
     if given:
         return given
-    latest = REPO / "store" / "demo" / "latest"
-    return str(latest) if latest.is_file() else None
+    latest = REPO / "store" / "demo" / "latest"  # a symlink to the version folder (a text file on object stores)
+    return str(latest) if latest.exists() else None
 
 
 def main() -> None:

@@ -104,8 +104,11 @@ def test_readme_sentence_transformers_script(
     from sentence_transformers import SentenceTransformer
 
     script = readme_block("# train_st.py VERSION_PATH")
-    script = swap(script, f'model = SentenceTransformer("{README_MODEL}")',
-                  f'model = SentenceTransformer("{model_path}", device="cpu")\nmodel.max_seq_length = 64')
+    script = swap(
+        script,
+        f'model = SentenceTransformer("{README_MODEL}")',
+        f'model = SentenceTransformer("{model_path}", device="cpu")\nmodel.max_seq_length = 64',
+    )
     script = swap(script, "num_train_epochs=1,", "max_steps=2, use_cpu=True, report_to='none', save_strategy='no',")
     script = swap(script, "per_device_train_batch_size=32,", "per_device_train_batch_size=4,")
     (tmp_path / "train_st.py").write_text(script, encoding="utf-8")
