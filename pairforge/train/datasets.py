@@ -112,6 +112,8 @@ def read_folder(folder: str, instructions: dict[str, str], num_negatives: int, d
             table = pq.read_table(handle, columns=["kind", "query", "pos", "neg"])
         for example in table.to_pylist():
             add_example(data, example["kind"], example["query"], example["pos"], example["neg"], num_negatives)
+    if fs.glob(f"{root}/{COSENT}/*.jsonl"):  # an earlier pairforge's CoSENT files: refused, never skipped
+        raise ValueError(f"{folder}: {COSENT}/ holds JSONL from an earlier pairforge; re-export it (--fresh)")
     for segment in sorted(fs.glob(f"{root}/{COSENT}/*.parquet")):
         with fs.open(segment, "rb") as handle:
             for row in _scored_rows(handle, f"{folder}/{COSENT}/{segment.rsplit('/', 1)[-1]}"):

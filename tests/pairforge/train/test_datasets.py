@@ -78,6 +78,16 @@ def test_a_broken_cosent_file_is_an_error_naming_it(version: Path, tmp_path: Pat
         read_versions([str(copy)], num_negatives=1)
 
 
+def test_cosent_jsonl_of_an_earlier_layout_is_refused(version: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "v1"
+    shutil.copytree(version, copy)
+    (copy / "cosent" / "train-old.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "score": 1}\n')
+    with pytest.raises(ValueError, match=r"cosent/ holds JSONL from an earlier pairforge"):
+        read_versions([str(copy)], num_negatives=1)
+
+
 def test_human_pairs_positives_scored_and_eval_held_out() -> None:
     pairs = [
         HumanPair("a", "m3e", "positive", "问题一", "答案一", ["负例一"]),
