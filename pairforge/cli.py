@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -163,6 +164,8 @@ def _print_funnel(result: dict[str, Any]) -> None:
     if result.get("new_shards") == 0:
         err.print("nothing new: this version covers every input shard under these settings", highlight=False)
     _print_samples(result["path"])
+    for line in result.get("notes") or []:  # what the version left out, and the setting to change
+        err.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     err.print(f"version: {result['path']}", highlight=False)
     if result.get("report"):
         err.print(f"report:  {result['report']}", highlight=False)

@@ -148,6 +148,8 @@ def _read_windows(
         quarantined=quarantine.total, complete=complete, input_bytes=shard.bytes,
         by_source={corpus.source: {"documents": documents, "windows": counts["windows"],
                                    "human_pairs": counts["human_pairs"]}},
+        human={"read": counts["human_read"], "train": counts["human_train"], "eval": counts["human_eval"],
+               "scored": counts["human_scored"], "empty_text": counts["human_empty_text"]},
         inputs=[{**shard.to_dict(), "complete": complete}],
     )  # fmt: skip
     return windows.close()
@@ -198,12 +200,15 @@ def _documents(
             quarantine.add(record)
             continue
         if isinstance(record, HumanPair):
+            counts["human_read"] += 1
             pair = _normalize_pair(record, norm.t2s, norm.fold_punctuation)
             if pair is None:
+                counts["human_empty_text"] += record.kind == "positive"
                 quarantine.add(Rejected(path, _line_of(record.id), "empty_text", f"pair {record.id}"))
                 continue
             pairs.add(_pair_row(pair))
             counts["human_pairs"] += 1
+            counts["human_scored" if pair.kind == "scored" else f"human_{pair.role}"] += 1
             if getattr(corpus, "documents", False):
                 yield from _pair_documents(pair, seen)
             continue
@@ -221,11 +226,15 @@ def _documents(
 
 
 def _normalize_pair(pair: HumanPair, t2s: bool, fold_punctuation: bool) -> HumanPair | None:
+    """Every text field normalised as the passages are: an answer left traditional beside its converted passage
+    would never be found in a negative by the answer guard."""
+
     def norm(text: str) -> str:
         return normalize_text(text, t2s=t2s, fold_punctuation=fold_punctuation)
 
     pair.text1, pair.text2 = norm(pair.text1), norm(pair.text2)
     pair.negatives = [n for n in map(norm, pair.negatives) if n]
+    pair.answers = [a for a in map(norm, pair.answers) if a]
     return pair if pair.text1 and pair.text2 else None
 
 

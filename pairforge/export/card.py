@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from pairforge.export.notes import describe_left_out
 from pairforge.export.plots import PLOTS
 from pairforge.store import layout
 
@@ -80,6 +81,7 @@ def render_card(manifest: dict[str, Any], examples: list[dict[str, Any]], text_c
         "hard negatives mined by BM25 and/or a dense retriever.\n",
         _files_section(manifest),
         "## Funnel\n\n" + funnel_table(manifest["funnel"]),
+        _left_out_section(manifest),
         "## Lengths and scores\n\n" + "\n".join(f"![{title}]({path})\n" for path, title in PLOTS.values()),
         _examples_section(examples, text_chars, manifest),
         _segments_section(manifest),
@@ -106,6 +108,12 @@ def funnel_table(funnel: list[dict[str, Any]]) -> str:
         dropped = ", ".join(f"{_md(reason)} {n:,}" for reason, n in drops.items()) or "-"
         lines.append(f"| {row['stage']} | {row['unit']} | {row['in']:,} | {row['out']:,} | {dropped} |")
     return "\n".join(lines) + "\n"
+
+
+def _left_out_section(manifest: dict[str, Any]) -> str:
+    """Held-out human questions and rows a training format left out, with the setting to change (none: no text)."""
+    lines = describe_left_out(manifest)
+    return "## Left out\n\n" + "".join(f"- {line}\n" for line in lines) if lines else ""
 
 
 def _files_section(manifest: dict[str, Any]) -> str:

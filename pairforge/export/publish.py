@@ -21,6 +21,7 @@ from pairforge.export.manifest import build_manifest, generation_info
 from pairforge.export.plots import render_plots
 from pairforge.export.segments import share_segment, write_new_segment
 from pairforge.export.writer import VersionWriter
+from pairforge.human_counts import count_human_pairs
 from pairforge.plan import RunPlan
 from pairforge.stats import StageStats
 from pairforge.store import Store, layout
@@ -94,7 +95,8 @@ def write_version(
                          formats=counts.rows, format_drops=counts.dropped)  # fmt: skip
     gate = _run_gate(config, writer, store, plan.parent, output)
     stats.details["promoted"] = gate["promoted"] if gate else None
-    funnel = [s.to_dict() for s in [*inputs.funnel, stats]]
+    humans = count_human_pairs(inputs.funnel)  # a row of its own: what became of the human pairs
+    funnel = [s.to_dict() for s in [*inputs.funnel, *([humans] if humans else []), stats]]
     parts = {
         "segments": segments,
         "examples": _sum_kinds(segments),

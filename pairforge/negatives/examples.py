@@ -123,6 +123,7 @@ def select_shard(
         writer.add(example)
     writer.close()
     stats = StageStats(STAGE, UNIT, input=len(candidates), output=len(examples), details=summary)
+    stats.details["human_examples"] = sum(e["kind"] == "human" for e in examples)  # the funnel's human-pairs row
     output.mark_done(STAGE, shard, key, stats)
     return stats
 

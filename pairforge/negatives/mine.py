@@ -85,6 +85,8 @@ def mine_shard(config: RunConfig, output: Workdir, index_key: str, fresh: bool, 
         writer.add(row)
     writer.close()
     stats = StageStats(STAGE, UNIT, input=len(pairs), output=len(rows))
+    human = [r for r in rows if r["kind"] == "human"]  # for the funnel's human-pairs row (pairforge.human_counts)
+    stats.details.update(human_queries=len(human), human_in_pool=sum(r["positive_id"] is not None for r in human))
     for source in RETRIEVERS:
         if rows and rows[0][f"{source}_ids"] is not None:
             stats.details[f"{source}_candidates"] = sum(len(r[f"{source}_ids"]) for r in rows)

@@ -10,6 +10,7 @@ import numpy as np
 import yaml
 
 from pairforge.export.card import funnel_table, sample_examples
+from pairforge.human_counts import HUMAN_ROW
 from pairforge.stages import STAGE_NAMES
 from tests.pairforge.export.conftest import Published
 from tests.pairforge.export.workdir import COPIES
@@ -41,7 +42,8 @@ def test_funnel_section_matches_the_manifest(published: Published) -> None:
     funnel = body.split("## Funnel\n", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in funnel.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [s["stage"] for s in manifest["funnel"]]
-    assert [s["stage"] for s in manifest["funnel"]] == list(STAGE_NAMES)  # every stage, in order, export last
+    # every stage, in order, export last; the human pairs' row (pairforge.human_counts) before it
+    assert [s["stage"] for s in manifest["funnel"]] == [*STAGE_NAMES[:-1], HUMAN_ROW, "export"]
     dedup = next(s for s in published.built.funnel if s.stage == "dedup-passages")
     assert dedup.dropped == {"near_duplicate_passage": COPIES}  # the planted near-copies
     assert (

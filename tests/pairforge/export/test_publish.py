@@ -20,6 +20,7 @@ import rjieba
 
 from pairforge.export import ExportInputs, NothingToPublish, publish, run_export
 from pairforge.export.publish import why_empty
+from pairforge.human_counts import HUMAN_ROW
 from pairforge.negatives import bm25, bm25_segment, index, terms
 from pairforge.negatives.reselect import run_reselect
 from pairforge.plan import RunPlan, plan_run
@@ -29,7 +30,7 @@ from pairforge.store import Store, VersionConflict, layout
 from prompts import load_prompt
 from tests.pairforge.export.conftest import Published
 from tests.pairforge.export.conftest import publish as export_built
-from tests.pairforge.export.workdir import COPIES, MODEL, Built, build_workdir, make_config, write_inputs
+from tests.pairforge.export.workdir import COPIES, MODEL, SCORED, Built, build_workdir, make_config, write_inputs
 
 
 def manifest_of(version: str | Path) -> dict:
@@ -101,8 +102,11 @@ def test_manifest_segments_and_lineage(published: Published) -> None:
 
 def test_manifest_funnel_is_the_stage_stats(published: Published) -> None:
     funnel = published.manifest["funnel"]
-    assert [row["stage"] for row in funnel] == list(STAGE_NAMES)
+    assert [row["stage"] for row in funnel] == [*STAGE_NAMES[:-1], HUMAN_ROW, "export"]
     by_stage = {row["stage"]: row for row in funnel}
+    humans = by_stage[HUMAN_ROW]  # ten training questions kept, the eval file's two held out
+    assert (humans["in"], humans["out"], humans["dropped"]) == (12, 10, {"held_out_eval": 2})
+    assert humans["details"]["scored_pairs"] == 2 * SCORED + 1  # STS-B's unlabelled row too: cosent counts it
     for stats in published.built.funnel:
         assert by_stage[stats.stage] == stats.to_dict()
     assert by_stage["filter"]["in"] == by_stage["generate"]["out"]
