@@ -20,10 +20,10 @@ def describe_left_out(manifest: dict[str, Any]) -> list[str]:
     human = rows.get(HUMAN_ROW)
     if human and human["details"].get("eval"):
         held, kept = human["details"]["eval"], human["details"].get("kept_as_examples", 0)
+        also = f" ({kept:,} others kept as training examples)" if kept else ""
         lines.append(
             f"human pairs: {held:,} human questions held out as evaluation data (`role: eval`, the default of a "
-            f"`squad` corpus; in data/human_pairs/), {kept:,} kept as training examples; to train on them, set "
-            "`role: train` on their corpus entry"
+            f"`squad` corpus; in data/human_pairs/){also}; to train on them, set `role: train` on their corpus entry"
         )
     examples = rows.get("export", {}).get("in", 0)
     for fmt, reasons in sorted((manifest.get("dropped") or {}).items()):

@@ -145,12 +145,19 @@ def write_delta(
 
 
 def why_empty(funnel: list[StageStats]) -> str:
-    """One line: the first stage that let nothing through, with its drop reasons."""
+    """One line: the first stage that let nothing through, with its drop reasons (and the human questions held out
+    as evaluation data, which would have been examples with ``role: train``)."""
+    why = "no input produced an example"
     for stats in funnel:
         if stats.output == 0 and stats.input > 0:
             reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.dropped.items(), key=lambda kv: -kv[1]))
-            return f"0 {stats.unit.split(' → ')[-1]} survived {stats.stage} ({reasons or 'no reason recorded'})"
-    return "no input produced an example"
+            why = f"0 {stats.unit.split(' → ')[-1]} survived {stats.stage} ({reasons or 'no reason recorded'})"
+            break
+    humans = count_human_pairs(funnel)
+    if humans and humans.dropped.get("held_out_eval"):
+        why += (f"; {humans.dropped['held_out_eval']:,} human questions held out as evaluation data (`role: eval`):"
+                " set `role: train` on their corpus entry to train on them")  # fmt: skip
+    return why
 
 
 def version_url(store: Store, dataset: str, version: int) -> str:

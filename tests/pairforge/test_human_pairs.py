@@ -19,8 +19,10 @@ import pytest
 
 from pairforge.export import ExportInputs, run_export
 from pairforge.export.notes import describe_left_out
+from pairforge.export.publish import why_empty
 from pairforge.human_counts import HUMAN_ROW, count_human_pairs
 from pairforge.negatives.select import MIN_ANSWER_CHARS
+from pairforge.stats import StageStats
 from pairforge.store import layout
 from pairforge.text import normalize_text
 from tests.pairforge.export.workdir import Built, build_workdir, make_config, paragraphs
@@ -205,3 +207,13 @@ def test_describe_left_out(funnel: list, formats: dict, dropped: dict, expected:
     manifest = {"funnel": funnel, "formats": formats, "dropped": dropped, "config": {"mine": {"num_negatives": 7}}}
     text = "\n".join(describe_left_out(manifest))
     assert all(part in text for part in expected) and (bool(text) == bool(expected))
+
+
+def test_nothing_to_publish_says_the_questions_were_held_out() -> None:
+    ingest = StageStats("ingest", "records → passages", input=48, output=3,
+                        details={"human": {"read": 36, "train": 0, "eval": 36}})  # fmt: skip
+    generate = StageStats("generate", "requests → pairs", input=6, output=0, dropped={"unparseable": 6})
+    why = why_empty([ingest, generate])
+    assert why.startswith("0 pairs survived generate (unparseable 6)")
+    assert "36 human questions held out as evaluation data" in why and "`role: train`" in why
+    assert "held out" not in why_empty([generate])
