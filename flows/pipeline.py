@@ -37,7 +37,7 @@ from flows.stages import (
 )
 from pairforge.config import RunConfig, load_config
 from pairforge.export import NothingToPublish
-from pairforge.export.notes import describe_left_out
+from pairforge.export.notes import describe_human_pairs, describe_left_out
 from pairforge.plan import RunPlan, plan_run
 from pairforge.stages import STAGE_NAMES, StageError
 from pairforge.stats import StageStats
@@ -145,7 +145,8 @@ def _result(config: RunConfig, version: int, path: str, started: float) -> dict[
         "funnel": {
             row["stage"]: {k: row.get(k) for k in ("unit", "in", "out", "dropped")} for row in manifest["funnel"]
         },
-        "notes": describe_left_out(manifest),  # held-out human questions, rows a format left out
+        # what became of the human pairs, human questions held out, rows a format left out
+        "notes": [line for line in [describe_human_pairs(manifest)] if line] + describe_left_out(manifest),
         "seconds": round(time.perf_counter() - started, 3),
     }
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from pairforge.export.notes import describe_left_out
+from pairforge.export.notes import describe_human_pairs, describe_left_out
 from pairforge.export.plots import PLOTS
 from pairforge.store import layout
 
@@ -80,7 +80,7 @@ def render_card(manifest: dict[str, Any], examples: list[dict[str, Any]], text_c
         f"{sum(manifest['examples'].values()):,} examples ({kinds}), each a query with its positive passage and "
         "hard negatives mined by BM25 and/or a dense retriever.\n",
         _files_section(manifest),
-        "## Funnel\n\n" + funnel_table(manifest["funnel"]),
+        "## Funnel\n\n" + funnel_table(manifest["funnel"]) + _human_line(manifest),
         _left_out_section(manifest),
         "## Lengths and scores\n\n" + "\n".join(f"![{title}]({path})\n" for path, title in PLOTS.values()),
         _examples_section(examples, text_chars, manifest),
@@ -108,6 +108,11 @@ def funnel_table(funnel: list[dict[str, Any]]) -> str:
         dropped = ", ".join(f"{_md(reason)} {n:,}" for reason, n in drops.items()) or "-"
         lines.append(f"| {row['stage']} | {row['unit']} | {row['in']:,} | {row['out']:,} | {dropped} |")
     return "\n".join(lines) + "\n"
+
+
+def _human_line(manifest: dict[str, Any]) -> str:
+    line = describe_human_pairs(manifest)
+    return f"\n{line}\n" if line else ""
 
 
 def _left_out_section(manifest: dict[str, Any]) -> str:

@@ -13,6 +13,21 @@ FOLDERS = {"sentence_transformers": "sentence-transformers"}  # FormatCounts' na
 _FEWER = re.compile(r"fewer_than_(\d+)_negatives")
 
 
+def describe_human_pairs(manifest: dict[str, Any]) -> str | None:
+    """One line on what became of this run's human pairs (None when it read none): the funnel table shows in, out
+    and drops; this adds where the positives came from and the scored pairs."""
+    row = next((r for r in manifest.get("funnel", []) if r["stage"] == HUMAN_ROW), None)
+    if row is None:
+        return None
+    d = row["details"]
+    drops = ", ".join(f"{n:,} {reason}" for reason, n in sorted(row["dropped"].items()))
+    line = (f"human pairs: {row['in']:,} read, {d['kept_as_examples']:,} kept as examples"
+            f" ({d['matched_to_pool_passage']:,} with a pool passage as positive, {d['positive_outside_pool']:,} with"
+            " their own paragraph)")  # fmt: skip
+    line += f"; dropped: {drops}" if drops else ""
+    return line + (f"; {d['scored_pairs']:,} scored pairs for the cosent format" if d.get("scored_pairs") else "")
+
+
 def describe_left_out(manifest: dict[str, Any]) -> list[str]:
     """One line per thing left out of this run's part of the version (empty when nothing was)."""
     rows = {row["stage"]: row for row in manifest.get("funnel", [])}

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pairforge.export import ExportInputs, run_export
-from pairforge.export.notes import describe_left_out
+from pairforge.export.notes import describe_human_pairs, describe_left_out
 from pairforge.export.publish import why_empty
 from pairforge.human_counts import HUMAN_ROW, count_human_pairs
 from pairforge.negatives.select import MIN_ANSWER_CHARS
@@ -171,11 +171,18 @@ def test_closing_lines_say_what_was_held_out_and_what_a_format_dropped(
     assert not (published.version / "sentence-transformers").exists()
     card = (published.version / "README.md").read_text(encoding="utf-8")
     assert all(line in card for line in lines)  # the card lists them (Markdown-escaped text aside: none here)
+    human = describe_human_pairs(published.manifest)
+    row = count_human_pairs(published.built.funnel)
+    assert row is not None
+    pooled = row.details["matched_to_pool_passage"]
+    assert human == (f"human pairs: {n + n_eval} read, {n} kept as examples ({pooled} with a pool passage as "
+                     f"positive, {n - pooled} with their own paragraph); dropped: {n_eval} held_out_eval")  # fmt: skip
+    assert human in card
     result = _result(published.built.config, 1, str(published.version), 0.0)
-    assert result["notes"] == lines
+    assert result["notes"] == [human, *lines]
     _print_funnel(result)
     printed = " ".join(capsys.readouterr().err.split())
-    assert "human-pairs" in printed and all(" ".join(line.split()) in printed for line in lines)
+    assert "human-pairs" in printed and all(" ".join(line.split()) in printed for line in result["notes"])
 
 
 @pytest.mark.parametrize(
@@ -217,3 +224,14 @@ def test_nothing_to_publish_says_the_questions_were_held_out() -> None:
     assert why.startswith("0 pairs survived generate (unparseable 6)")
     assert "36 human questions held out as evaluation data" in why and "`role: train`" in why
     assert "held out" not in why_empty([generate])
+
+
+def test_describe_human_pairs_counts_scored_pairs_and_says_nothing_without_a_row() -> None:
+    row = {"stage": HUMAN_ROW, "in": 12, "out": 10, "dropped": {"held_out_eval": 2},
+           "details": {"kept_as_examples": 10, "matched_to_pool_passage": 9, "positive_outside_pool": 1,
+                       "scored_pairs": 41}}  # fmt: skip
+    assert describe_human_pairs({"funnel": [row]}) == (
+        "human pairs: 12 read, 10 kept as examples (9 with a pool passage as positive, 1 with their own paragraph); "
+        "dropped: 2 held_out_eval; 41 scored pairs for the cosent format"
+    )
+    assert describe_human_pairs({"funnel": [{**row, "stage": "select"}]}) is None
