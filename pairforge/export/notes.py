@@ -45,13 +45,13 @@ def describe_left_out(manifest: dict[str, Any]) -> list[str]:
         folder = FOLDERS.get(fmt, fmt)
         written = sum(n for path, n in (manifest.get("formats") or {}).items() if path.startswith(f"{folder}/"))
         what = f"{written:,} rows written" if fmt == "cosent" else f"{written:,} of {examples:,} examples written"
-        why = "; ".join(f"`{reason}` {n:,}{_remedy(reason, manifest)}" for reason, n in sorted(reasons.items()))
+        why = "; ".join(f"`{reason}` {n:,}{_remedy(reason)}" for reason, n in sorted(reasons.items()))
         absent = f", no {folder}/ folder in this run" if written == 0 else ""
         lines.append(f"{folder}: {what}{absent}; left out: {why}")
     return lines
 
 
-def _remedy(reason: str, manifest: dict[str, Any]) -> str:
+def _remedy(reason: str) -> str:
     """The setting that changes how many rows a drop reason leaves out."""
     fewer = _FEWER.fullmatch(reason)
     if fewer:
