@@ -26,6 +26,7 @@ from pairforge.cli_train import train
 from pairforge.cli_versions import versions_app
 from pairforge.config import load_config
 from pairforge.models import prepare_demo_model
+from pairforge.reaper import guard_processes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Training data for Chinese text-embedding models.")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.")
@@ -97,7 +98,8 @@ def run(
             print_json(plan, as_json)
             return
         try:
-            result = _run_with_progress(config, fresh=not resume, limit=limit)
+            with guard_processes():  # what the run starts (server, engines, workers) ends with it, even on SIGKILL
+                result = _run_with_progress(config, fresh=not resume, limit=limit)
         except NothingToPublish as exc:
             err.print(str(exc), highlight=False, soft_wrap=True)  # the reason in one line
             raise typer.Exit(3) from None
