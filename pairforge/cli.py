@@ -202,6 +202,9 @@ def deploy(
     train_max_steps: Annotated[
         int | None, typer.Option("--train-max-steps", help="Stop each training run after N steps.")
     ] = None,
+    train_dir: Annotated[
+        Path | None, typer.Option("--train-dir", help="Folder for train/NAME's models (default: STORE/../train)")
+    ] = None,
 ) -> None:
     """Serve the pipeline on a cron schedule (UTC) from this process until Ctrl-C or SIGTERM; no prefect.yaml
     needed. Uses the Prefect server PREFECT_API_URL names, else starts a local one (SQLite in
@@ -216,7 +219,8 @@ def deploy(
             err.print(line, highlight=False, soft_wrap=True)
 
         try:
-            defaults = {"student": train_student, "max_steps": train_max_steps} if serve_train else None
+            models = {"models_dir": str(train_dir.resolve())} if train_dir else {}
+            defaults = {"student": train_student, "max_steps": train_max_steps, **models} if serve_train else None
             serve_pipeline(config, cron, name, port=port, announce=announce, train_defaults=defaults)
         except ServerError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
