@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fsspec
 from prefect import flow
@@ -103,8 +103,7 @@ def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = 
     if not plan.todo:
         return _nothing_new(config, plan, started)
     with temporary_server():
-        result: dict[str, Any] = pipeline(str(Path(config_path).resolve()), limit, fresh)
-        return result
+        return cast(dict[str, Any], pipeline(str(Path(config_path).resolve()), limit, fresh))
 
 
 def run_stages(

@@ -54,13 +54,14 @@ def _server_class(base: type) -> type:
 
     from pairforge.reaper import parent_death_signal, spare
 
-    class _Server(base):  # type: ignore[misc,valid-type]
+    class _Server(base):
         def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
             original = subprocess.Popen
             preexec = parent_death_signal()
 
             def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
-                return original(*args, preexec_fn=preexec, **kwargs)
+                kwargs["preexec_fn"] = preexec
+                return original(*args, **kwargs)
 
             # Prefect builds the command; only the Popen call it makes here gains the preexec_fn.
             subprocess.Popen = popen  # type: ignore[misc,assignment]

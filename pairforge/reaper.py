@@ -77,8 +77,8 @@ def guard_processes() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, previous in saved.items():
-            signal.signal(signum, previous)
+        for number, previous in saved.items():
+            signal.signal(number, previous)
         if wakeup is not None:
             signal.set_wakeup_fd(wakeup[0])
             os.close(wakeup[1])  # the watcher reads end-of-file and ends
