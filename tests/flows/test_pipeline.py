@@ -546,6 +546,22 @@ def test_a_stage_crash_is_a_sentence_naming_the_stage(settings_base: dict[str, A
     figure("a damaged stage output on the CLI path", line)
 
 
+def test_a_run_without_the_key_fails_naming_the_variable(
+    parts: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21, item 13: a process that sends requests without the key (a Dask worker started as the README showed)
+    used to send "EMPTY", get 401 for every request and publish nothing. The endpoint here is never contacted: the
+    backend refuses to start before the first request."""
+    monkeypatch.delenv(KEY_ENV)
+    config = write_config(tmp_path, corpus_of(tmp_path, parts[0]), "http://10.0.0.1:8000/v1")
+    result = run_cli(config)
+    assert result.exit_code == 4, result.output
+    line = last_line(result.output, "error:")
+    assert line.startswith(f"error: stage generate failed: MissingApiKey: generate.openai.api_key_env names {KEY_ENV}")
+    assert "not set in this process" in line and "Traceback" not in result.output
+    assert not (tmp_path / "store" / NAME).exists()
+
+
 # ----------------------------------------------------------------------------------------- issue 13 #6: locations
 @pytest.mark.parametrize("store", ["work", "work/store", "."])
 def test_store_and_workdir_must_not_contain_each_other(tmp_path: Path, store: str) -> None:
