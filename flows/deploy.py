@@ -12,6 +12,8 @@ temporary server would not do: it runs no scheduler.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import threading
@@ -61,11 +63,20 @@ def serve_pipeline(
     if train_defaults is not None:
         deployments.append(build_train_deployment(config.name, name, train_defaults))
     _exit_on_sigterm()  # until the runner installs its own handler, SIGTERM must still stop the server
+    served = [f"pipeline/{name}"] + ([f"train/{name}"] if train_defaults is not None else [])
     with prefect_api(Path(config.workdir) / SERVER_HOME, port, announce):
         announce(f"serving pipeline/{name} on cron {cron!r} (UTC); Ctrl-C stops")
         if train_defaults is not None:
             announce(f"serving train/{name} on each published version of {config.name}")
-        serve(*deployments, limit=1, print_starting_message=False)
+        vanished = _VanishedProcess()
+        logging.getLogger("prefect.runner.process_manager").addFilter(vanished)
+        try:
+            with _flow_runs_in_own_session():
+                serve(*deployments, limit=1, print_starting_message=False)
+        finally:
+            logging.getLogger("prefect.runner.process_manager").removeFilter(vanished)
+            for line in crash_unfinished_runs(served):
+                announce(line)
 
 
 @contextmanager
@@ -89,6 +100,85 @@ def prefect_api(home: Path, port: int | None, announce: Callable[[str], None]) -
                 yield server.api_url
         finally:
             os.environ.pop("PREFECT_API_URL", None)
+
+
+def crash_unfinished_runs(deployments: list[str]) -> list[str]:
+    """Mark Crashed every run of ``deployments`` (``flow/name``) still PENDING or RUNNING once this process stops
+    serving them: their process is gone (the runner stopped it, or a Ctrl-C in the terminal reached it first), and
+    a run the runner had claimed but not started would otherwise stay PENDING on the server for good. One line per
+    run marked."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import ObjectNotFound
+    from prefect.states import Crashed
+
+    lines = []
+    with get_client(sync_client=True) as client:
+        ids = []
+        for deployment in deployments:
+            with contextlib.suppress(ObjectNotFound):  # stopped before it was registered
+                ids.append(client.read_deployment_by_name(deployment).id)
+        if not ids:
+            return []
+        unfinished = FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=unfinished)),
+        )
+        for run in runs:
+            message = "pairforge deploy stopped serving before this run ended"
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            lines.append(f"flow run {run.name} ({run.id}) was {run.state_name}: marked Crashed ({message})")
+    return lines
+
+
+@contextmanager
+def _flow_runs_in_own_session() -> Iterator[None]:
+    """Flow-run processes the runner starts get a session of their own, so a Ctrl-C in the terminal reaches
+    ``pairforge deploy`` only (the terminal signals its whole foreground process group): the runner then stops the
+    run it executes with SIGTERM, which Prefect records as Crashed, instead of the run dying of a KeyboardInterrupt
+    mid-import (a traceback in the log) and the runner failing to kill a process that is gone. The module-level
+    ``run_process`` of the runner's process starters is their documented patch point."""
+    import prefect.runner._starter_engine as starter
+    import prefect.runner.runner as runner
+
+    modules: list[Any] = [runner, starter]
+    originals = [module.run_process for module in modules]
+    process_started_by = originals[1]
+
+    async def run_process(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("start_new_session", True)
+        return await process_started_by(*args, **kwargs)
+
+    for module in modules:
+        module.run_process = run_process
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, originals, strict=True):
+            module.run_process = original
+
+
+class _VanishedProcess(logging.Filter):
+    """Drops the ERROR and traceback Prefect's runner logs when a flow-run process it stops at shutdown has already
+    ended: on Ctrl-C the task group that started the process stops it first (and a terminal's SIGINT used to reach
+    it too), so the process manager's own SIGTERM finds no process (``ProcessLookupError``, or a RuntimeError
+    saying "The process was not found"). What it meant to do is done; the run's state is settled afterwards
+    (``crash_unfinished_runs``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        gone = isinstance(error, ProcessLookupError) or (
+            isinstance(error, RuntimeError) and "The process was not found" in str(error)
+        )
+        return not (gone and record.getMessage().startswith("Failed to kill process"))
 
 
 def _exit_on_sigterm() -> None:

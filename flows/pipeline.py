@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fsspec
 from prefect import flow
@@ -49,9 +49,10 @@ ATTEMPTS = 3  # plans against a newer latest after a concurrent publish, at most
 
 
 @flow(name="pipeline")
-def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) -> dict[str, Any]:
+def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) -> Any:
     """Run every stage for the config at ``config_path``; returns dataset, version, path, funnel, seconds.
-    This is what deployments (``prefect.yaml``, ``pairforge deploy``) schedule."""
+    This is what deployments (``prefect.yaml``, ``pairforge deploy``) schedule. What the run did ("published vN" or
+    "nothing new") is its Completed state's message, a log line and the ``pairforge-outcome`` artifact."""
     started = time.perf_counter()
     config = load_config(Path(config_path))
     ensure_llm_limit(config.flow.llm_concurrency)
@@ -60,13 +61,38 @@ def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) ->
             plan = plan_run(config, fresh=fresh, limit=limit)
             if not plan.todo:
                 report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
-                return _nothing_new(config, plan, started)
+                return _announce(_nothing_new(config, plan, started))
             try:
-                return run_stages(config, plan, address, fresh=fresh, started=started)
+                return _announce(run_stages(config, plan, address, fresh=fresh, started=started))
             except VersionConflict:
                 if attempt == ATTEMPTS - 1:
                     raise
     raise AssertionError("unreachable")
+
+
+def describe_outcome(result: dict[str, Any]) -> str:
+    """One line for what a run did: ``published vN`` (with its example count and path) or ``nothing new``."""
+    if result.get("new_shards") == 0:
+        return (
+            f"nothing new: {result['dataset']} v{result['version']} already covers every input shard under these "
+            f"settings ({result['path']})"
+        )
+    kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(result["examples"].items()))
+    total = sum(result["examples"].values())
+    return f"published {result['dataset']} v{result['version']}: {total:,} examples ({kinds}) at {result['path']}"
+
+
+def _announce(result: dict[str, Any]) -> Any:
+    """The flow's final state: Completed with ``describe_outcome`` as its message (what the Prefect UI shows in the
+    run list, so a nothing-new run no longer looks like a publishing one), the result as its data; the same line
+    goes to the run's log and to the ``pairforge-outcome`` artifact."""
+    from prefect import get_run_logger
+    from prefect.states import Completed
+
+    message = describe_outcome(result)
+    get_run_logger().info(message)
+    create_markdown_artifact(key="pairforge-outcome", markdown=f"**{message}**\n", description="What this run did")
+    return Completed(message=message, data=result)
 
 
 def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = None) -> dict[str, Any]:
@@ -78,7 +104,7 @@ def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = 
     if not plan.todo:
         return _nothing_new(config, plan, started)
     with temporary_server():
-        return pipeline(str(Path(config_path).resolve()), limit, fresh)
+        return cast(dict[str, Any], pipeline(str(Path(config_path).resolve()), limit, fresh))
 
 
 def run_stages(

@@ -33,7 +33,7 @@ def temporary_server() -> Iterator[None]:
                 os.environ.pop("PREFECT_API_URL", None)
         return
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # its heartbeat logs SQLite lock noise
-    server = SubprocessASGIServer()
+    server = _server_class(SubprocessASGIServer)()
     server.start(timeout=120)
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
@@ -44,6 +44,35 @@ def temporary_server() -> Iterator[None]:
         drain_logs()
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+def _server_class(base: type) -> type:
+    """Prefect's temporary server whose uvicorn process ends with this one: it gets a parent-death signal (it
+    would outlive a killed ``pairforge run`` by minutes, PPID 1), and a SIGTERM to the run spares it until the run
+    has recorded its end (``pairforge.reaper``)."""
+    import subprocess
+
+    from pairforge.reaper import parent_death_signal, spare
+
+    class _Server(base):
+        def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+            original = subprocess.Popen
+            preexec = parent_death_signal()
+
+            def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+                kwargs["preexec_fn"] = preexec
+                return original(*args, **kwargs)
+
+            # Prefect builds the command; only the Popen call it makes here gains the preexec_fn.
+            subprocess.Popen = popen  # type: ignore[misc,assignment]
+            try:
+                process: subprocess.Popen[Any] = super()._run_uvicorn_command()
+            finally:
+                subprocess.Popen = original  # type: ignore[misc]
+            spare(process.pid)
+            return process
+
+    return _Server
 
 
 def drain_logs(timeout_s: float = 10) -> None:

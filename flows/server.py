@@ -11,11 +11,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import httpx
+
+from pairforge.reaper import parent_death_signal
 
 HOST = "127.0.0.1"  # loopback only
 DEFAULT_PORT = 4200  # Prefect's own default, so the UI is where Prefect users look for it
@@ -75,7 +76,7 @@ class LocalServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_parent_death_signal(),
+            preexec_fn=parent_death_signal(),
         )
         try:
             self._wait_healthy()
@@ -139,14 +140,3 @@ def pick_port(preferred: int = DEFAULT_PORT) -> int:
                 continue
             return int(probe.getsockname()[1])
     raise ServerError("no free port on 127.0.0.1")
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """On Linux, what the child runs before exec so that it gets SIGTERM when its parent dies
-    (``prctl(PR_SET_PDEATHSIG)``); libc is loaded here, in the parent, so the child only makes the call."""
-    if sys.platform != "linux":
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG

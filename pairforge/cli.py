@@ -27,6 +27,7 @@ from pairforge.cli_train import train
 from pairforge.cli_versions import versions_app
 from pairforge.config import load_config
 from pairforge.models import prepare_demo_model
+from pairforge.reaper import guard_processes
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Training data for Chinese text-embedding models.")
 models_app = typer.Typer(no_args_is_help=True, help="Prepare and inspect models.")
@@ -98,7 +99,8 @@ def run(
             print_json(plan, as_json)
             return
         try:
-            result = _run_with_progress(config, fresh=not resume, limit=limit)
+            with guard_processes():  # what the run starts (server, engines, workers) ends with it, even on SIGKILL
+                result = _run_with_progress(config, fresh=not resume, limit=limit)
         except NothingToPublish as exc:
             err.print(str(exc), highlight=False, soft_wrap=True)  # the reason in one line
             raise typer.Exit(3) from None
@@ -203,6 +205,9 @@ def deploy(
     train_max_steps: Annotated[
         int | None, typer.Option("--train-max-steps", help="Stop each training run after N steps.")
     ] = None,
+    train_dir: Annotated[
+        Path | None, typer.Option("--train-dir", help="Folder for train/NAME's models (default: STORE/../train)")
+    ] = None,
 ) -> None:
     """Serve the pipeline on a cron schedule (UTC) from this process until Ctrl-C or SIGTERM; no prefect.yaml
     needed. Uses the Prefect server PREFECT_API_URL names, else starts a local one (SQLite in
@@ -217,7 +222,8 @@ def deploy(
             err.print(line, highlight=False, soft_wrap=True)
 
         try:
-            defaults = {"student": train_student, "max_steps": train_max_steps} if serve_train else None
+            models = {"models_dir": str(train_dir.resolve())} if train_dir else {}
+            defaults = {"student": train_student, "max_steps": train_max_steps, **models} if serve_train else None
             serve_pipeline(config, cron, name, port=port, announce=announce, train_defaults=defaults)
         except ServerError as exc:
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

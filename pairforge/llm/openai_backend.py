@@ -4,9 +4,12 @@ bounded retries with exponential backoff on 5xx, 429, timeouts and dropped conne
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import random
+import socket
+import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,6 +17,13 @@ from pairforge.config import GenerateConfig
 from pairforge.llm.base import ChatRequest, Completion, DoneFn, collect
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+REFUSED_KEY_STATUS = {401, 403}
+NO_KEY = "EMPTY"  # what a keyless server (vLLM without --api-key) is sent
+
+
+class MissingApiKey(RuntimeError):
+    """The variable ``api_key_env`` names is not set in the process that sends the requests (a Dask worker does
+    not inherit the environment of the process that started the run)."""
 
 
 class OpenAIBackend:
@@ -27,6 +37,7 @@ class OpenAIBackend:
         self.model_name = model_name
         self.base_url = base_url or endpoints(config)[0]
         self.retries = 0  # retries made, over the backend's life: bounded by max_retries per request
+        self.api_key = read_api_key(config, self.base_url)
 
     def stream(self, requests: Iterable[ChatRequest], on_done: DoneFn) -> None:
         asyncio.run(self._stream(requests, on_done))
@@ -42,7 +53,7 @@ class OpenAIBackend:
         o = self.config.openai
         # The SDK's own retries are off: ours are counted and bounded the same way for every error kind.
         client = AsyncOpenAI(
-            base_url=self.base_url, api_key=os.environ.get(o.api_key_env) or "EMPTY", timeout=o.timeout_s,
+            base_url=self.base_url, api_key=self.api_key or NO_KEY, timeout=o.timeout_s,
             max_retries=0,
         )  # fmt: skip
         gate = asyncio.Semaphore(o.concurrency)
@@ -95,6 +106,8 @@ class OpenAIBackend:
                 async with gate:
                     response = await client.chat.completions.create(**body)
             except openai.APIStatusError as exc:
+                if exc.status_code in REFUSED_KEY_STATUS and self.api_key is None:
+                    raise _missing(o.api_key_env, f"the server at {self.base_url} wants a key") from None
                 error = f"http_{exc.status_code}"
                 if exc.status_code not in RETRYABLE_STATUS:
                     break
@@ -124,6 +137,39 @@ class OpenAIBackend:
 
     def close(self) -> None:
         pass
+
+
+def read_api_key(config: GenerateConfig, base_url: str) -> str | None:
+    """The key from the variable ``api_key_env`` names, in this process. Unset, it is ``MissingApiKey`` unless the
+    endpoint is on this machine's loopback with no Secret block configured (a local server started without a key);
+    there None, and a refused request raises ``MissingApiKey`` instead of failing every request quietly."""
+    o = config.openai
+    key = os.environ.get(o.api_key_env)
+    if key:
+        return key
+    if o.api_key_secret:
+        raise _missing(o.api_key_env, f"api_key_secret {o.api_key_secret!r} is read by the flow's process only")
+    if not _on_loopback(base_url):
+        raise _missing(o.api_key_env, f"{base_url} is not on this machine")
+    return None
+
+
+def _missing(variable: str, why: str) -> MissingApiKey:
+    return MissingApiKey(
+        f"generate.openai.api_key_env names {variable}, which is not set in this process (host "
+        f"{socket.gethostname()}, pid {os.getpid()}) and {why}: set {variable} in the environment of every "
+        "process that sends requests (each Dask worker too; any value for a server that takes no key)"
+    )
+
+
+def _on_loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _read_choices(response: Any) -> tuple[list[str], list[str]] | None:

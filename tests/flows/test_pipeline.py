@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections import Counter
@@ -545,6 +546,22 @@ def test_a_stage_crash_is_a_sentence_naming_the_stage(settings_base: dict[str, A
     figure("a damaged stage output on the CLI path", line)
 
 
+def test_a_run_without_the_key_fails_naming_the_variable(
+    parts: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21, item 13: a process that sends requests without the key (a Dask worker started as the README showed)
+    used to send "EMPTY", get 401 for every request and publish nothing. The endpoint here is never contacted: the
+    backend refuses to start before the first request."""
+    monkeypatch.delenv(KEY_ENV)
+    config = write_config(tmp_path, corpus_of(tmp_path, parts[0]), "http://10.0.0.1:8000/v1")
+    result = run_cli(config)
+    assert result.exit_code == 4, result.output
+    line = last_line(result.output, "error:")
+    assert line.startswith(f"error: stage generate failed: MissingApiKey: generate.openai.api_key_env names {KEY_ENV}")
+    assert "not set in this process" in line and "Traceback" not in result.output
+    assert not (tmp_path / "store" / NAME).exists()
+
+
 # ----------------------------------------------------------------------------------------- issue 13 #6: locations
 @pytest.mark.parametrize("store", ["work", "work/store", "."])
 def test_store_and_workdir_must_not_contain_each_other(tmp_path: Path, store: str) -> None:
@@ -650,3 +667,39 @@ def _flow_runs_recorded(database: Path) -> int:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         (count,) = db.execute("select count(*) from flow_run").fetchone()
     return int(count)
+
+
+def test_a_run_says_what_it_did(reference: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21, item 14: a deployed or scheduled run said nothing of what it did; a nothing-new run looked exactly
+    like a publishing one in the Prefect UI. Now the Completed state's message, the run's log and its
+    ``pairforge-outcome`` artifact say "published <name> vN" or "nothing new"."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, FlowFilter, FlowRunFilter, LogFilter
+
+    from flows.pipeline import pipeline
+    from flows.runtime import drain_logs
+
+    config = str(Path(reference["config"]).resolve())
+    monkeypatch.setattr(logging.getLogger("prefect.flow_runs"), "level", logging.INFO)  # the session says WARNING
+    state = pipeline(config, return_state=True)  # what a scheduled run finds: every shard covered
+    assert state.is_completed() and state.result()["new_shards"] == 0
+    assert state.message.startswith(f"nothing new: {NAME} v1 already covers every input shard"), state.message
+    drain_logs()
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name={"any_": ["pipeline"]}))
+        ours = sorted((r for r in runs if r.parameters.get("config_path") == config), key=lambda r: r.created)
+        messages = [r.state.message for r in ours if r.state]
+        examples = reference["result"]["examples"]  # per kind
+        assert sum(examples.values()) > 0
+        assert messages[0].startswith(f"published {NAME} v1: {sum(examples.values()):,} examples (")
+        assert all(f"{kind} {n:,}" in messages[0] for kind, n in examples.items())
+        assert messages[0].endswith(f") at {reference['result']['path']}")
+        assert messages[-1] == state.message
+        for run in (ours[0], ours[-1]):
+            (artifact,) = client.read_artifacts(
+                artifact_filter=ArtifactFilter(key={"any_": ["pairforge-outcome"]}),
+                flow_run_filter=FlowRunFilter(id={"any_": [run.id]}),
+            )
+            assert artifact.data == f"**{run.state.message}**\n"
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id={"any_": [ours[-1].id]}))
+        assert state.message in [log.message for log in logs]

@@ -50,7 +50,7 @@ EVENT_WITHIN_S = 30  # the server's event persister writes in batches (every 5 s
 @dataclass
 class Handoff:
     deploy: Deploy
-    folder: Path  # the config, corpus, store, workdir, and the deploy process's working directory
+    folder: Path  # the config, corpus, store, workdir; the deploy process runs in its folder "elsewhere"
 
 
 def install_tokenizer(folder: Path) -> None:
@@ -74,7 +74,9 @@ def handoff(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, llm: Fa
     env = clean_env(folder, PAIRFORGE_CACHE=str(folder / "cache"))
     port = free_port()
     extra = ("--port", str(port), "--train", "--train-max-steps", str(TRAIN_STEPS))
-    process = start_deploy(config, NEVER, NAME, env, *extra, cwd=folder)  # the models go to ./train
+    elsewhere = folder / "elsewhere"  # the worker's working directory is not where the store is (issue 21, 15)
+    elsewhere.mkdir()
+    process = start_deploy(config, NEVER, NAME, env, *extra, cwd=elsewhere)  # the models go beside the store
     deploy = Deploy(process, f"http://127.0.0.1:{port}/api", folder / f"deploy-{NAME}.log")
     try:
         yield Handoff(deploy, folder)
@@ -146,6 +148,8 @@ def test_a_published_version_triggers_one_training_run(handoff: Handoff) -> None
     model = folder / "train" / f"{NAME}-v1-static-seed0"
     summary = json.loads((model / "train.json").read_text(encoding="utf-8"))
     assert summary["steps"] == TRAIN_STEPS and summary["versions"] == [path]
+    assert summary["model_path"] == str(model.resolve())  # absolute, beside the store
+    assert not (folder / "elsewhere" / "train").exists()
     assert (model / "modules.json").is_file(), "a saved sentence-transformers model"
 
     # once per published version: a run with nothing new publishes nothing, so emits nothing and trains nothing
@@ -210,3 +214,21 @@ def timeline(
     )
     lines.append(f"  after both pipeline runs: {events} {VERSION_PUBLISHED} event(s), {train_runs} train run(s)")
     return "seconds from the start of `pairforge deploy ... --train`:\n" + "\n".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("version", "configured", "expected"),
+    [
+        ("/data/pf/store/demo/v3", None, "/data/pf/train"),  # beside the store, wherever the worker runs
+        ("file:///data/pf/store/demo/v3", None, "/data/pf/train"),
+        ("/data/pf/store/demo/v3", "/models", "/models"),
+        ("/data/pf/store/demo/v3", "models", "{cwd}/models"),  # a relative setting is made absolute
+        ("s3://bucket/store/demo/v3", None, "{cwd}/train"),  # no local neighbour
+    ],
+)
+def test_models_go_beside_the_store_or_to_the_configured_folder(
+    version: str, configured: str | None, expected: str
+) -> None:
+    from flows.train import models_folder
+
+    assert models_folder(version, configured) == Path(expected.format(cwd=Path.cwd()))
