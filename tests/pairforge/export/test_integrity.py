@@ -111,3 +111,14 @@ def test_an_intact_parent_is_shared_as_recorded(own: tuple[Built, Path]) -> None
     assert stats.details["version"] == 2 and verify_version(Store(built.config.store), NAME, 2)["problems"] == []
     shared = [p for segment in manifest_of(second)["segments"] if segment["version"] == 1 for p in segment["files"]]
     assert shared and all((second / p).stat().st_ino == (version / p).stat().st_ino for p in shared)
+
+
+def test_load_dataset_on_a_version_missing_a_file_names_it(own: tuple[Built, Path], tmp_path: Path) -> None:
+    """The card's configs list the files, so `datasets` cannot return a smaller dataset without a word."""
+    from datasets import load_dataset
+
+    _, version = own
+    gone = sorted((version / layout.EXAMPLES).glob("*.parquet"))[0]
+    gone.unlink()
+    with pytest.raises(FileNotFoundError, match=gone.name):
+        load_dataset(str(version), "examples", split="train", cache_dir=str(tmp_path / "hf"))
