@@ -95,9 +95,8 @@ def share_segment(store: Store, parent_path: str, segment: dict[str, Any], write
         problem = "not listed in its manifest" if meta is None else check_file(store.fs, source, meta)
         if problem or meta is None:
             raise DamagedVersion(
-                f"{source}: {problem}: the parent version is damaged and nothing of it is carried into the next; "
-                "`pairforge versions verify NAME --all` lists every damaged file, and a run with --fresh rebuilds "
-                "every segment from the workdir instead of sharing them"
+                f"{source}: {problem}: the parent version is damaged and nothing of it is carried into the next "
+                "(`pairforge versions verify NAME --all` lists every damaged file)"
             )
         store.share(source, writer.path(relative))
         writer.record(relative, meta)

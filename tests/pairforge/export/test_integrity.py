@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from pairforge.cli import app
@@ -122,3 +123,47 @@ def test_load_dataset_on_a_version_missing_a_file_names_it(own: tuple[Built, Pat
     gone.unlink()
     with pytest.raises(FileNotFoundError, match=gone.name):
         load_dataset(str(version), "examples", split="train", cache_dir=str(tmp_path / "hf"))
+
+
+def write_config(built: Built, folder: Path) -> Path:
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(built.config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("how", ["truncate", "delete", "edit"])
+def test_a_run_with_nothing_new_reports_a_damaged_latest_and_exits_4(
+    own: tuple[Built, Path], tmp_path: Path, how: str
+) -> None:
+    built, version = own
+    carried = next(f["path"] for f in manifest_of(version)["files"] if f["path"].startswith("flagembedding/"))
+    damage(version / carried, how)
+    result = runner.invoke(app, ["run", str(write_config(built, tmp_path))])
+    assert result.exit_code == 4, result.output
+    assert "nothing new to do, but" in result.output and carried in result.output
+
+
+def test_a_run_and_versions_list_repair_latest_after_a_kill_between_rename_and_swap(
+    own: tuple[Built, Path], tmp_path: Path
+) -> None:
+    """The state a publisher killed after renaming v2 leaves: `latest` → v1, its lock (naming a dead process)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    built, _ = own
+    store = Store(built.config.store)
+    run_export(built.config, ExportInputs(plan_run(built.config), built.funnel), built.workdir)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for command in (
+        ["versions", "list", NAME, "--store", built.config.store],
+        ["run", str(write_config(built, tmp_path))],
+    ):
+        store.point(NAME, "latest", 1)
+        store.fs.pipe(
+            f"{store.root}/{NAME}/.publish.lock", f"{time.time()} x {socket.gethostname()} {int(gone.stdout)}".encode()
+        )
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+        assert store.resolve(NAME, "latest") == 2 and not store.fs.exists(f"{store.root}/{NAME}/.publish.lock")
