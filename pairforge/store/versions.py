@@ -25,6 +25,8 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from pairforge.store import layout
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^v?(\d+)$")
 _STAGING = re.compile(r"^\.staging-(\d+)-[0-9a-f]+$")
@@ -123,7 +125,7 @@ class Store:
                         f"{dataset}: built on {_name(parent)}, but {_name(latest)} is the latest now"
                     )
                 version = (latest or 0) + 1
-                self.fs.mv(staging, f"{folder}/v{version}", recursive=True)
+                self._rename(staging, f"{folder}/v{version}")
                 self.point(dataset, "latest", version)
                 if promoted:
                     self.point(dataset, "latest-promoted", version)
@@ -132,6 +134,19 @@ class Store:
                 self.fs.rm(staging, recursive=True)
             raise
         return version
+
+    def _rename(self, staging: str, target: str) -> None:
+        """Move a written version into place: one atomic rename on a local store; elsewhere file by file with the
+        manifest last, so a version folder without its manifest is one still arriving (or cut short), never
+        one that looks complete."""
+        if self.local:
+            self.fs.mv(staging, target, recursive=True)
+            return
+        files = sorted(self.fs.find(staging), key=lambda p: p.rsplit("/", 1)[-1] == layout.MANIFEST)
+        for path in files:
+            self.fs.mv(path, f"{target}{path[len(staging) :]}")
+        if self.fs.exists(staging):
+            self.fs.rm(staging, recursive=True)
 
     def pointer(self, dataset: str, pointer: str) -> int | None:
         """The version ``pointer`` (``latest``, ``latest-promoted``) names now, or None (absent, or naming

@@ -222,3 +222,23 @@ def test_repair_leaves_pointers_to_a_live_publisher(tmp_path: Path) -> None:
         started = time.monotonic()
         assert catalog.repair_pointers(store, "ds") == {}
         assert time.monotonic() - started < catalog.REPAIR_LOCK_S + 1
+
+
+def test_on_an_object_store_the_manifest_arrives_last(tmp_path: Path) -> None:
+    """There a version folder is moved file by file: one without its manifest.json is never a complete one."""
+    store = Store(f"memory://{tmp_path.name}-order")
+    moved: list[str] = []
+    mv = store.fs.mv
+    store.fs.mv = lambda a, b, **kw: (moved.append(b.rsplit("/", 1)[-1]), mv(a, b, **kw))[1]  # type: ignore[method-assign]
+
+    def write(folder: str, fs) -> None:
+        for name in ("manifest.json", "a.txt", "z.txt"):
+            fs.pipe(f"{folder}/{name}", name.encode())
+
+    assert store.publish("ds", write) == 1
+    assert moved[:3] == ["a.txt", "z.txt", "manifest.json"]
+    assert sorted(p.rsplit("/", 1)[-1] for p in store.fs.find(store.path("ds", 1))) == [
+        "a.txt",
+        "manifest.json",
+        "z.txt",
+    ]
