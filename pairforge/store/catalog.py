@@ -103,7 +103,7 @@ def repair_pointers(store: Store, dataset: str) -> dict[str, int]:
                 if store.pointer(dataset, pointer) != version:
                     store.point(dataset, pointer, version)
                     moved[pointer] = version
-    except StoreError:  # the lock is held by a live publisher
+    except (StoreError, OSError):  # the lock is held by a live publisher, or this user may only read the store
         return {}
     return moved
 
