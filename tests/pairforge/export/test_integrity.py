@@ -52,6 +52,12 @@ def verify_cli(store: str, *args: str) -> tuple[int, str]:
     return result.exit_code, result.stdout
 
 
+def write_config(built: Built, folder: Path) -> Path:
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump(built.config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def test_a_published_version_is_read_only_and_verifies(own: tuple[Built, Path]) -> None:
     built, version = own
     files = [p for p in version.rglob("*") if p.is_file()]
@@ -90,7 +96,9 @@ def test_verify_names_each_truncated_deleted_edited_and_unlisted_file(own: tuple
 
 
 @pytest.mark.parametrize("how", ["truncate", "delete", "edit"])
-def test_the_next_export_refuses_a_damaged_parent_file(own: tuple[Built, Path], how: str) -> None:
+def test_the_next_export_and_run_refuse_a_damaged_parent_file(
+    own: tuple[Built, Path], tmp_path: Path, how: str
+) -> None:
     built, version = own
     manifest = manifest_of(version)
     carried = next(p["path"] for p in manifest["files"] if p["path"].startswith("flagembedding/"))
@@ -102,6 +110,9 @@ def test_the_next_export_refuses_a_damaged_parent_file(own: tuple[Built, Path], 
     store = Store(built.config.store)
     assert store.versions(NAME) == [1] and store.resolve(NAME, "latest") == 1  # nothing carried it on
     assert [p for p in store.fs.ls(f"{store.root}/{NAME}", detail=False) if ".staging" in p] == []
+    result = runner.invoke(app, ["run", str(write_config(built, tmp_path))])  # nothing new: the latest is checked
+    assert result.exit_code == 4, result.output
+    assert "nothing new to do, but" in result.output and carried in result.output
 
 
 def test_an_intact_parent_is_shared_as_recorded(own: tuple[Built, Path]) -> None:
@@ -123,24 +134,6 @@ def test_load_dataset_on_a_version_missing_a_file_names_it(own: tuple[Built, Pat
     gone.unlink()
     with pytest.raises(FileNotFoundError, match=gone.name):
         load_dataset(str(version), "examples", split="train", cache_dir=str(tmp_path / "hf"))
-
-
-def write_config(built: Built, folder: Path) -> Path:
-    path = folder / "run.yaml"
-    path.write_text(yaml.safe_dump(built.config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
-    return path
-
-
-@pytest.mark.parametrize("how", ["truncate", "delete", "edit"])
-def test_a_run_with_nothing_new_reports_a_damaged_latest_and_exits_4(
-    own: tuple[Built, Path], tmp_path: Path, how: str
-) -> None:
-    built, version = own
-    carried = next(f["path"] for f in manifest_of(version)["files"] if f["path"].startswith("flagembedding/"))
-    damage(version / carried, how)
-    result = runner.invoke(app, ["run", str(write_config(built, tmp_path))])
-    assert result.exit_code == 4, result.output
-    assert "nothing new to do, but" in result.output and carried in result.output
 
 
 def test_a_run_and_versions_list_repair_latest_after_a_kill_between_rename_and_swap(
