@@ -42,7 +42,9 @@ from pairforge.plan import RunPlan, plan_run
 from pairforge.stages import STAGE_NAMES, StageError
 from pairforge.stats import StageStats
 from pairforge.store import Store, VersionConflict
+from pairforge.store.catalog import repair_pointers
 from pairforge.store.local import carried_parts
+from pairforge.store.verify import verify_version
 from pairforge.workdir import Workdir
 
 ATTEMPTS = 3  # plans against a newer latest after a concurrent publish, at most this often
@@ -55,6 +57,7 @@ def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) ->
     "nothing new") is its Completed state's message, a log line and the ``pairforge-outcome`` artifact."""
     started = time.perf_counter()
     config = load_config(Path(config_path))
+    repair_pointers(Store(config.store), config.name)  # a publisher killed between its rename and `latest`
     ensure_llm_limit(config.flow.llm_concurrency)
     with dask_cluster(config.flow) as address:
         for attempt in range(ATTEMPTS):
@@ -100,6 +103,7 @@ def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = 
     latest version already covers every input shard, the answer comes without starting anything."""
     started = time.perf_counter()
     config = load_config(config_path)  # a bad config fails before any server starts
+    repair_pointers(Store(config.store), config.name)  # a publisher killed between its rename and `latest`
     plan = plan_run(config, fresh=fresh, limit=limit)
     if not plan.todo:
         return _nothing_new(config, plan, started)
@@ -157,6 +161,10 @@ def _nothing_new(config: RunConfig, plan: RunPlan, started: float) -> dict[str, 
     assert plan.parent is not None  # nothing to do means every shard is covered by a version
     store = Store(config.store)
     path = store.path(config.name, plan.parent)
+    damaged = verify_version(store, config.name, plan.parent)["problems"]  # never point users at a damaged one
+    if damaged:
+        raise StageError(f"nothing new to do, but {path} is damaged: {'; '.join(damaged[:3])}"
+                         f" (`pairforge versions verify {config.name}` lists all {len(damaged)})")  # fmt: skip
     return _result(config, plan.parent, path, started) | {"new_shards": 0}
 
 

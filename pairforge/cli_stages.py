@@ -161,9 +161,11 @@ def select(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = 
 
 
 def export(config: ConfigArg, as_json: JsonOption = False) -> None:
-    """Publish the workdir's run as the next immutable version (exit code 3 when there is nothing to publish)."""
+    """Publish the workdir's run as the next immutable version (exit code 3 when there is nothing to publish, 4 when
+    a file the parent version shares is damaged)."""
     from pairforge.export import ExportInputs, NothingToPublish, run_export
     from pairforge.stages import STAGE_NAMES
+    from pairforge.store import DamagedVersion
 
     with user_errors(), store_errors():
         cfg, workdir, plan = open_run(config)
@@ -173,6 +175,9 @@ def export(config: ConfigArg, as_json: JsonOption = False) -> None:
         except NothingToPublish as exc:
             err.print(str(exc), highlight=False)
             raise typer.Exit(3) from None
+        except DamagedVersion as exc:  # as `pairforge run` says it: exit 4
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(4) from None
     d = stats.details
     err.print(f"export {cfg.name} v{d['version']} (parent {d['parent'] or 'none'}) → {d['path']}", highlight=False)
     print_stats(stats, as_json)

@@ -47,11 +47,12 @@ def front_matter(manifest: dict[str, Any]) -> dict[str, Any]:
     Only Parquet: ``datasets`` chooses one builder for all of a card's configs, so a JSONL config beside Parquet
     ones would not load by name (the JSONL formats load by path, see the card's Files section)."""
     total = sum(manifest["examples"].values())
-    folders = {path.rsplit("/", 1)[0] for path in manifest["formats"] if path.endswith(".parquet")}
+    parquet = sorted(path for path in manifest["formats"] if path.endswith(".parquet"))
+    # the files themselves, not a glob: a deleted file is an error naming it, not a smaller dataset
     configs: list[dict[str, Any]] = [
-        {"config_name": name, "data_files": [{"split": "train", "path": f"{folder}/*.parquet"}]}
+        {"config_name": name, "data_files": [{"split": "train", "path": in_folder}]}
         for folder, name in _HF_CONFIGS
-        if folder in folders
+        if (in_folder := [p for p in parquet if p.rsplit("/", 1)[0] == folder])
     ]
     if configs:
         configs[0]["default"] = True

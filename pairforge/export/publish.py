@@ -196,7 +196,8 @@ def _parent_examples(store: Store, config: RunConfig, plan: RunPlan, output: Wor
     if plan.parent is None:
         return []
     folder = fetch_version(store, config.name, plan.parent, output)
-    return sorted((folder / layout.EXAMPLES).glob("*.parquet"))
+    listed = read_manifest(store, config.name, plan.parent)["files"]  # the manifest's files, never a glob
+    return [folder / f["path"] for f in listed if f["path"].startswith(f"{layout.EXAMPLES}/")]
 
 
 def _pair_ids(files: list[Path]) -> set[str]:

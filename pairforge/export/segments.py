@@ -15,7 +15,8 @@ from pairforge.export.cosent import write_cosent
 from pairforge.export.formats import FormatCounts, write_formats
 from pairforge.export.writer import VersionWriter
 from pairforge.plan import ShardPlan
-from pairforge.store import Store, layout
+from pairforge.store import DamagedVersion, Store, layout
+from pairforge.store.verify import check_file
 from pairforge.workdir import Workdir, shard_files
 
 DATA = {  # version folder ← the Workdir attribute naming the stage output it is copied from
@@ -85,10 +86,20 @@ def completeness(workdir: Workdir, key: str) -> tuple[bool, dict[str, int]]:
 
 def share_segment(store: Store, parent_path: str, segment: dict[str, Any], writer: VersionWriter,
                   files: dict[str, dict[str, Any]]) -> None:  # fmt: skip
-    """Put a carried segment's files into the version: shared with the parent, recorded with the parent's hashes."""
+    """Put a carried segment's files into the version, shared with the parent, each checked first against the
+    parent's manifest (size and sha256, computed here): a damaged file is a ``DamagedVersion`` naming it, never
+    carried with the parent's hash."""
     for relative in segment["files"]:
-        store.share(f"{parent_path}/{relative}", writer.path(relative))
-        writer.record(relative, files[relative])
+        source = f"{parent_path}/{relative}"
+        meta = files.get(relative)
+        problem = "not listed in its manifest" if meta is None else check_file(store.fs, source, meta)
+        if problem or meta is None:
+            raise DamagedVersion(
+                f"{source}: {problem}: the parent version is damaged and nothing of it is carried into the next "
+                "(`pairforge versions verify NAME --all` lists every damaged file)"
+            )
+        store.share(source, writer.path(relative))
+        writer.record(relative, meta)
 
 
 def count_kinds(examples: list[Path]) -> dict[str, int]:

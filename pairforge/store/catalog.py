@@ -1,5 +1,6 @@
 """Reading published versions back: manifests, a listing, and the difference between two versions
-(counts by kind, examples added and removed by pair id, config changes as dotted keys)."""
+(counts by kind, examples added and removed by pair id, config changes as dotted keys); and repairing the
+``latest`` pointers from the versions there are."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pyarrow.parquet as pq
 
 from pairforge.store import layout
 from pairforge.store.versions import Store, StoreError
+
+REPAIR_LOCK_S = 2.0  # a live publisher holds the lock for a rename and two pointer swaps, and moves them itself
 
 
 def read_manifest(store: Store, dataset: str, version: int) -> dict[str, Any]:
@@ -84,12 +87,55 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def repair_pointers(store: Store, dataset: str) -> dict[str, int]:
+    """Point ``latest`` at the newest published version and ``latest-promoted`` at the newest one its gate
+    promoted, where a publisher killed between its rename and the swap left them behind; returns the pointers
+    moved. A fresh lock (a publisher at work, which moves them itself) leaves them as they are; a dead
+    publisher's lock is broken."""
+    if not store.versions(dataset):
+        return {}
+    if all(store.pointer(dataset, p) == v for p, v in _wanted_pointers(store, dataset).items()):
+        return {}
+    moved = {}
+    try:
+        with store.lock(dataset, REPAIR_LOCK_S):
+            for pointer, version in _wanted_pointers(store, dataset).items():  # again: the store may have moved
+                if store.pointer(dataset, pointer) != version:
+                    store.point(dataset, pointer, version)
+                    moved[pointer] = version
+    except (StoreError, OSError):  # the lock is held by a live publisher, or this user may only read the store
+        return {}
+    return moved
+
+
+def _wanted_pointers(store: Store, dataset: str) -> dict[str, int]:
+    versions = store.versions(dataset)
+    wanted = {"latest": versions[-1]}
+    for version in reversed(versions):
+        try:
+            gate = read_manifest(store, dataset, version).get("gate") or {}
+        except (StoreError, ValueError):
+            continue
+        if gate.get("promoted"):
+            wanted["latest-promoted"] = version
+            break
+    return wanted
+
+
+def example_files(store: Store, dataset: str, version: int) -> list[str]:
+    """The paths of a version's example files, as its manifest lists them (never a glob: a deleted file is an
+    error, not a smaller dataset)."""
+    folder = store.path(dataset, version)
+    listed = [f["path"] for f in read_manifest(store, dataset, version)["files"]]
+    return [f"{folder}/{p}" for p in listed if p.startswith(f"{layout.EXAMPLES}/") and p.endswith(".parquet")]
+
+
 def _pair_ids(store: Store, dataset: str, version: int) -> set[str]:
-    folder = f"{store.path(dataset, version)}/{layout.EXAMPLES}"
     ids: set[str] = set()
-    if not store.fs.exists(folder):
-        return ids
-    for path in sorted(store.fs.glob(f"{folder}/*.parquet")):
-        with store.fs.open(path, "rb") as handle:
-            ids.update(pq.read_table(handle, columns=["pair_id"])["pair_id"].to_pylist())
+    for path in example_files(store, dataset, version):
+        try:
+            with store.fs.open(path, "rb") as handle:
+                ids.update(pq.read_table(handle, columns=["pair_id"])["pair_id"].to_pylist())
+        except FileNotFoundError:
+            raise StoreError(f"{path}: missing (listed in the manifest of {dataset} v{version})") from None
     return ids

@@ -3,15 +3,20 @@
 A version is written aside (``<dataset>/.staging-<token>/``) and renamed to ``v<N>`` only when complete, so a crash
 never leaves a visible partial version; a lock file makes concurrent publishers take turns, and a publisher that
 built on another parent than the latest gets a ``VersionConflict`` (it must redo its dedup). Versions are never
-rewritten. Files a version shares with its parent are hard links on a local store (no copy) and server-side copies
-on object stores. ``latest`` is a symlink on a local store (swapped atomically, so ``store/<name>/latest/...`` is
-a path a training job can use) and a small text file elsewhere (``Store.resolve``).
+rewritten, and on a local store their files are made read-only before the rename. Files a version shares with its
+parent are hard links on a local store (no copy; only to files made read-only, so an edit cannot reach another
+version) and server-side copies on object stores. ``latest`` is a symlink on a local store (swapped atomically, so
+``store/<name>/latest/...`` is a path a training job can use) and a small text file elsewhere (``Store.resolve``).
+A publisher killed between the rename and the swap leaves ``latest`` behind and its lock in place: the lock names its
+host and process, so a dead owner's lock is stale at once, and ``catalog.repair_pointers`` moves the pointers.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
+import stat
 import time
 import uuid
 from collections.abc import Callable
@@ -19,6 +24,8 @@ from pathlib import Path
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+
+from pairforge.store import layout
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _VERSION = re.compile(r"^v?(\d+)$")
@@ -30,6 +37,10 @@ POINTERS = ("latest", "latest-promoted")
 
 class StoreError(RuntimeError):
     """A store operation that cannot go ahead (bad name, lock held too long, missing version)."""
+
+
+class DamagedVersion(StoreError):
+    """A published version's file differs from what its manifest records (truncated, deleted or edited)."""
 
 
 class VersionConflict(StoreError):
@@ -106,6 +117,7 @@ class Store:
         self.fs.makedirs(staging, exist_ok=True)
         try:
             promoted = write(staging, self.fs)
+            self._seal(staging)
             with self.lock(dataset, lock_timeout_s):
                 latest = self.latest(dataset)
                 if parent != "latest" and latest != parent:
@@ -113,7 +125,7 @@ class Store:
                         f"{dataset}: built on {_name(parent)}, but {_name(latest)} is the latest now"
                     )
                 version = (latest or 0) + 1
-                self.fs.mv(staging, f"{folder}/v{version}", recursive=True)
+                self._rename(staging, f"{folder}/v{version}")
                 self.point(dataset, "latest", version)
                 if promoted:
                     self.point(dataset, "latest-promoted", version)
@@ -122,6 +134,33 @@ class Store:
                 self.fs.rm(staging, recursive=True)
             raise
         return version
+
+    def _rename(self, staging: str, target: str) -> None:
+        """Move a written version into place: one atomic rename on a local store; elsewhere file by file with the
+        manifest last, so a version folder without its manifest is one still arriving (or cut short), never
+        one that looks complete."""
+        if self.local:
+            self.fs.mv(staging, target, recursive=True)
+            return
+        files = sorted(self.fs.find(staging), key=lambda p: p.rsplit("/", 1)[-1] == layout.MANIFEST)
+        for path in files:
+            self.fs.mv(path, f"{target}{path[len(staging) :]}")
+        if self.fs.exists(staging):
+            self.fs.rm(staging, recursive=True)
+
+    def pointer(self, dataset: str, pointer: str) -> int | None:
+        """The version ``pointer`` (``latest``, ``latest-promoted``) names now, or None (absent, or naming
+        something that is not ``v<N>``); unlike ``resolve``, the version need not exist."""
+        path = f"{self._dataset(dataset)}/{pointer}"
+        try:
+            if self.local:
+                target = os.readlink(path) if os.path.islink(path) else Path(path).read_text(encoding="utf-8")
+            else:
+                target = self.fs.cat(path).decode("utf-8", errors="replace")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+            return None
+        match = re.fullmatch(r"v(\d+)", target.strip())
+        return int(match.group(1)) if match else None
 
     def point(self, dataset: str, pointer: str, version: int) -> None:
         """Make ``pointer`` (``latest``, ``latest-promoted``) name ``version``, atomically."""
@@ -136,15 +175,27 @@ class Store:
 
     def share(self, source: str, target: str) -> None:
         """Put the immutable file ``source`` (of an earlier version) at ``target`` without copying its bytes
-        through this process: a hard link on a local store, a server-side copy elsewhere."""
+        through this process: a hard link on a local store, a server-side copy elsewhere. A local source is made
+        read-only first (a version written before versions were sealed), so no edit through one link can reach
+        another version."""
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         if self.local:
+            _make_read_only(source)
             try:
                 os.link(source, target)
                 return
             except OSError:  # another filesystem, or no hard links there
                 pass
         self.fs.copy(source, target)
+
+    def _seal(self, folder: str) -> None:
+        """Make every file of a written version read-only (local stores; folders stay writable, so ``rm -rf`` of a
+        store still works). Object stores have no modes: their versions are checked by ``versions verify``."""
+        if not self.local:
+            return
+        for top, _dirs, names in os.walk(folder):
+            for name in names:
+                _make_read_only(os.path.join(top, name))
 
     def _sweep_staging(self, folder: str) -> None:
         """Remove staging folders a killed publisher left behind (named with their start time; a day old is
@@ -171,7 +222,7 @@ class _Lock:
         while True:
             try:
                 with self.fs.open(self.path, "xb") as handle:
-                    handle.write(f"{time.time()} {self.token}".encode())
+                    handle.write(f"{time.time()} {self.token} {socket.gethostname()} {os.getpid()}".encode())
                 return self
             except FileExistsError:
                 self._break_if_stale()
@@ -180,9 +231,10 @@ class _Lock:
                 time.sleep(0.05)
 
     def _break_if_stale(self) -> None:
-        """A lock older than ``STALE_LOCK_S`` belongs to a publisher killed while it held it: remove it (only if it
-        is still the same lock, so two waiters do not both break one). Its age is the time written in it, or, for
-        an empty or unparsable file (a publisher killed mid-write), the file's modification time."""
+        """A lock older than ``STALE_LOCK_S``, or one whose owner (host and pid written in it) is a process of this
+        host that is gone, belongs to a publisher killed while it held it: remove it (only if it is still the same
+        lock, so two waiters do not both break one). Its age is the time written in it, or, for an empty or
+        unparsable file (a publisher killed mid-write), the file's modification time."""
         try:
             content = self.fs.cat_file(self.path)
         except FileNotFoundError:
@@ -191,7 +243,7 @@ class _Lock:
             taken = float(content.split()[0])
         except (ValueError, IndexError):
             taken = _mtime(self.fs, self.path)
-        if time.time() - taken > STALE_LOCK_S:
+        if time.time() - taken > STALE_LOCK_S or _owner_is_gone(content):
             try:
                 if self.fs.cat_file(self.path) == content:
                     self.fs.rm(self.path)
@@ -200,6 +252,27 @@ class _Lock:
 
     def __exit__(self, *exc: object) -> None:
         self.fs.rm(self.path)
+
+
+def _owner_is_gone(content: bytes) -> bool:
+    """Whether the lock's owner is a process of this host that no longer runs (a lock from another host, or from
+    a pairforge that wrote no owner, is judged by its age alone)."""
+    parts = content.split()
+    if len(parts) < 4 or parts[2].decode(errors="replace") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(parts[3]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # alive under another user (EPERM), or not a pid: not ours to judge
+        return False
+    return False
+
+
+def _make_read_only(path: str) -> None:
+    mode = os.stat(path).st_mode
+    if mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        os.chmod(path, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _mtime(fs: fsspec.AbstractFileSystem, path: str) -> float:

@@ -2,10 +2,12 @@
 ``(anchor, positive, negative_1..n)`` for MultipleNegativesRankingLoss from a version's ``data/examples/``
 segments, and ``scored`` rows ``(sentence1, sentence2, score)`` for CoSENTLoss from its ``cosent/`` segments.
 Several versions are merged; a row present in more than one (a version holds its parent's examples) counts once,
-as the first version given has it."""
+as the first version given has it. A published version is read as its manifest lists it, never by glob: each file
+is checked against its recorded size and sha256, and a missing or damaged one is an error naming it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -95,31 +97,63 @@ def read_versions(paths: Sequence[str], num_negatives: int, data: TrainData | No
         fs, root = fsspec.core.url_to_fs(version)
         manifest = json.loads(fs.cat_file(f"{root}/{MANIFEST}"))
         instructions = manifest.get("config", {}).get("export", {}).get("query_instructions", {})
-        read_folder(version, instructions, num_negatives, data)
+        listed = {f["path"]: f for f in manifest.get("files", [])}
+        read_folder(version, instructions, num_negatives, data, listed)
     return data
 
 
-def read_folder(folder: str, instructions: dict[str, str], num_negatives: int, data: TrainData) -> TrainData:
-    """The rows of one version folder's ``data/examples/`` and ``cosent/`` (also a version being written, which
-    has no manifest yet: the export gate trains on it), with ``instructions`` as its query instructions."""
+def read_folder(
+    folder: str, instructions: dict[str, str], num_negatives: int, data: TrainData,
+    listed: dict[str, dict[str, Any]] | None = None,
+) -> TrainData:  # fmt: skip
+    """The rows of one version folder's ``data/examples/`` and ``cosent/``, with ``instructions`` as its query
+    instructions: the files ``listed`` (a published version's manifest: path → bytes, sha256), each checked, or,
+    for a version being written (no manifest yet: the export gate trains on it), the files there are."""
     fs, root = fsspec.core.url_to_fs(folder)
     _merge_prompts(data, instructions, folder)
-    segments = sorted(fs.glob(f"{root}/{EXAMPLES}/*.parquet"))
+    if listed is None:
+        listed = {
+            p[len(root) + 1 :]: {} for p in fs.glob(f"{root}/{EXAMPLES}/*.parquet") + fs.glob(f"{root}/{COSENT}/*")
+        }
+    segments = sorted(p for p in listed if p.startswith(f"{EXAMPLES}/") and p.endswith(".parquet"))
     if not segments:
         raise FileNotFoundError(f"{folder}: no {EXAMPLES}/ (a version without examples cannot be trained on)")
     for segment in segments:
-        with fs.open(segment, "rb") as handle:
-            table = pq.read_table(handle, columns=["kind", "query", "pos", "neg"])
+        table = _read_parquet(fs, root, folder, segment, listed[segment], ["kind", "query", "pos", "neg"])
         for example in table.to_pylist():
             add_example(data, example["kind"], example["query"], example["pos"], example["neg"], num_negatives)
-    if fs.glob(f"{root}/{COSENT}/*.jsonl"):  # an earlier pairforge's CoSENT files: refused, never skipped
+    if any(p.startswith(f"{COSENT}/") and p.endswith(".jsonl") for p in listed):  # refused, never skipped
         raise ValueError(f"{folder}: {COSENT}/ holds JSONL from an earlier pairforge; re-export it (--fresh)")
-    for segment in sorted(fs.glob(f"{root}/{COSENT}/*.parquet")):
-        with fs.open(segment, "rb") as handle:
-            for row in _scored_rows(handle, f"{folder}/{COSENT}/{segment.rsplit('/', 1)[-1]}"):
-                add_scored(data, *row)
+    for segment in sorted(p for p in listed if p.startswith(f"{COSENT}/") and p.endswith(".parquet")):
+        blob = _read_checked(fs, root, folder, segment, listed[segment])
+        for row in _scored_rows(pa.BufferReader(blob), f"{folder}/{segment}"):
+            add_scored(data, *row)
     data.sources.append(folder)
     return data
+
+
+def _read_checked(fs: fsspec.AbstractFileSystem, root: str, folder: str, relative: str, meta: dict[str, Any]) -> bytes:
+    """A version file's bytes, checked against the size and sha256 its manifest records (when it records them)."""
+    try:
+        blob: bytes = fs.cat_file(f"{root}/{relative}")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder}/{relative}: missing (the version's manifest lists it)") from None
+    if meta and len(blob) != int(meta["bytes"]):
+        raise ValueError(f"{folder}/{relative}: damaged: {len(blob):,} bytes, the manifest records {meta['bytes']:,}")
+    if meta and hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        raise ValueError(f"{folder}/{relative}: damaged: its sha256 is not the one the manifest records")
+    return blob
+
+
+def _read_parquet(
+    fs: fsspec.AbstractFileSystem, root: str, folder: str, relative: str, meta: dict[str, Any], columns: list[str]
+) -> pa.Table:
+    """A checked Parquet file of a version; an unreadable one is an error naming it (pyarrow names a buffer)."""
+    blob = _read_checked(fs, root, folder, relative, meta)
+    try:
+        return pq.read_table(pa.BufferReader(blob), columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"{folder}/{relative}: not a readable Parquet file: {exc}") from None
 
 
 def read_human_pairs(

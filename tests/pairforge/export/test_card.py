@@ -27,12 +27,17 @@ def test_front_matter(published: Published) -> None:
     meta, _ = card_of(published.version)
     assert meta["language"] == ["zh"] and meta["size_categories"] == ["n<1K"]
     assert {"sentence-similarity", "text-retrieval"} <= set(meta["task_categories"]) and "synthetic" in meta["tags"]
-    paths = [f["path"] for c in meta["configs"] for f in c["data_files"]]
-    # one glob per Parquet folder (a version holds a file per segment); JSONL formats load by path, not by name
-    assert paths == ["sentence-transformers/*.parquet", "cosent/*.parquet", "data/examples/*.parquet",
-                     "data/pairs/*.parquet", "data/human_pairs/*.parquet"]  # fmt: skip
-    assert all(list(published.version.glob(p)) for p in paths)
-    assert not any(p.startswith("flagembedding") for p in paths)
+    # the files of each Parquet folder (a version holds a file per segment), as the manifest lists them, never a
+    # glob; JSONL formats load by path, not by name
+    folders = {c["config_name"]: c["data_files"][0]["path"] for c in meta["configs"]}
+    assert list(folders) == ["sentence-transformers", "cosent", "examples", "pairs", "human_pairs"]
+    listed = sorted(f["path"] for f in published.manifest["files"] if f["path"].endswith(".parquet"))
+    for folder, paths in zip(["sentence-transformers", "cosent", "data/examples", "data/pairs", "data/human_pairs"],
+                             folders.values(), strict=True):  # fmt: skip
+        assert paths == [p for p in listed if p.rsplit("/", 1)[0] == folder] and paths
+        assert (
+            sorted(p.relative_to(published.version).as_posix() for p in published.version.glob(f"{folder}/*")) == paths
+        )
     assert [c["config_name"] for c in meta["configs"] if c.get("default")] == ["sentence-transformers"]
 
 

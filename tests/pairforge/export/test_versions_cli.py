@@ -99,6 +99,25 @@ def test_versions_show(two_versions: tuple[Path, list[dict], Path]) -> None:
     assert re.search(rf"dedup-pairs\W+pairs\W+{dedup['in']}\W+{dedup['out']}\W", result.output)
 
 
+def test_versions_show_and_diff_take_latest(two_versions: tuple[Path, list[dict], Path]) -> None:
+    store, (_, second), _ = two_versions
+    shown = invoke("versions", "show", "cmrc-cli", "latest", "--store", str(store), "--json")
+    assert (shown["version"], shown["path"]) == (2, second["details"]["path"])
+    diff = invoke("versions", "diff", "cmrc-cli", "v1", "latest", "--store", str(store), "--json")
+    assert (diff["a"], diff["b"]) == (1, 2) and diff["added"] > 0
+
+
+def test_tables_go_to_stdout_unless_json_does(two_versions: tuple[Path, list[dict], Path]) -> None:
+    """`versions list | less` shows the table; with --json, stdout is the JSON line alone."""
+    store, _, _ = two_versions
+    for command in (["list", "cmrc-cli"], ["show", "cmrc-cli", "2"], ["diff", "cmrc-cli", "1", "2"]):
+        plain = runner.invoke(app, ["versions", *command, "--store", str(store)])
+        assert plain.exit_code == 0 and "v2" in plain.stdout, command
+        as_json = runner.invoke(app, ["versions", *command, "--store", str(store), "--json"])
+        assert as_json.exit_code == 0 and len(as_json.stdout.strip().splitlines()) == 1, command
+        json.loads(as_json.stdout)
+
+
 def test_versions_diff(two_versions: tuple[Path, list[dict], Path]) -> None:
     store, (first, second), _ = two_versions
     diff = invoke("versions", "diff", "cmrc-cli", "1", "2", "--store", str(store), "--show", "500", "--json")
@@ -118,7 +137,9 @@ def test_versions_diff(two_versions: tuple[Path, list[dict], Path]) -> None:
     ("args", "message"),
     [
         (["versions", "show", "cmrc-cli", "9"], "no version v9"),
-        (["versions", "show", "cmrc-cli", "latest"], "not a version"),
+        (["versions", "show", "cmrc-cli", "newest"], "not a version"),
+        (["versions", "show", "cmrc-cli", "latest-promoted"], "no latest-promoted version"),  # no gate here
+        (["versions", "verify", "cmrc-cli", "v9"], "no version v9"),
         (["versions", "list", "../escape"], "invalid dataset name"),
         (["versions", "diff", "cmrc-cli", "1", "7"], "no version v7"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import uuid
@@ -28,11 +29,15 @@ def test_flatten(value: dict, flat: dict) -> None:
 
 def publish(store: Store, manifest: dict, pair_ids: list[str] | None) -> int:
     def write(folder: str, fs) -> None:
-        fs.pipe(f"{folder}/manifest.json", json.dumps(manifest).encode())
+        manifest["files"] = []
         if pair_ids is not None:
             buffer = io.BytesIO()
             pq.write_table(pa.table({"pair_id": pair_ids}), buffer)
-            fs.pipe(f"{folder}/data/examples/segment-00000.parquet", buffer.getvalue())
+            data = buffer.getvalue()
+            fs.pipe(f"{folder}/data/examples/segment-00000.parquet", data)
+            manifest["files"] = [{"path": "data/examples/segment-00000.parquet", "bytes": len(data),
+                                  "sha256": hashlib.sha256(data).hexdigest()}]  # fmt: skip
+        fs.pipe(f"{folder}/manifest.json", json.dumps(manifest).encode())
 
     return store.publish("ds", write)
 
@@ -56,7 +61,7 @@ def test_list_and_show(store: Store) -> None:
         (2, 3, 1, "t2"),
     ]
     shown = show_version(store, "ds", 2)
-    assert "config" not in shown and shown["files"] == 0 and shown["path"] == store.path("ds", 2)
+    assert "config" not in shown and shown["files"] == 1 and shown["path"] == store.path("ds", 2)
 
 
 def test_diff(store: Store) -> None:
@@ -80,3 +85,10 @@ def test_a_version_without_a_manifest(store: Store) -> None:
         read_manifest(store, "ds", 3)
     with pytest.raises(StoreError, match="no version v9"):
         read_manifest(store, "ds", 9)
+
+
+def test_diff_reads_the_files_the_manifest_lists(store: Store) -> None:
+    """A deleted example file is an error naming it, not a version with fewer examples."""
+    store.fs.rm(f"{store.path('ds', 2)}/data/examples/segment-00000.parquet")
+    with pytest.raises(StoreError, match=r"v2/data/examples/segment-00000\.parquet: missing"):
+        diff_versions(store, "ds", 1, 2)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,6 +18,18 @@ from pairforge.train.datasets import SCORED, read_human_pairs, read_versions, re
 
 def examples(version: Path) -> list[dict]:
     return [row for f in sorted((version / layout.EXAMPLES).glob("*.parquet")) for row in pq.read_table(f).to_pylist()]
+
+
+def listed(version: Path, path: Path) -> None:
+    """Record ``path`` in the version's manifest with its present size and sha256 (adding it if unlisted)."""
+    manifest_path = version / layout.MANIFEST
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    relative = path.relative_to(version).as_posix()
+    data = path.read_bytes()
+    entry = {"path": relative, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest["files"] = [f for f in manifest["files"] if f["path"] != relative] + [entry]
+    manifest_path.chmod(0o644)
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
 
 
 def test_one_dataset_per_kind_with_the_mined_negatives(version: Path) -> None:
@@ -73,7 +87,11 @@ def test_a_broken_cosent_file_is_an_error_naming_it(version: Path, tmp_path: Pat
     copy = tmp_path / "v1"
     shutil.copytree(version, copy)
     broken = sorted((copy / "cosent").glob("*.parquet"))[0]
+    broken.chmod(0o644)
     pq.write_table(pa.table({"sentence1": ["a"], "text": ["b"]}), broken)
+    with pytest.raises(ValueError, match=rf"cosent/{broken.name}: damaged"):  # not the file the manifest lists
+        read_versions([str(copy)], num_negatives=1)
+    listed(copy, broken)  # as if the version had been published so
     with pytest.raises(ValueError, match=rf"cosent/{broken.name}: not a \(sentence1, sentence2, score\) file"):
         read_versions([str(copy)], num_negatives=1)
 
@@ -84,6 +102,7 @@ def test_cosent_jsonl_of_an_earlier_layout_is_refused(version: Path, tmp_path: P
     copy = tmp_path / "v1"
     shutil.copytree(version, copy)
     (copy / "cosent" / "train-old.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "score": 1}\n')
+    listed(copy, copy / "cosent" / "train-old.jsonl")  # an earlier pairforge's manifest lists its JSONL
     with pytest.raises(ValueError, match=r"cosent/ holds JSONL from an earlier pairforge"):
         read_versions([str(copy)], num_negatives=1)
 
@@ -104,3 +123,26 @@ def test_human_pairs_positives_scored_and_eval_held_out() -> None:
         "human": {"fewer_than_1_negatives": 1, "eval_role": 1},
         SCORED: {"unlabelled": 1},
     }
+
+
+def test_a_deleted_example_file_is_an_error_naming_it(version: Path, tmp_path: Path) -> None:
+    """Not a smaller dataset: the manifest says which files the version has."""
+    copy = tmp_path / "v1"
+    shutil.copytree(version, copy)
+    gone = sorted((copy / layout.EXAMPLES).glob("*.parquet"))[0]
+    gone.unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{copy}/{layout.EXAMPLES}/{gone.name}: missing"):
+        read_versions([str(copy)], num_negatives=1)
+
+
+def test_a_truncated_or_edited_example_file_is_an_error_naming_it(version: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "v1"
+    shutil.copytree(version, copy)
+    damaged = sorted((copy / layout.EXAMPLES).glob("*.parquet"))[-1]
+    damaged.chmod(0o644)
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=rf"{layout.EXAMPLES}/{damaged.name}: damaged: 1,000 bytes"):
+        read_versions([str(copy)], num_negatives=1)
+    listed(copy, damaged)  # the manifest edited to match: pyarrow's error, with the file's name
+    with pytest.raises(ValueError, match=rf"{layout.EXAMPLES}/{damaged.name}: not a readable Parquet file"):
+        read_versions([str(copy)], num_negatives=1)
