@@ -36,12 +36,12 @@ def fake_scores(prompt: str) -> dict[str, int]:
     return {"relevance": 1 + digest[0] % 5, "faithfulness": 1 + digest[1] % 5, "clarity": 1 + digest[2] % 5}
 
 
-def write_wudao(shared_data: Path, folder: Path) -> Path:
-    """The first ``DOCUMENTS`` WuDao documents as one input shard."""
+def write_wudao(shared_data: Path, folder: Path, documents: int = DOCUMENTS) -> Path:
+    """The first ``documents`` WuDao documents as one input shard."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = (shared_data / "wudao" / "wudao_demo.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     path = folder / "wudao.jsonl"
-    path.write_text("".join(lines[:DOCUMENTS]), encoding="utf-8")
+    path.write_text("".join(lines[:documents]), encoding="utf-8")
     return path
 
 
