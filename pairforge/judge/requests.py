@@ -36,10 +36,10 @@ def judge_model_id(engine: GenerateConfig) -> str:
     return engine.served_model_name or engine.model
 
 
-def plan_judge_requests(pairs: list[dict[str, Any]], engine: GenerateConfig, prompt: Prompt) -> list[JudgeRequest]:
-    """One request per pair, in the pairs' order; ``engine`` is ``JudgeConfig.engine``'s settings."""
+def plan_judge_requests(pairs: list[dict[str, Any]], engine: GenerateConfig, prompt: Prompt) -> list[PlannedRequest]:
+    """One ``JudgeRequest`` per pair, in the pairs' order; ``engine`` is ``JudgeConfig.engine``'s settings."""
     model_id, sampling = judge_model_id(engine), sampling_dict(engine)
-    planned = []
+    planned: list[PlannedRequest] = []
     for pair in pairs:
         extra = {
             "stage": "judge",

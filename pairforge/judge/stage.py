@@ -18,8 +18,9 @@ from typing import Any
 
 from pairforge.config import JudgeConfig, RunConfig
 from pairforge.generation.ledger import Ledger
+from pairforge.generation.requests import PlannedRequest
 from pairforge.generation.send import ProgressFn, partition_count, send_partition
-from pairforge.judge.requests import JudgeRequest, judge_model_id, plan_judge_requests
+from pairforge.judge.requests import judge_model_id, plan_judge_requests
 from pairforge.judge.rubric import CRITERIA, Verdict, parse_verdict
 from pairforge.llm import Backend
 from pairforge.mapping import Mapper, serial_map
@@ -76,7 +77,7 @@ def run_judge(
     return stats
 
 
-def plan_judge_shard(config: RunConfig, output: Workdir, shard: str) -> list[JudgeRequest]:
+def plan_judge_shard(config: RunConfig, output: Workdir, shard: str) -> list[PlannedRequest]:
     """The judge requests of one input shard's filtered pairs, in their order."""
     pairs = read_shard_table(output.filtered, shard, ["id", "kind", "query", "passage_id", "positive"]).to_pylist()
     engine = config.judge.engine(config.generate)
@@ -107,7 +108,7 @@ def judge_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> 
     output.forget(STAGE, shard)
     started = time.perf_counter()
     pairs = read_shard_table(output.filtered, shard).to_pylist()
-    verdicts = _verdicts(config, output, shard) if engine else [None] * len(pairs)
+    verdicts: list[Verdict | None] = _verdicts(config, output, shard) if engine else [None] * len(pairs)
     stats = _write(config, output, shard, pairs, verdicts)
     stats.seconds = time.perf_counter() - started
     unanswered = [p["id"] for p, v in zip(pairs, verdicts, strict=True) if engine and v is None]
