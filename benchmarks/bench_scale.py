@@ -34,6 +34,7 @@ STAGES = (
     ("index", []),
     ("generate", None),  # --limit comes from --generate
     ("filter", []),
+    ("judge", []),
     ("dedup", ["--target", "pairs"]),
     ("mine", []),
     ("select", []),

@@ -1,5 +1,5 @@
-"""The parent flow: plan, then ingest → dedup-passages → index → generate → filter → dedup-pairs → mine → select →
-export, each stage a flow whose shard tasks run on the configured task runner.
+"""The parent flow: plan, then ingest → dedup-passages → index → generate → filter → judge → dedup-pairs → mine →
+select → export, each stage a flow whose shard tasks run on the configured task runner.
 
 Incremental by construction: the plan processes only the input shards the latest version does not cover under the
 current settings (new, changed, incomplete), carries every other segment, and publishes a complete version built
@@ -31,6 +31,7 @@ from flows.stages import (
     generate_flow,
     index_flow,
     ingest_flow,
+    judge_flow,
     mine_flow,
     select_flow,
     with_runner,
@@ -128,6 +129,7 @@ def run_stages(
         ("index", index_flow, (data, keys, carried, fresh)),
         ("generate", generate_flow, (data, keys, plan.limit, fresh)),
         ("filter", filter_flow, (data, keys, fresh)),
+        ("judge", judge_flow, (data, keys, fresh)),
         ("dedup-pairs", dedup_pairs_flow, (data, keys, fresh)),
         ("mine", mine_flow, (data, keys, fresh)),
         ("select", select_flow, (data, keys, fresh)),

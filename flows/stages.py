@@ -28,6 +28,7 @@ from pairforge.export import ExportInputs, run_export
 from pairforge.generation.generate import GenerateInputs, run_generate
 from pairforge.ingest import run_ingest
 from pairforge.inputs import InputShard
+from pairforge.judge.stage import JudgeInputs, run_judge
 from pairforge.mapping import ShardFn
 from pairforge.negatives.examples import run_select, select_inputs
 from pairforge.negatives.index import IndexInputs, run_index
@@ -37,8 +38,9 @@ from pairforge.pool import PoolPart
 from pairforge.stats import StageStats
 from pairforge.workdir import Workdir
 
-LLM_STAGES = ("generate.send",)
-QUIET = ("generate.send", "generate", "dedup-passages.sign")  # their progress is reported otherwise (requests)
+LLM_STAGES = ("generate.send", "judge.send")
+# Their progress is reported otherwise (requests).
+QUIET = ("generate.send", "generate", "judge.send", "dedup-passages.sign")
 
 
 def _run_shard(run_shard: ShardFn, shard: str) -> StageStats:
@@ -120,6 +122,15 @@ def filter_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) 
     return run_filter(cfg, FilterInputs(shards), workdir, fresh=fresh, map_shards=mapper).to_dict()
 
 
+@flow(name="judge")
+def judge_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) -> dict[str, Any]:
+    """The LLM judge's scores and cut (send under the LLM limit, then one task per shard); off: pairs pass on."""
+    cfg, workdir, mapper = _setup(config)
+    load_api_key(cfg)
+    progress = functools.partial(report, "judge", "requests")
+    return run_judge(cfg, JudgeInputs(shards), workdir, fresh=fresh, map_shards=mapper, progress=progress).to_dict()
+
+
 @flow(name="dedup-pairs")
 def dedup_pairs_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) -> dict[str, Any]:
     """Near-duplicate queries of the same passage out: one task per shard."""
@@ -157,10 +168,14 @@ def with_runner(stage_flow: Any, config: RunConfig, dask_address: str | None) ->
 def load_api_key(config: RunConfig) -> None:
     """An OpenAI-compatible server's key from a Prefect Secret into the variable the backend reads, unless that
     variable is already set. The key itself never enters a config, a result, a log or an output."""
-    o = config.generate.openai
-    if config.generate.backend != "openai" or not o.api_key_secret or os.environ.get(o.api_key_env):
-        return
-    from prefect.blocks.system import Secret
+    engines = [config.generate]
+    if config.judge.enabled:
+        engines.append(config.judge.engine(config.generate))  # the judge may ask another endpoint
+    for engine in engines:
+        o = engine.openai
+        if engine.backend != "openai" or not o.api_key_secret or os.environ.get(o.api_key_env):
+            continue
+        from prefect.blocks.system import Secret
 
-    secret: Any = Secret.load(o.api_key_secret)  # typed as maybe-async; called from sync code it is the block
-    os.environ[o.api_key_env] = str(secret.get())
+        secret: Any = Secret.load(o.api_key_secret)  # typed as maybe-async; called from sync code it is the block
+        os.environ[o.api_key_env] = str(secret.get())

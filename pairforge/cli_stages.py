@@ -25,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.command("dedup")(dedup)
     app.command("index")(index)
     app.command("generate")(generate)
+    app.command("judge")(judge)
     app.command("mine")(mine)
     app.command("select")(select)
     app.command("export")(export)
@@ -135,6 +136,27 @@ def generate(
     err.print(f"generate ({d['backend']}, {d['model']}): {d['passages']:,} passages, {d['requests']:,} requests"
               f" ({d['sent']:,} sent), {stats.output:,} pairs {d['pairs_by_kind']}; backend errors"
               f" {d['backend_errors'] or 'none'}", highlight=False)  # fmt: skip
+    print_stats(stats, as_json)
+
+
+def judge(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
+    """Score the filtered pairs with the LLM judge and keep those above the cut (off: pass them on): sends what the
+    judge's ledger lacks, writes WORKDIR/judge/."""
+    from pairforge.judge.stage import JudgeInputs, run_judge
+
+    with user_errors():
+        cfg, workdir, plan = open_run(config)
+        with Progress(TextColumn("[bold]judge"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
+                      TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
+            task = bar.add_task("judge", total=None)
+            stats = run_judge(cfg, JudgeInputs(plan.keys), workdir, fresh=fresh,
+                              progress=lambda d, t: bar.update(task, completed=d, total=t))  # fmt: skip
+    d = stats.details
+    if d.get("enabled"):
+        err.print(f"judge ({d['model']}): {d['sent']:,} requests sent; cut {d['cut']}; backend errors"
+                  f" {d.get('backend_errors') or 'none'}", highlight=False)  # fmt: skip
+    else:
+        err.print("judge: off (judge.enabled: false); the filtered pairs pass on unscored", highlight=False)
     print_stats(stats, as_json)
 
 

@@ -32,6 +32,7 @@ from pairforge.config_inputs import (
     WindowConfig,
     WudaoCorpus,
 )
+from pairforge.config_judge import JudgeConfig
 from pairforge.config_rules import check_no_credentials
 from pairforge.config_stages import DedupConfig, ExportConfig, FilterConfig, FlowConfig, GateConfig, MineConfig
 
@@ -46,6 +47,7 @@ __all__ = [
     "GenerateConfig",
     "IngestConfig",
     "JsonlCorpus",
+    "JudgeConfig",
     "M3eCorpus",
     "MineConfig",
     "NormalizeConfig",
@@ -77,6 +79,7 @@ class RunConfig(Strict):
     generate: GenerateConfig = GenerateConfig()
     dedup: DedupConfig = DedupConfig()
     filter: FilterConfig = FilterConfig()
+    judge: JudgeConfig = JudgeConfig()
     mine: MineConfig = MineConfig()
     export: ExportConfig = ExportConfig()
     gate: GateConfig | None = Field(default=None, description="The training-effect gate after export (off: None).")
@@ -87,8 +90,9 @@ class RunConfig(Strict):
         value in ``api_key_env`` that is not a variable name is replaced, credentials in URLs are cut."""
         dump = _strip_userinfo(self.model_dump(mode="json"))
         openai = dump["generate"]["openai"]
-        if not _ENV_NAME.fullmatch(openai["api_key_env"]):
-            openai["api_key_env"] = "<redacted: not a variable name>"
+        for section in (openai, dump["judge"]["openai"]):
+            if section and not _ENV_NAME.fullmatch(section["api_key_env"]):
+                section["api_key_env"] = "<redacted: not a variable name>"
         return dump
 
     @field_validator("store")
@@ -207,9 +211,13 @@ def _resolve_paths(config: RunConfig, base: Path) -> RunConfig:
     generate = config.generate
     if (base / generate.model).exists():
         generate = generate.model_copy(update={"model": resolve(generate.model)})
+    judge = config.judge
+    if judge.model and (base / judge.model).exists():
+        judge = judge.model_copy(update={"model": resolve(judge.model)})
     return config.model_copy(
         update={
             "corpora": corpora,
+            "judge": judge,
             "workdir": resolve(config.workdir),
             "store": resolve(config.store),
             "window": window,

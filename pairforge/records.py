@@ -136,6 +136,11 @@ FILTERED_PAIR_SCHEMA = PAIR_SCHEMA.append(pa.field("consistency_rank", pa.int32(
     pa.field("consistency_score", pa.float64())
 )
 
+JUDGED_PAIR_SCHEMA = FILTERED_PAIR_SCHEMA.append(pa.field("judge_relevance", pa.int32())).append(
+    pa.field("judge_faithfulness", pa.int32())).append(pa.field("judge_clarity", pa.int32())).append(
+    pa.field("judge_score", pa.float64()))  # fmt: skip
+"""A pair as ``judge`` keeps it: the rubric's scores (1..5) and their mean; all null when the judge is off."""
+
 DROPPED_SCHEMA = pa.schema(
     [("id", pa.string()), ("query", pa.string()), ("passage_id", pa.string()), ("reason", pa.string())]
 )

@@ -28,10 +28,20 @@ class Stage:
     unit: str
     settings: tuple[str, ...]
     summary: str
+    enabled_by: str | None = None  # an opt-in stage's switch: when off, its settings are only that it is off
 
 
 # What mining's stored candidates depend on; everything else in ``mine`` only changes the selection.
 MINED_WITH = ("mine.retriever", "mine.range_max", "mine.analyzer", "mine.dense_model")
+# The judge's output depends on what is asked and on the cut; engine settings (like generate's) change neither.
+JUDGED_WITH = (
+    "judge",
+    "-judge.vllm",
+    "-judge.openai",
+    "-judge.transformers",
+    "-judge.chunk_size",
+    "-judge.send_tasks",
+)
 
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "records → passages", ("normalize", "window", "ingest.max_document_chars"),
@@ -44,6 +54,8 @@ STAGES: tuple[Stage, ...] = (
           "ask the LLM for (query, passage) pairs; answers go to the ledger"),
     Stage("filter", "pairs", ("filter", "window.long_chars", "mine.analyzer"),
           "quality, copying, evidence, contamination and round-trip filters"),
+    Stage("judge", "pairs", JUDGED_WITH, "an LLM scores each kept pair on a rubric; the cut is a setting",
+          enabled_by="judge.enabled"),
     Stage("dedup-pairs", "pairs", ("dedup",), "drop near-duplicate queries of the same passage"),
     Stage("mine", "queries", MINED_WITH, "BM25 / dense candidates with scores, stored in full"),
     Stage("select", "examples", ("mine", "-mine.dense_batch_size", "-mine.dense_device"),
@@ -62,8 +74,11 @@ def get_stage(name: str) -> Stage:
 
 
 def stage_settings(config: RunConfig, name: str) -> dict[str, Any]:
-    """The settings stage ``name``'s output depends on, as JSON."""
+    """The settings stage ``name``'s output depends on, as JSON (an opt-in stage that is off: only that)."""
     dump = config.model_dump(mode="json")
+    switch = get_stage(name).enabled_by
+    if switch is not None and not _lookup(dump, switch):
+        return {switch: False}
     chosen: dict[str, Any] = {}
     for path in get_stage(name).settings:
         if not path.startswith("-"):
@@ -81,8 +96,11 @@ def output_fingerprint(config: RunConfig, corpus_index: int, prompts: dict[str, 
     the stages' settings), the corpus entry's reading options, and the sha256 of the prompts used."""
     corpus = config.corpora[corpus_index].model_dump(mode="json")
     corpus.pop("path", None)  # the shard's content is keyed by its sha256, not where it lies
+    dump = config.model_dump(mode="json")
+    # An opt-in stage that is off leaves the fingerprint as it was before the stage existed: no re-run of old data.
+    on = [stage for stage in STAGES if stage.enabled_by is None or _lookup(dump, stage.enabled_by)]
     material = {
-        "stages": {stage.name: stage_settings(config, stage.name) for stage in STAGES},
+        "stages": {stage.name: stage_settings(config, stage.name) for stage in on},
         "corpus": corpus,
         "prompts": prompts,
     }

@@ -100,6 +100,17 @@ class Workdir:
         """Pairs the filters dropped, with the reason."""
         return self.stage("filter") / "dropped"
 
+    # judge
+    @property
+    def judged(self) -> Path:
+        """Pairs the judge kept, with their rubric scores (every filtered pair, unscored, when the judge is off)."""
+        return self.stage("judge") / "pairs"
+
+    @property
+    def judge_dropped(self) -> Path:
+        """Pairs below the judge's cut, or whose judge answer gave no scores, with the reason."""
+        return self.stage("judge") / "dropped"
+
     @property
     def pairs(self) -> Path:
         """Pairs without near-duplicate queries of the same passage."""
@@ -125,6 +136,11 @@ class Workdir:
     def ledger(self) -> Path:
         """The LLM answers, by request key (a cache: every stage output can be rebuilt from it for free)."""
         return self.root / "cache" / "ledger"
+
+    @property
+    def judge_ledger(self) -> Path:
+        """The judge's answers, by request key (a cache like ``ledger``: a changed cut is rebuilt from it)."""
+        return self.root / "cache" / "judge-ledger"
 
     @property
     def embeddings(self) -> Path:

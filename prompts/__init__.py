@@ -126,6 +126,14 @@ def render_messages(
     return [{"role": role, "content": template.render(**values)} for role, template in _segments(prompt.text)]
 
 
+def render_values(prompt: Prompt, **values: str) -> list[dict[str, str]]:
+    """The chat messages of a template that takes its own ``values`` (the judge's passage and pair), split at its
+    role lines like ``render_messages``. Every value has the delimiter look-alikes neutralised, so no value can
+    close the data block it is shown in."""
+    safe = {name: _DELIMITER_LIKE.sub(r"‹\1›", value) for name, value in values.items()}
+    return [{"role": role, "content": template.render(**safe)} for role, template in _segments(prompt.text)]
+
+
 def render_prompt(prompt: Prompt, passage: str, **options: Any) -> str:
     """The message that carries the passage (the last one): the whole prompt for a one-message template.
     ``options`` are ``render_messages``'s."""

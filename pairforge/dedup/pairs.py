@@ -17,7 +17,7 @@ from pairforge.config import RunConfig
 from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures
 from pairforge.dedup.index import dedup_signatures
 from pairforge.mapping import Mapper, serial_map
-from pairforge.records import FILTERED_PAIR_SCHEMA
+from pairforge.records import JUDGED_PAIR_SCHEMA
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
 from pairforge.stats import StageStats, combine
@@ -30,7 +30,7 @@ REASON = "near_duplicate_query"
 
 @dataclass(frozen=True)
 class DedupPairsInputs:
-    """The input shards whose filtered pairs to deduplicate."""
+    """The input shards whose judged pairs to deduplicate."""
 
     shards: list[str]
 
@@ -39,7 +39,7 @@ def run_dedup_pairs(
     config: RunConfig, inputs: DedupPairsInputs, output: Workdir, *, fresh: bool = False,
     map_shards: Mapper = serial_map,
 ) -> StageStats:  # fmt: skip
-    """Deduplicate ``filter``'s pairs of every input shard into ``output.pairs``."""
+    """Deduplicate ``judge``'s pairs of every input shard into ``output.pairs``."""
     started = time.perf_counter()
     parts = map_shards(STAGE, functools.partial(dedup_pair_shard, config, output, fresh), inputs.shards)
     stats = combine(STAGE, UNIT, parts, time.perf_counter() - started)
@@ -49,12 +49,12 @@ def run_dedup_pairs(
 
 def dedup_pair_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> StageStats:
     """One shard's pairs without near-duplicate queries of the same passage (the smallest pair id stays)."""
-    key = task_key(STAGE, output.key_of("filter", shard), stage_settings(config, STAGE))
+    key = task_key(STAGE, output.key_of("judge", shard), stage_settings(config, STAGE))
     done = None if fresh else output.finished(STAGE, shard, key)
     if done is not None:
         return done
     output.forget(STAGE, shard)
-    table = read_shard_table(output.filtered, shard)
+    table = read_shard_table(output.judged, shard)
     ids = table["id"].combine_chunks()
     roots = cluster_signatures(
         [dedup_signatures(table["query"].to_pylist(), config.dedup)], config.dedup, output.scratch(STAGE) / shard
@@ -65,7 +65,7 @@ def dedup_pair_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str
         groups[(root, passage)] = min(pair, groups.get((root, passage), pair))
     leaders = [groups[(r, p)] for r, p in zip(roots.tolist(), table["passage_id"].to_pylist(), strict=True)]
     keep = pa.array([leader == pair for leader, pair in zip(leaders, ids.to_pylist(), strict=True)], pa.bool_())
-    writer = ShardWriter(output.pairs, shard, FILTERED_PAIR_SCHEMA, config.ingest.shard_rows)
+    writer = ShardWriter(output.pairs, shard, JUDGED_PAIR_SCHEMA, config.ingest.shard_rows)
     writer.add_table(table.filter(keep))
     writer.close()
     output.pair_clusters.mkdir(parents=True, exist_ok=True)

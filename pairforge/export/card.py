@@ -14,6 +14,7 @@ import yaml
 
 from pairforge.export.notes import describe_human_pairs, describe_left_out
 from pairforge.export.plots import PLOTS
+from pairforge.judge.card import judge_section
 from pairforge.store import layout
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
@@ -82,6 +83,7 @@ def render_card(manifest: dict[str, Any], examples: list[dict[str, Any]], text_c
         "hard negatives mined by BM25 and/or a dense retriever.\n",
         _files_section(manifest),
         "## Funnel\n\n" + funnel_table(manifest["funnel"]) + _human_line(manifest),
+        *filter(None, [judge_section(manifest["funnel"])]),  # only when the judge ran
         _left_out_section(manifest),
         "## Lengths and scores\n\n" + "\n".join(f"![{title}]({path})\n" for path, title in PLOTS.values()),
         _examples_section(examples, text_chars, manifest),

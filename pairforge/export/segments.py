@@ -81,6 +81,9 @@ def completeness(workdir: Workdir, key: str) -> tuple[bool, dict[str, int]]:
         for name in ("unanswered", "passages_left_by_limit"):
             if generate.details.get(name):
                 why[name] = int(generate.details[name])
+    judge = workdir.finished_any("judge", key)
+    if judge is not None and judge.details.get("unanswered"):  # pairs the judge has not scored yet
+        why["judge_unanswered"] = int(judge.details["unanswered"])
     return not why, why
 
 

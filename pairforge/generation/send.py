@@ -12,9 +12,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from pairforge.config import RunConfig
+from pairforge.config import GenerateConfig, RunConfig
 from pairforge.generation.ledger import BUCKETS, Ledger, LedgerRow, bucket_of, lock_buckets
 from pairforge.generation.requests import PlannedRequest, sampling_dict
 from pairforge.llm import Backend, ChatRequest, Completion, create_backend
@@ -27,12 +28,12 @@ ProgressFn = Callable[[int, int], None]  # (requests done, requests to send)
 PlanFn = Callable[[str], list[PlannedRequest]]  # input shard → its planned requests
 
 
-def partition_count(config: RunConfig) -> int:
+def partition_count(config: RunConfig, engine: GenerateConfig | None = None) -> int:
     """How many send tasks: ``generate.send_tasks``, else one per OpenAI-compatible endpoint (one for in-process
-    engines); at most one per ledger bucket."""
+    engines); at most one per ledger bucket. ``engine``: another stage's engine settings (the judge's)."""
     from pairforge.llm.openai_backend import endpoints
 
-    gen = config.generate
+    gen = engine or config.generate
     count = gen.send_tasks or (len(endpoints(gen)) if gen.backend == "openai" else 1)
     return max(1, min(count, BUCKETS))
 
@@ -47,25 +48,31 @@ def send_partition(
     *,
     backend: Backend | None = None,
     progress: ProgressFn | None = None,
+    engine: GenerateConfig | None = None,
+    ledger_folder: Path | None = None,
+    stage: str = "generate",
 ) -> StageStats:
-    """Send the missing requests of ``partition`` (of ``partitions``) over ``shards``; returns what was sent."""
+    """Send the missing requests of ``partition`` (of ``partitions``) over ``shards``; returns what was sent.
+    Another LLM stage (the judge) passes its ``engine`` settings, its own ``ledger_folder`` and its name."""
     started = time.perf_counter()
+    engine = engine or config.generate
+    folder = ledger_folder or output.ledger
     buckets = [b for b in range(BUCKETS) if b % partitions == partition]
-    stats = StageStats("generate", "requests", details={"sent": 0, "answered": 0, "backend_errors": {},
-                                                         "tokens_out_sent": 0})  # fmt: skip
-    with lock_buckets(output.ledger, buckets):
-        ledger = Ledger(output.ledger)
+    stats = StageStats(stage, "requests", details={"sent": 0, "answered": 0, "backend_errors": {},
+                                                    "tokens_out_sent": 0})  # fmt: skip
+    with lock_buckets(folder, buckets):
+        ledger = Ledger(folder)
         try:
             todo = {s: len(_missing(plan(s), buckets, ledger)) for s in shards}  # counted first, for progress
             total = sum(todo.values())
             if total:
                 owned = backend is None
                 if backend is None:  # an in-process engine's own log lines go to WORKDIR/logs/vllm.log
-                    model = resolve_model(config.generate.model)
-                    backend = create_backend(config.generate, model, partition, log_path=output.logs / "vllm.log")
+                    model = resolve_model(engine.model)
+                    backend = create_backend(engine, model, partition, log_path=output.logs / "vllm.log")
                 try:
                     requests = _requests(plan, [s for s in shards if todo[s]], buckets, ledger)
-                    _stream(config, backend, requests, ledger, stats, total, progress)
+                    _stream(engine, backend, requests, ledger, stats, total, progress)
                 finally:
                     if owned:
                         backend.close()
@@ -94,11 +101,11 @@ def _requests(
 
 
 def _stream(
-    config: RunConfig, backend: Backend, requests: Iterator[tuple[PlannedRequest, ChatRequest]], ledger: Ledger,
+    engine: GenerateConfig, backend: Backend, requests: Iterator[tuple[PlannedRequest, ChatRequest]], ledger: Ledger,
     stats: StageStats, total: int, progress: ProgressFn | None,
 ) -> None:  # fmt: skip
-    model_id = config.generate.served_model_name or config.generate.model
-    sampling = sampling_dict(config.generate)
+    model_id = engine.served_model_name or engine.model
+    sampling = sampling_dict(engine)
     run_id = uuid.uuid4().hex[:12]
     planned_of: dict[str, PlannedRequest] = {}
     buffer: list[LedgerRow] = []

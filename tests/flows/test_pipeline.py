@@ -313,6 +313,7 @@ def test_every_stage_on_dask_gives_the_thread_runners_bytes(
         "generate.send": 1,
         "generate": shards,
         "filter": shards,
+        "judge": shards,  # off: it passes the pairs on
         "dedup-pairs": shards,
         "mine": shards,
         "select": shards,
@@ -474,6 +475,32 @@ def test_filter_change_is_a_new_version_without_llm_requests(settings_base: dict
            f"version: v{summary['version']} (parent v{before}), examples {summary['examples']}\n"
            f"filter: in {filtered['in']}, out {filtered['out']}, dropped {filtered['dropped']}\n"
            + funnel_table(result.output))  # fmt: skip
+
+
+def test_the_judge_in_the_pipeline_and_a_changed_cut_without_requests(
+    settings_base: dict[str, Any], llm: FakeLLM
+) -> None:
+    """Issue 20 #2: the judge turned on gives a new version whose only requests are the judge's, one per kept pair,
+    with the scores on the version's pairs; a changed cut gives another version with no request sent and neither
+    generate nor filter rerun. (The fake LLM fills the judge's enums with their first value: every score is 1.)"""
+    config, store, work = settings_base["config"], settings_base["store"], settings_base["work"]
+    before = max(int(p.name[1:]) for p in (store / NAME).glob("v*"))
+    judged = variant(config, "judge-on", judge={"enabled": True, "min_score": None})
+    with counting(llm) as sent:
+        first = run_pipeline(judged)
+    judge = first["funnel"]["judge"]
+    assert first["version"] == before + 1 and sent.requests == judge["in"] == judge["out"] > 0
+    pairs = rows(Path(first["path"]), "pairs")
+    scores = {(p["judge_relevance"], p["judge_faithfulness"], p["judge_clarity"]) for p in pairs}
+    assert pairs and scores == {(1, 1, 1)}
+    upstream = {k: v for k, v in stage_outputs(work).items() if k.startswith(("generate/", "filter/"))}
+    recut = variant(config, "judge-cut", judge={"enabled": True, "min_score": None, "min_scores": {"clarity": 1}})
+    assert "changed: settings changed: judge" in cli("run", str(recut), "--dry-run").output
+    with counting(llm) as resent:
+        second = run_pipeline(recut)
+    assert second["version"] == before + 2 and resent.requests == 0
+    assert {k: v for k, v in stage_outputs(work).items() if k.startswith(("generate/", "filter/"))} == upstream
+    assert second["funnel"]["judge"] == judge
 
 
 def funnel_table(output: str) -> str:

@@ -29,6 +29,7 @@ from pairforge.export import ExportInputs, run_export
 from pairforge.generation.generate import GenerateInputs, run_generate
 from pairforge.generation.ledger import Ledger
 from pairforge.ingest import run_ingest
+from pairforge.judge.stage import JudgeInputs, run_judge
 from pairforge.negatives.examples import run_select, select_inputs
 from pairforge.negatives.index import IndexInputs, run_index
 from pairforge.negatives.mine import MineInputs, run_mine
@@ -40,6 +41,7 @@ from pairforge.records import (
     EXAMPLE_SCHEMA,
     FILTERED_PAIR_SCHEMA,
     HUMAN_PAIR_SCHEMA,
+    JUDGED_PAIR_SCHEMA,
     PAIR_SCHEMA,
     PASSAGE_SCHEMA,
 )
@@ -57,7 +59,8 @@ OUTPUTS = {  # the Workdir folders a stage writes, with their schema
     "index": (),
     "generate": (("generated", PAIR_SCHEMA),),
     "filter": (("filtered", FILTERED_PAIR_SCHEMA), ("dropped", DROPPED_SCHEMA)),
-    "dedup-pairs": (("pairs", FILTERED_PAIR_SCHEMA),),
+    "judge": (("judged", JUDGED_PAIR_SCHEMA), ("judge_dropped", DROPPED_SCHEMA)),
+    "dedup-pairs": (("pairs", JUDGED_PAIR_SCHEMA),),
     "mine": (("candidates", CANDIDATE_SCHEMA),),
     "select": (("examples", EXAMPLE_SCHEMA),),
 }
@@ -118,6 +121,8 @@ def run_stage(name: str, config: RunConfig, plan: RunPlan, *, fresh: bool = Fals
         return run_generate(config, GenerateInputs(keys, plan.limit), workdir, fresh=fresh)
     if name == "filter":
         return run_filter(config, FilterInputs(keys), workdir, fresh=fresh)
+    if name == "judge":
+        return run_judge(config, JudgeInputs(keys), workdir, fresh=fresh)
     if name == "dedup-pairs":
         return run_dedup_pairs(config, DedupPairsInputs(keys), workdir, fresh=fresh)
     if name == "mine":
@@ -217,7 +222,7 @@ def test_stage_stats_add_up(run: Run) -> None:
     assert ingest.input == d["documents"] + d["human_pairs"] + d["quarantined"] and d["quarantined"] == 0
     assert d["windows"] == ingest.output + ingest.dropped.get("sampled_out", 0) and ingest.dropped["sampled_out"] > 0
     assert ingest.output == run.rows(w.ingested) and d["human_pairs"] == run.rows(w.human_pairs) == 12
-    for name in ("dedup-passages", "filter", "dedup-pairs"):
+    for name in ("dedup-passages", "filter", "judge", "dedup-pairs"):
         stats = s[name]
         assert stats.input == stats.output + sum(stats.dropped.values()), name
     assert s["dedup-passages"].input == ingest.output and s["dedup-passages"].output == run.rows(w.passages)
@@ -230,7 +235,8 @@ def test_stage_stats_add_up(run: Run) -> None:
     assert run.rows(w.dropped) == sum(s["filter"].dropped.values())
     reasons = pa.concat_tables(pq.read_table(f) for f in w.dropped.glob("*.parquet"))["reason"].to_pylist()
     assert {r: reasons.count(r) for r in set(reasons)} == s["filter"].dropped
-    assert s["dedup-pairs"].input == s["filter"].output and s["dedup-pairs"].output == run.rows(w.pairs)
+    assert s["judge"].input == s["judge"].output == s["filter"].output == run.rows(w.judged)  # the judge is off
+    assert s["dedup-pairs"].input == s["judge"].output and s["dedup-pairs"].output == run.rows(w.pairs)
     assert s["mine"].input == s["mine"].output == s["dedup-pairs"].output + 12 == run.rows(w.candidates)
     assert s["select"].input == s["select"].output == s["mine"].output == run.rows(w.examples)
 
@@ -297,7 +303,7 @@ def test_a_changed_filter_setting_reruns_filter_onwards_and_sends_no_request(run
         rerun[stage] = bool(changed(before, snapshot(workdir.root)) - {f"work/{stage}/stats.json"})
         if stage in ("ingest", "dedup-passages", "index", "generate"):
             assert same_stats(stats, run.stats[stage]), stage
-    assert rerun == {s: s in ("filter", "dedup-pairs", "mine", "select") for s in STAGES}
+    assert rerun == {s: s in ("filter", "judge", "dedup-pairs", "mine", "select") for s in STAGES}
     assert run.llm.received == sent and ledger.count() == answers  # no request sent, the answers stay
     ledger.close()
     filtered = StageStats.load(workdir.stats("filter"))

@@ -22,6 +22,7 @@ def test_no_stage_output_lies_in_another_stages_folder(tmp_path: Path) -> None:
     # every stage after ingest reads the folder of the stage before it and writes only its own
     assert owner["ingested"] == "ingest" and owner["passages"] == "dedup-passages"
     assert owner["generated"] == "generate" and owner["filtered"] == "filter" and owner["pairs"] == "dedup-pairs"
+    assert owner["judged"] == owner["judge_dropped"] == "judge"
     assert owner["candidates"] == "mine" and owner["examples"] == "select"
 
 

@@ -163,8 +163,8 @@ def test_stage_commands_on_pairs_alone_publish_nothing_and_exit_3(tmp_path: Path
     export says which stage let nothing through, with exit code 3 and no version."""
     inputs = [c for c in write_inputs(tmp_path / "in", shared_data, n_pool=20) if c["format"] == "pairs_tsv"]
     config = str(write_config(tmp_path / "pairs", tmp_path / "store", inputs, 10))
-    for command in (["ingest"], ["dedup"], ["index"], ["generate"], ["filter"], ["dedup", "--target", "pairs"],
-                    ["mine"], ["select"]):  # fmt: skip
+    for command in (["ingest"], ["dedup"], ["index"], ["generate"], ["filter"], ["judge"],
+                    ["dedup", "--target", "pairs"], ["mine"], ["select"]):  # fmt: skip
         stats = invoke(*command, config, "--json")
         assert stats["out"] == 0, command
     result = runner.invoke(app, ["export", config])

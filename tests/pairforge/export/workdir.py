@@ -31,6 +31,7 @@ from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
 from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard, run_generate
 from pairforge.generation.ledger import Ledger, LedgerRow
 from pairforge.ingest import run_ingest
+from pairforge.judge.stage import JudgeInputs, run_judge
 from pairforge.negatives.examples import run_select, select_inputs
 from pairforge.negatives.index import IndexInputs, run_index
 from pairforge.negatives.mine import MineInputs, run_mine
@@ -141,6 +142,7 @@ def build_workdir(
         fill_ledger(config, workdir, keys, answers_by_doc(shared_data))
         funnel.append(run_generate(config, GenerateInputs(keys, plan.limit), workdir))
         funnel.append(run_filter(config, FilterInputs(keys), workdir))
+        funnel.append(run_judge(config, JudgeInputs(keys), workdir))
         funnel.append(run_dedup_pairs(config, DedupPairsInputs(keys), workdir))
     funnel.append(run_mine(config, MineInputs(keys), workdir))
     funnel.append(run_select(config, select_inputs(workdir, keys), workdir))

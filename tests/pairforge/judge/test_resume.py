@@ -1,0 +1,113 @@
+"""Kill a judging process part-way (SIGKILL, ``pairforge judge`` against the fake LLM), rerun, and check the judge's
+ledger lost and repeated nothing: no committed answer is asked again, none is missing (the judge's version of
+tests/pairforge/generation/test_resume.py and tests/reliability/test_crash_resume.py).
+
+Part-way by construction, as generation's test does it: the test holds a write lock on the highest ledger bucket the
+plan uses; the ledger commits a batch bucket by bucket in bucket order, so the first batch holding a row for that
+bucket commits its lower buckets and waits on the lock, and the process is killed there."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from pairforge.generation.ledger import Ledger, bucket_of
+from pairforge.judge.stage import plan_judge_shard
+from pairforge.plan import plan_run
+from pairforge.stages import STAGE_NAMES
+from pairforge.workdir import Workdir
+from tests.conftest import REPO
+from tests.pairforge.judge.helpers import ScoringLLM, judge_config, write_wudao
+from tests.pairforge.llm.helpers import ledger_rows
+from tests.pairforge.test_stage_contract import run_stage
+
+RUN_TIMEOUT_S = 300
+STALLED_S = 2.0  # the ledger unchanged this long, with the process alive: it waits on the held bucket
+
+
+def hold_bucket(folder: Path, bucket: int, key: str) -> sqlite3.Connection:
+    """A connection holding the write lock of ``bucket`` (created first, as the ledger creates it)."""
+    ledger = Ledger(folder)
+    assert ledger.missing([key]) == [key]  # opens the bucket: WAL mode and the table
+    ledger.close()
+    lock = sqlite3.connect(folder / f"bucket-{bucket:x}.sqlite", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # readers still read (WAL); a writer waits out its busy timeout
+    return lock
+
+
+def wait_until_stalled(proc: subprocess.Popen, ledger: Path) -> None:
+    """Return once some answers are committed and none has come for ``STALLED_S``."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    rows, since = ledger_rows(ledger), time.monotonic()
+    while not rows or time.monotonic() - since < STALLED_S:
+        assert proc.poll() is None, "the judging process ended before it could be killed"
+        assert time.monotonic() < deadline, "no batch was committed in time"
+        time.sleep(0.1)
+        now = ledger_rows(ledger)
+        if len(now) != len(rows):
+            rows, since = now, time.monotonic()
+
+
+def judge_cmd(config: Path) -> list[str]:
+    return [sys.executable, "-m", "pairforge.cli", "judge", str(config), "--json"]
+
+
+def test_sigkill_mid_judge_then_resume(shared_data: Path, tmp_path: Path) -> None:
+    with ScoringLLM() as llm:
+        config = judge_config(write_wudao(shared_data, tmp_path / "corpus"), tmp_path / "work", llm.base_url)
+        config = config.model_copy(
+            update={"judge": config.judge.model_copy(update={"openai": config.generate.openai.model_copy(
+                update={"concurrency": 1})})}  # one request on the wire: the kill lands among few in flight
+        )  # fmt: skip
+        config_path = tmp_path / "run.yaml"
+        config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")), encoding="utf-8")
+        plan = plan_run(config)
+        workdir = Workdir(config.workdir)
+        plan.save(workdir.plan)
+        for stage in STAGE_NAMES[: STAGE_NAMES.index("judge")]:
+            run_stage(stage, config, plan)
+        planned = {p.key: p for shard in plan.keys for p in plan_judge_shard(config, workdir, shard)}
+        digests = {key: llm.digest(p.chat_request().messages[-1]["content"]) for key, p in planned.items()}
+        held = max(map(bucket_of, planned))
+        assert len(planned) > 20 and len(set(map(bucket_of, planned))) > 8
+        ledger = workdir.judge_ledger
+        lock = hold_bucket(ledger, held, next(k for k in planned if bucket_of(k) == held))
+        sent_before = llm.received
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(judge_cmd(config_path), cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env, start_new_session=True)  # fmt: skip
+        try:
+            wait_until_stalled(proc, ledger)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # mid-batch, the process and anything it started
+            proc.wait()
+            lock.rollback()
+            lock.close()
+        before = ledger_rows(ledger)
+        assert 0 < len(before) < len(planned), "the kill must land part-way"
+        assert held not in set(map(bucket_of, before))  # the batch stopped at the held bucket
+        assert llm.received - sent_before >= len(before)
+
+        done = subprocess.run(judge_cmd(config_path), cwd=REPO, capture_output=True, text=True, env=env,
+                              timeout=RUN_TIMEOUT_S)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        stats = json.loads(done.stdout.strip().splitlines()[-1])
+        after = ledger_rows(ledger)
+        attempts = llm.attempts
+
+    d = stats["details"]
+    assert d["enabled"] and d["sent"] == len(planned) - len(before)  # only what the ledger lacked
+    assert stats["in"] == len(planned) and d["unanswered"] == 0 and not d.get("backend_errors")
+    assert {k: after[k] for k in before} == before  # committed answers untouched, same run id and time
+    assert set(after) == set(planned)  # none missing, none extra
+    assert all(attempts[digests[k]] == 1 for k in before)  # no committed answer was asked for again
+    assert all(attempts[digests[k]] >= 1 for k in planned)
+    assert len({row[1] for k, row in after.items() if k not in before}) == 1  # the rest came from one new run
