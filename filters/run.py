@@ -17,6 +17,7 @@ from filters.evidence import check_evidence
 from filters.language import check_language
 from filters.length import check_length
 from filters.quality import check_quality
+from filters.unsupported import check_unsupported
 from pairforge.config import RunConfig
 from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.bm25 import BM25Index
@@ -34,6 +35,7 @@ CHECKS = (  # per-pair checks, cheap first, with the reasons each may give
     (check_language, ("not_chinese", "traditional_script")),
     (check_quality, ("refusal", "template_leftover", "repeated_characters", "no_content")),
     (check_evidence, ("evidence_not_found",)),
+    (check_unsupported, ("unsupported",)),
     (check_copy, ("copied_from_target", "copied_from_passage")),
 )
 

@@ -82,6 +82,10 @@ class FilterConfig(Strict):
         default=True, description="Drop pairs whose evidence cannot be located in their passage (evidence_not_found)."
     )
     contamination_ngram: int = Field(default=5, ge=1)
+    unsupported: bool = Field(
+        default=True,
+        description="Drop pairs whose query holds a number, Latin word or quoted name its passage lacks (unsupported).",
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> FilterConfig:
