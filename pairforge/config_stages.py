@@ -84,7 +84,7 @@ class FilterConfig(Strict):
     contamination_ngram: int = Field(default=5, ge=1)
     unsupported: bool = Field(
         default=True,
-        description="Drop pairs whose query holds a number, Latin word or quoted name its passage lacks (unsupported).",
+        description="Drop pairs whose query holds a number, Latin word or quoted name their passage lacks.",
     )
 
     @model_validator(mode="after")

@@ -5,10 +5,16 @@ import pytest
 from pairforge.grounding import chinese_numbers, find_unsupported
 
 # Shaped like the real passages behind issue 20's examples (an encyclopedia paragraph each).
-BRIDGE = "赵州桥位于河北省石家庄市赵县城南洨河之上，建于隋朝大业年间（605年—618年），由匠师李春设计建造，距今已有1400年历史。"
+BRIDGE = (
+    "赵州桥位于河北省石家庄市赵县城南洨河之上，建于隋朝大业年间（605年—618年），由匠师李春设计建造，"
+    "距今已有1400年历史。"
+)
 MARS = "2020年7月23日，天问一号火星探测器在文昌航天发射场由长征五号运载火箭发射升空。“祝融号”火星车于次年登陆。"
 CITY = "嘉义市属热带季风气候，冬季受东北季风影响，气温常常降到摄氏十度以下，年平均气温约为23℃。"
-BOOK = "《红楼梦》又名《石头记》，作者曹雪芹。英文译本The Story of the Stone由David Hawkes翻译，共五卷，印数达一万二千册。"
+BOOK = (
+    "《红楼梦》又名《石头记》，作者曹雪芹。英文译本The Story of the Stone由David Hawkes翻译，"
+    "共五卷，印数达一万二千册。"
+)
 
 
 @pytest.mark.parametrize(
@@ -37,8 +43,8 @@ BOOK = "《红楼梦》又名《石头记》，作者曹雪芹。英文译本The
         ("红楼梦英译本印了12000册。", BOOK, []),  # 一万二千
         ("红楼梦英译本印了12,000册。", BOOK, []),  # thousands separator
         ("“祝融号”火星车次年登陆。", MARS, []),  # a quoted name the passage holds
-        ("赵州桥是由李春设计的一座古桥。", BRIDGE, []),
-        ("赵州桥建成至今一千零二十多年了。", BRIDGE, []),  # positional numerals in the text are not checked  # no checkable token at all
+        ("赵州桥是由李春设计的一座古桥。", BRIDGE, []),  # no checkable token at all
+        ("赵州桥建成至今一千零二十多年了。", BRIDGE, []),  # positional numerals in the text are not checked
         ("天问一号说：“这是一次很长很长的引用并不是名字不用检查。”", MARS, []),  # a long quotation, not a name
     ],
 )
