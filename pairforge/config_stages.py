@@ -86,6 +86,13 @@ class FilterConfig(Strict):
         default=True,
         description="Drop pairs whose query holds a number, Latin word or quoted name their passage lacks.",
     )
+    locate_evidence: Literal["relocate", "drop", "off"] = Field(
+        default="relocate",
+        description="sp: evidence is the sentence restated; off the target: keep it there (relocate) or off_target.",
+    )
+    sp_min_evidence_overlap: float = Field(
+        default=0.3, ge=0, le=1, description="sp: a smaller bigram overlap with its evidence is not_restated."
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> FilterConfig:
