@@ -33,14 +33,15 @@ _MAX_NAME_CHARS = 20
 _IGNORED_IN_NAMES = re.compile(r"[\s·・•‧.\-—_]")
 
 
-def find_unsupported(text: str, passage: str) -> list[str]:
-    """The numbers, Latin-script words and quoted names of ``text`` that ``passage`` does not hold, in order
-    (normalised: ``"2021"``, ``"aston"``, ``"《天问》"``); empty when every such token is supported."""
+def find_unsupported(text: str, passage: str, *, names: bool = True) -> list[str]:
+    """The numbers, Latin-script words and (with ``names``) quoted names of ``text`` that ``passage`` does not
+    hold, in order (normalised: ``"2021"``, ``"aston"``, ``"《天问》"``); empty when every such token is supported."""
     facts = _passage_facts(passage)
     normal = _normalise(text)
     missing = [n for n in _numbers(normal) if n not in facts.numbers]
     missing += [w for w in _LATIN_WORD.findall(normal) if w not in facts.words]
-    missing += [f"《{name}》" for name in _quoted_names(normal) if _fold_name(name) not in facts.folded]
+    if names:
+        missing += [f"《{name}》" for name in _quoted_names(normal) if _fold_name(name) not in facts.folded]
     return list(dict.fromkeys(missing))
 
 
