@@ -5,7 +5,7 @@ A small model that invents a year, a river's English name or a book title writes
 can be checked without a model. Both sides are compared in normalised forms: NFKC (full-width digits and letters
 fold to ASCII), case-folded Latin, thousands separators removed, and the passage's Chinese numerals read as numbers
 too (二〇二〇 and 两千零二十 as 2020, 十 as 10), so a number the passage writes in another form is supported. The
-text's own Chinese numerals are not checked, except digit-by-digit ones with a zero (二〇二一, a year): reading
+text's own Chinese numerals are not checked, except digit-by-digit years with a zero (二〇二一): reading
 "一个" or "统一" as 1 would flag ordinary words.
 """
 
@@ -20,8 +20,8 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _SCALED = re.compile(r"(\d+(?:\.\d+)?)([万亿])")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
 _LATIN_WORD = re.compile(r"[a-zß-öø-ÿ]+")  # after casefold; Latin-1 letters too (é in café)
-# Digit-by-digit Chinese numerals with a zero: years and codes (二〇二〇, 一九零八); unambiguous.
-_SPELLED_DIGITS = re.compile(r"[〇零一二三四五六七八九]*[〇零][〇零一二三四五六七八九]*")  # a whole run
+# Digit-by-digit with a zero and another digit, three or more: 二〇二〇, 一九〇八; not 孤零零 or 零零星星.
+_SPELLED_DIGITS = re.compile(r"(?=.*[一二三四五六七八九])[〇零一二三四五六七八九]*[〇零][〇零一二三四五六七八九]*")
 _CHINESE_NUMBER = re.compile(r"[〇零一二两三四五六七八九十百千万亿]+")
 _SMALL_UNITS = {"十": 10, "百": 100, "千": 1000}
 _BIG_UNITS = {"万": 10**4, "亿": 10**8}
@@ -91,7 +91,7 @@ def _positional_value(run: str) -> int:
 def _numbers(normal: str) -> list[str]:
     """Arabic numbers (integers and decimals) and digit-by-digit Chinese years of a normalised text."""
     runs = _CHINESE_NUMBER.findall(normal)
-    spelled = ["".join(_DIGITS[c] for c in r) for r in runs if _SPELLED_DIGITS.fullmatch(r) and len(r) >= 2]
+    spelled = ["".join(_DIGITS[c] for c in r) for r in runs if len(r) >= 3 and _SPELLED_DIGITS.fullmatch(r)]
     return [_canonical(n) for n in _NUMBER.findall(normal)] + spelled
 
 
