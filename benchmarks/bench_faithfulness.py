@@ -63,7 +63,9 @@ def write_config(workdir: Path, corpus: Path, filter_settings: dict[str, Any]) -
         "corpora": [{"format": "jsonl", "path": str(corpus)}],
         "normalize": demo["normalize"],
         "window": demo["window"],
-        "generate": demo["generate"],
+        # chunk_size is not part of any request's key: smaller chunks commit answers to the ledger sooner, so an
+        # engine killed on a shared machine (the OOM killer) loses little.
+        "generate": demo["generate"] | {"chunk_size": 16},
         "filter": filter_settings,
     }
     path = workdir / "config.yaml"
@@ -87,7 +89,13 @@ def generate(workdir: Path, passages: int, seed: str, min_chars: int) -> Path:
     run_stage("ingest", str(config))
     run_stage("dedup", str(config))
     run_stage("index", str(config))
-    run_stage("generate", str(config))
+    for attempt in range(3):  # a killed engine resumes from the ledger
+        try:
+            run_stage("generate", str(config))
+            break
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                raise
     return config
 
 
