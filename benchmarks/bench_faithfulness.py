@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,7 @@ def filter_arm(config_path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     score = score_faithfulness(kept)
     d = stats.details
     return {
+        "pairs": [{k: p[k] for k in ("kind", "query", "evidence", "evidence_start", "evidence_method")} for p in kept],
         "passages": passages,
         "generated": generated,
         "kept": len(kept),
@@ -154,6 +156,7 @@ def main() -> None:
     parser.add_argument("--seed", default="faithfulness-2026")
     parser.add_argument("--min-chars", type=int, default=512, help="Only paragraphs longer than this.")
     parser.add_argument("--generate-only", action="store_true", help="Stop after generation.")
+    parser.add_argument("--show", type=int, default=0, help="Print N kept pairs of each arm (seeded) to read.")
     args = parser.parse_args()
     config = generate(args.workdir, args.passages, args.seed, args.min_chars)
     if args.generate_only:
@@ -164,6 +167,10 @@ def main() -> None:
     print(f"{first['passages']} passages over {args.min_chars} characters of {SOURCE.name}, {first['generated']}"
           " generated pairs (the demo model, configs/demo.yaml's generate settings)")  # fmt: skip
     print_table(results)
+    for arm, r in results.items():
+        for pair in random.Random(0).sample(r["pairs"], min(args.show, len(r["pairs"]))):
+            print(f"[{arm}] {pair['kind']} {pair['query']!r} ← evidence@{pair['evidence_start']}"
+                  f" ({pair['evidence_method']}) {pair['evidence']!r}")  # fmt: skip
     ours, anchor = results["after"]["faithful"], results["before"]["faithful"]
     ratio = ours / anchor if anchor else 0.0
     print(f"RESULT faithfulness ours={ours:.3f} anchor={anchor:.3f} ratio={ratio:.3f} unit=share")
