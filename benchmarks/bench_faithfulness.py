@@ -35,7 +35,7 @@ SOURCE = SHARED / "cmrc2018" / "cmrc2018_trial.squad.json"
 # The filter settings each arm changes: "before" turns the faithfulness filters off (the filter stage as it was),
 # "after" is the default, "drop" drops restatements of a neighbour (off_target) instead of relocating them.
 ARMS: dict[str, dict[str, Any]] = {
-    "before": {"unsupported": False, "locate_evidence": "off", "sp_min_evidence_overlap": 0.0},
+    "before": {"unsupported": False, "locate_evidence": "off", "sp_min_evidence_overlap": 0.0, "qp_off_target": False},
     "after": {},
     "drop": {"locate_evidence": "drop"},
 }

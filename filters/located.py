@@ -2,7 +2,9 @@
 character-bigram overlap, not the sentence it was asked about. A small model often restates a neighbour of its
 target; such a pair is kept with the true offsets (``filter.locate_evidence: relocate``, the default) or dropped as
 ``off_target`` (``drop``). A restatement sharing less than ``filter.sp_min_evidence_overlap`` of its bigrams with
-its evidence restates nothing in the passage and is dropped as ``not_restated``."""
+its evidence restates nothing in the passage and is dropped as ``not_restated``. A query (qp) sharing no character
+bigram with the target sentence it was asked about is ``off_target`` too (``filter.qp_off_target``); a query is
+not relocated (bigram overlap finds the sentence holding a question's answer too rarely for that)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,16 @@ from pairforge.restated import bigram_overlap, locate_restated
 
 
 def check_located(pair: dict[str, Any], config: FilterConfig) -> str | None:
-    """``off_target``, ``not_restated`` or None for a restatement (other kinds: None); with ``relocate`` the pair's
-    evidence fields are set, in place, to the restated sentence (``evidence_method`` ``located``)."""
+    """``off_target``, ``not_restated`` or None; with ``relocate`` a restatement's evidence fields are set, in place,
+    to the restated sentence (``evidence_method`` ``located``)."""
+    passage, start = pair["positive"], pair.get("evidence_start")
+    if pair.get("kind") == "qp":
+        asked = pair.get("evidence_method") == "target" and start is not None
+        if config.qp_off_target and asked and not bigram_overlap(pair["query"], passage[start : pair["evidence_end"]]):
+            return "off_target"
+        return None
     if pair.get("kind") != "sp":
         return None
-    passage, start = pair["positive"], pair.get("evidence_start")
     recorded = (start, pair["evidence_end"]) if start is not None else None
     if config.locate_evidence == "off":
         evidence = passage[recorded[0] : recorded[1]] if recorded else passage

@@ -90,6 +90,9 @@ class FilterConfig(Strict):
         default="relocate",
         description="sp: evidence is the sentence restated; off the target: keep it there (relocate) or off_target.",
     )
+    qp_off_target: bool = Field(
+        default=True, description="qp: drop a query sharing no character bigram with its target sentence (off_target)."
+    )
     sp_min_evidence_overlap: float = Field(
         default=0.3, ge=0, le=1, description="sp: a smaller bigram overlap with its evidence is not_restated."
     )

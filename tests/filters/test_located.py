@@ -50,7 +50,16 @@ def test_check_located_table(
         assert pair["evidence"] == PASSAGE[start:end]
 
 
-def test_queries_are_not_relocated() -> None:
-    pair = {**sp_pair("长城有多长？"), "kind": "qp"}
-    assert check_located(pair, FilterConfig()) is None
-    assert pair["evidence_start"] == 0
+@pytest.mark.parametrize(
+    ("query", "method", "settings", "reason"),
+    [
+        ("赵州桥在哪条河上？", "target", {}, None),  # shares 赵州, 州桥 with its target
+        ("李春是哪个朝代的匠师？", "target", {}, "off_target"),  # about the other sentence: nothing shared
+        ("李春是哪个朝代的匠师？", "target", {"qp_off_target": False}, None),
+        ("李春是哪个朝代的匠师？", "exact", {}, None),  # evidence the model quoted: not a target it was asked about
+    ],
+)
+def test_queries_share_a_bigram_with_their_target(query: str, method: str, settings: dict, reason: str | None) -> None:
+    pair = {**sp_pair(query, method), "kind": "qp"}
+    assert check_located(pair, FilterConfig.model_validate(settings)) == reason
+    assert (pair["evidence_start"], pair["evidence_method"]) == (0, method)  # queries are never relocated
