@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,9 @@ from filters.copy import check_copy
 from filters.evidence import check_evidence
 from filters.language import check_language
 from filters.length import check_length
+from filters.located import check_located
 from filters.quality import check_quality
+from filters.unsupported import check_unsupported
 from pairforge.config import RunConfig
 from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.bm25 import BM25Index
@@ -34,6 +37,8 @@ CHECKS = (  # per-pair checks, cheap first, with the reasons each may give
     (check_language, ("not_chinese", "traditional_script")),
     (check_quality, ("refusal", "template_leftover", "repeated_characters", "no_content")),
     (check_evidence, ("evidence_not_found",)),
+    (check_unsupported, ("unsupported",)),
+    (check_located, ("not_restated", "off_target")),  # before the copy check, which compares with the evidence
     (check_copy, ("copied_from_target", "copied_from_passage")),
 )
 
@@ -93,16 +98,27 @@ def filter_shard(config: RunConfig, output: Workdir, index_key: str | None, fres
         pair_filter.apply(pairs, why)
     kept = ShardWriter(output.filtered, shard, FILTERED_PAIR_SCHEMA, config.ingest.shard_rows)
     dropped = ShardWriter(output.dropped, shard, DROPPED_SCHEMA, config.ingest.shard_rows)
+    details = Counter({"evidence_relocated": 0, "long_passage_pairs": 0, "evidence_past_long": 0})
     for pair, reason in zip(pairs, why, strict=True):
         if reason is None:
             kept.add(pair)
+            count_evidence(pair, config.window.long_chars, details)
         else:
             dropped.add({"id": pair["id"], "query": pair["query"], "passage_id": pair["passage_id"], "reason": reason})
     kept.close()
     dropped.close()
-    stats = StageStats(STAGE, UNIT, input=len(pairs), output=kept.count)
+    stats = StageStats(STAGE, UNIT, input=len(pairs), output=kept.count, details=dict(details))
     for pair_filter in filters:
         for reason, n in pair_filter.dropped.items():
             stats.drop(reason, n)
     output.mark_done(STAGE, shard, key, stats)
     return stats
+
+
+def count_evidence(pair: dict[str, Any], long_chars: int, counts: Counter[str]) -> None:
+    """Count a kept pair's evidence: relocated or not, and on a passage longer than ``long_chars``, whether it starts
+    past that point (the long-text share, from the evidence as located)."""
+    counts["evidence_relocated"] += pair.get("evidence_method") == "located"
+    if len(pair["positive"]) > long_chars and pair.get("evidence_start") is not None:
+        counts["long_passage_pairs"] += 1
+        counts["evidence_past_long"] += pair["evidence_start"] >= long_chars

@@ -82,6 +82,20 @@ class FilterConfig(Strict):
         default=True, description="Drop pairs whose evidence cannot be located in their passage (evidence_not_found)."
     )
     contamination_ngram: int = Field(default=5, ge=1)
+    unsupported: bool = Field(
+        default=True,
+        description="Drop pairs whose query holds a number, Latin word or quoted name their passage lacks.",
+    )
+    locate_evidence: Literal["relocate", "drop", "off"] = Field(
+        default="relocate",
+        description="sp: evidence is the sentence restated; off the target: keep it there (relocate) or off_target.",
+    )
+    qp_off_target: bool = Field(
+        default=True, description="qp: drop a query sharing no character bigram with its target sentence (off_target)."
+    )
+    sp_min_evidence_overlap: float = Field(
+        default=0.3, ge=0, le=1, description="sp: a smaller bigram overlap with its evidence is not_restated."
+    )
 
     @model_validator(mode="after")
     def _check_bounds(self) -> FilterConfig:

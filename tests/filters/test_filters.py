@@ -101,3 +101,22 @@ def test_a_restatement_without_known_evidence_is_measured_against_the_passage() 
         "copied_from_target"
     )
     assert ngram_overlap("长", PASSAGE, 2) == 0.0  # shorter than n: nothing to measure
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("长江自2020年起禁渔吗？", "unsupported"),  # the passage says 2021
+        ("长江的英文名Yangtze怎么来的？", "unsupported"),
+        ("长江在《禹贡》里叫什么？", "unsupported"),
+        ("长江从二〇二一年起禁渔多少年？", None),  # 2021 in Chinese digits
+        ("长江禁渔期是10年吗？", None),  # 十年 in the passage
+    ],
+)
+def test_unsupported_table(query: str, reason: str | None) -> None:
+    assert drop_reason({"query": query, "positive": PASSAGE}, CONFIG) == reason
+
+
+def test_unsupported_can_be_switched_off() -> None:
+    config = CONFIG.model_copy(update={"filter": CONFIG.filter.model_copy(update={"unsupported": False})})
+    assert drop_reason({"query": "长江自2020年起禁渔吗？", "positive": PASSAGE}, config) is None

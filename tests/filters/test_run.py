@@ -98,3 +98,35 @@ def test_a_filter_giving_an_undeclared_reason_is_an_error() -> None:
     why: list[str | None] = [None, "query_too_short"]  # an earlier filter's verdict stands
     declared.apply(pairs, why)
     assert why == ["too_long", "query_too_short"] and declared.dropped == {"too_long": 1}
+
+
+def test_restatements_keep_the_evidence_they_restate(tmp_path: Path) -> None:
+    """A restatement of the target's neighbour is kept with the neighbour's offsets (in filter/pairs and in the
+    long-text count, past ``window.long_chars`` here), an invented number is dropped as unsupported."""
+    head = "赵州桥位于河北省赵县城南的洨河之上。" + "这座桥经历了多次地震和洪水的考验。" * 5
+    neighbour = "它建于隋朝大业年间，由匠师李春设计建造。"
+    passage = head + neighbour + "桥长五十多米，只有一个大拱。"
+    workdir = Workdir(tmp_path / "w")
+    config = RunConfig.model_validate(
+        {
+            "workdir": str(workdir.root),
+            "corpora": [{"format": "jsonl", "path": "x"}],
+            "window": {"long_chars": len(head)},
+            "filter": {"consistency_top_k": None},
+        }
+    )
+    first = "赵州桥位于河北省赵县城南的洨河之上。"
+    pairs = [
+        pair_row("s1", "赵州桥是隋朝匠师李春设计建造的。", "p", passage, first, kind="sp", evidence_method="target"),
+        pair_row("s2", "赵州桥坐落在河北赵县的洨河上。", "p", passage, first, kind="sp", evidence_method="target"),
+        pair_row("s3", "赵州桥建于2021年，由李春设计。", "p", passage, first, kind="sp", evidence_method="target"),
+    ]
+    write_generated(workdir, SHARD, pairs)
+    stats = run_filter(config, FilterInputs([SHARD]), workdir)
+    kept = {r["id"]: r for r in read_shard_table(workdir.filtered, SHARD).to_pylist()}
+    assert set(kept) == {"s1", "s2"} and stats.dropped == {"unsupported": 1}
+    start = passage.index(neighbour)
+    assert (kept["s1"]["evidence_start"], kept["s1"]["evidence_end"]) == (start, start + len(neighbour))
+    assert kept["s1"]["evidence"] == neighbour and kept["s1"]["evidence_method"] == "located"
+    assert (kept["s2"]["evidence_start"], kept["s2"]["evidence_method"]) == (0, "target")
+    assert stats.details == {"evidence_relocated": 1, "long_passage_pairs": 2, "evidence_past_long": 1}
