@@ -226,23 +226,27 @@ def _fill_string(schema: dict[str, Any], ctx: _Context, name: str) -> str:
 
 def _compose(templates: tuple[str, ...], schema: dict[str, Any], ctx: _Context, *, question: bool) -> str:
     """A text from a template and fragments of the item's sentence (and the next), unlike any before it and
-    following the schema's pattern and lengths."""
+    following the schema's pattern and lengths (reshaped if need be; built from the pattern only when no
+    template can be reshaped to it)."""
     n = len(ctx.sentences)
     sentence, following = ctx.sentences[ctx.item % n], ctx.sentences[(ctx.item + 1) % n]
-    text = ""
+    text, chosen = "", None
     for variant in range(4 * len(templates)):
         template = templates[(ctx.salt + ctx.item + variant) % len(templates)]
         k = ctx.item // n + variant // len(templates)
         text = _fit(template.format(a=_part(sentence, k), b=_part(following, k + 1)), schema, ctx)
-        if not fits(text, schema):
-            text = _conform(text, schema, ctx, question=question, turn=k + variant)
+        shaped = text if fits(text, schema) else reshape(text, schema, [sentence, following], question=question,
+                                                          turn=k + variant)  # fmt: skip
         # Reshaping may drop a fragment whole (a Latin one, for a pattern refusing Latin): then try the next.
-        if text not in ctx.used and (set(text) - set(template)) & set(sentence):
+        if shaped is not None and shaped not in ctx.used and (set(shaped) - set(template)) & set(sentence):
+            chosen = shaped
             break
-    else:
-        text = _fit(f"{text}之{ctx.items}", schema, ctx)  # only past every variant: a counter keeps it distinct
-    ctx.used.add(text)
-    return text
+    if chosen is None:
+        chosen = _conform(text, schema, ctx, question=question, turn=ctx.item)
+    if chosen in ctx.used:  # only past every variant: a counter keeps it distinct
+        chosen = _conform(_fit(f"{text}之{ctx.items}", schema, ctx), schema, ctx, question=question, turn=ctx.item)
+    ctx.used.add(chosen)
+    return chosen
 
 
 def _part(sentence: str, k: int) -> str:

@@ -233,6 +233,8 @@ def test_sentences_are_verbatim_and_marked_targets_come_first() -> None:
     assert pick_sentences(marked, 0)[0] == SENTENCES[1] and sorted(pick_sentences(marked, 0)) == sorted(SENTENCES)
     tagged = "据<target>新华社</target>报道，大桥今天通车。"
     assert pick_sentences(tagged, 0) == ["新华社", "报道，大桥今天通车。"]  # each verbatim in the unmarked text
+    news = "【环球网综合报道】据新华社报道，大桥今天通车。<target>全长十公里。</target>"
+    assert pick_sentences(news, 0)[0] == "全长十公里。"  # beside a <target> tag, 【…】 is the passage's own text
     schema = load_prompt("sp").schema_for(1)
     assert answer(schema, marked, picker=pick_sentences)["sentences"][0]["evidence"] == SENTENCES[1]
 
