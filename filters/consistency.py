@@ -3,8 +3,8 @@ among all pool passages by BM25 within ``rank_cut`` (the larger of ``consistency
 ``consistency_max_rank_share`` of the pool), with a positive score; ``not_retrievable`` otherwise.
 
 Why a share: each other passage outranks the positive with some chance p (how specific the query is), so the rank
-grows with the pool, about 1 + p × pool size. A fixed top k therefore drops more pairs the larger the pool (38% →
-62% → 85% at 10k → 100k → 1M passages with k = 20); a cut at a share of the pool keeps the same queries at any size.
+grows with the pool, about 1 + p × pool size. A fixed top k therefore drops more pairs the larger the pool (issue
+20: 38% → 62% → 85% at 10k → 100k → 1M passages, k = 20); a cut at a share of the pool keeps the same queries.
 In a pool under ``consistency_min_pool`` passages BM25 has no statistics to judge by (in 2 passages every IDF is <= 0,
 so no query scores above 0): the check is skipped there and the pairs counted as ``round_trip_skipped``.
 
