@@ -8,6 +8,11 @@ Prefect), so each stage's peak RSS is its own process's, from ``os.wait4``. Prin
 ``RESULT scale ours=<seconds> peak_rss_mb=<max over stages> passages=<N> unit=s``. Beside each peak RSS, the
 largest anonymous RSS sampled from /proc (the part that is not mapped file pages, which the memory-mapped pool and
 index add to RSS and the kernel can drop).
+
+The round trip's drop share (``not_retrievable`` among the pairs that reach it) is printed too, with the run's
+settings (a cut relative to the pool) and, from one extra filter run on the same pairs before the real one, with
+a fixed top k (``consistency_max_rank_share: null``, the rule before issue 20):
+``RESULT round_trip_drop ours=<share> fixed_top_k=<share> passages=<N> unit=share``.
 """
 
 from __future__ import annotations
@@ -99,6 +104,22 @@ def write_config(tmp: Path, base_url: str) -> Path:
     return path
 
 
+def write_fixed_top_k(config: Path) -> Path:
+    """A copy of ``config`` (same workdir) whose round trip keeps a fixed top k, whatever the pool size."""
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data["filter"] = {**data.get("filter", {}), "consistency_max_rank_share": None}
+    path = config.with_name("run-fixed-top-k.yaml")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def round_trip_drop(stats: dict) -> float:
+    """``not_retrievable`` as a share of the pairs that reached the round trip (the last filter)."""
+    dropped = stats["dropped"]
+    reached = stats["in"] - sum(n for reason, n in dropped.items() if reason != "not_retrievable")
+    return dropped.get("not_retrievable", 0) / reached if reached else 0.0
+
+
 def _anon_kb(pid: int) -> int:
     """RssAnon of ``pid`` and its descendants, in kB (heap and other anonymous memory: not the mapped files whose
     pages ``ru_maxrss`` also counts); 0 for a process that is gone."""
@@ -171,9 +192,14 @@ def main() -> None:
             config = write_config(tmp, url)
             total, peaks, anons = 0.0, [], []
             print(f"{'stage':<16}{'seconds':>9}{'peak MB':>9}{'anon MB':>9}  in → out")
+            drops = {}
             for name, extra in STAGES:
                 extra = ["--limit", str(args.generate)] if extra is None else extra
+                if name == "filter":  # the same pairs under the fixed top k first (its outputs are then replaced)
+                    drops["fixed"] = round_trip_drop(run_stage(write_fixed_top_k(config), name, extra, env)[3])
                 seconds, peak, anon, stats = run_stage(config, name, extra, env)
+                if name == "filter":
+                    drops["ours"] = round_trip_drop(stats)
                 total += seconds
                 peaks.append(peak)
                 anons.append(anon)
@@ -182,7 +208,11 @@ def main() -> None:
                       f"{stats['unit']}", flush=True)  # fmt: skip
     print(f"peak MB: ru_maxrss of the stage process (mapped file pages included); anon MB: the largest sampled "
           f"RssAnon of its process tree (heap, no file pages). Largest anon: {max(anons):.0f} MB")  # fmt: skip
+    print(f"round trip: {drops['ours']:.1%} of the pairs it judged dropped as not_retrievable (a fixed top k would "
+          f"drop {drops['fixed']:.1%})")  # fmt: skip
     print(f"RESULT scale ours={total:.1f} peak_rss_mb={max(peaks):.0f} passages={args.passages} unit=s")
+    print(f"RESULT round_trip_drop ours={drops['ours']:.4f} fixed_top_k={drops['fixed']:.4f} "
+          f"passages={args.passages} unit=share")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def build_filters(config: RunConfig, output: Workdir) -> list[PairFilter]:
         filters.append(ContaminationFilter(config.filter))
     if config.filter.consistency_top_k:
         pool, index = Pool(output.pool), BM25Index.open(output.bm25)
-        filters.append(RoundTripFilter(pool, index, config.filter.consistency_top_k))
+        filters.append(RoundTripFilter(pool, index, config.filter))
     return filters
 
 
@@ -111,6 +111,8 @@ def filter_shard(config: RunConfig, output: Workdir, index_key: str | None, fres
     for pair_filter in filters:
         for reason, n in pair_filter.dropped.items():
             stats.drop(reason, n)
+        if isinstance(pair_filter, RoundTripFilter) and pair_filter.skipped:
+            stats.details["round_trip_skipped"] = pair_filter.skipped  # a pool too small to judge by
     output.mark_done(STAGE, shard, key, stats)
     return stats
 

@@ -72,7 +72,23 @@ class FilterConfig(Strict):
     )
     max_char_run: int = Field(default=4, ge=2, description="Longer runs of one repeated character are degenerate.")
     consistency_top_k: int | None = Field(
-        default=20, ge=1, description="Round trip: the query must retrieve its passage in BM25's top k (None: off)."
+        default=20,
+        ge=1,
+        description="Round trip: a BM25 rank of the query's own passage that passes in any pool "
+        "(None: round trip off).",
+    )
+    consistency_max_rank_share: float | None = Field(
+        default=0.002,
+        gt=0,
+        le=1,
+        description="Round trip: ranks up to this share of the pool pass too, so the "
+        "drop share does not grow with the pool (None: the top k only).",
+    )
+    consistency_min_pool: int = Field(
+        default=50,
+        ge=2,
+        description="Round trip: a smaller pool is too small for BM25 statistics; its pairs are "
+        "ranked but not judged (round_trip_skipped).",
     )
     contamination: list[CorpusConfig] = Field(
         default=[], description="Evaluation sets; pairs whose query or passage nearly matches them are dropped."

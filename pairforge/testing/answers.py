@@ -11,7 +11,9 @@ neither, the answer is ``{}``. Filling rules:
 - a string property named ``evidence`` (or ``*_evidence``, ``quote``) is a passage sentence verbatim; one whose
   name contains ``query``/``question`` is a short Chinese question, ``sentence``/``paraphrase``/``statement``/
   ``claim``/``summary`` a short Chinese statement, both built from fragments of that sentence and distinct within
-  one answer; other strings are a fragment; ``minLength``/``maxLength`` are honoured, ``pattern`` is not;
+  one answer; other strings are a fragment; ``minLength``/``maxLength`` are honoured, and so is ``pattern``: a
+  text it refuses is reshaped (end mark, refused characters, space-separated keywords), else built from the
+  pattern itself from the passage's characters (``pairforge.testing.pattern``);
 - integers and numbers take their minimum (else 0), booleans true, ``$ref``/``allOf``/``anyOf``/``oneOf`` are
   resolved (the first non-null option), nesting is bounded by MAX_DEPTH.
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pairforge.testing.passage import Picker, fragment, pick_sentences, prompt_of, split_prompt
+from pairforge.testing.pattern import example_of, fits, reshape
 
 MAX_ITEMS = 64
 MAX_DEPTH = 16
@@ -51,6 +54,7 @@ STATEMENTS = (
 _STATEMENT_WORDS = ("sentence", "paraphrase", "statement", "claim", "summary")
 _FORMATS = {"date": "2024-01-01", "date-time": "2024-01-01T00:00:00Z", "email": "fake@example.com"}
 _IDENT = re.compile(r"[a-z][a-z0-9_]*")
+_PLAIN = re.compile(r"[^\w]")  # what a copy check ignores: punctuation and spaces
 
 
 @dataclass(slots=True)
@@ -211,28 +215,62 @@ def _fill_string(schema: dict[str, Any], ctx: _Context, name: str) -> str:
     sentence = ctx.sentences[ctx.item % len(ctx.sentences)]
     lowered = name.lower()
     if lowered in ("evidence", "quote") or lowered.endswith("_evidence"):
-        return _fit(sentence, schema, ctx)
-    for words, templates in ((("query", "question"), QUESTIONS), (_STATEMENT_WORDS, STATEMENTS)):
-        if any(word in lowered for word in words):
-            return _compose(templates, schema, ctx)
-    return _fit(fragment(sentence, ctx.item), schema, ctx)
+        text = _fit(sentence, schema, ctx)
+    else:
+        for words, templates in ((("query", "question"), QUESTIONS), (_STATEMENT_WORDS, STATEMENTS)):
+            if any(word in lowered for word in words):
+                return _compose(templates, schema, ctx, question=templates is QUESTIONS)
+        text = _fit(fragment(sentence, ctx.item), schema, ctx)
+    return text if fits(text, schema) else _conform(text, schema, ctx, question=False, turn=ctx.item)
 
 
-def _compose(templates: tuple[str, ...], schema: dict[str, Any], ctx: _Context) -> str:
-    """A text from a template and fragments of the item's sentence (and the next), unlike any before it."""
+def _compose(templates: tuple[str, ...], schema: dict[str, Any], ctx: _Context, *, question: bool) -> str:
+    """A text from a template and fragments of the item's sentence (and the next), unlike any before it and
+    following the schema's pattern and lengths (reshaped if need be; built from the pattern only when no
+    template can be reshaped to it)."""
     n = len(ctx.sentences)
     sentence, following = ctx.sentences[ctx.item % n], ctx.sentences[(ctx.item + 1) % n]
-    text = ""
+    text, chosen = "", None
     for variant in range(4 * len(templates)):
         template = templates[(ctx.salt + ctx.item + variant) % len(templates)]
         k = ctx.item // n + variant // len(templates)
-        text = _fit(template.format(a=fragment(sentence, k), b=fragment(following, k + 1)), schema, ctx)
-        if text not in ctx.used:
+        text = _fit(template.format(a=_part(sentence, k), b=_part(following, k + 1)), schema, ctx)
+        shaped = text if fits(text, schema) else reshape(text, schema, [sentence, following], question=question,
+                                                          turn=k + variant)  # fmt: skip
+        # Reshaping may drop a fragment whole (a Latin one, for a pattern refusing Latin): then try the next.
+        if shaped is not None and shaped not in ctx.used and (set(shaped) - set(template)) & set(sentence):
+            chosen = shaped
             break
-    else:
-        text = _fit(f"{text}之{ctx.items}", schema, ctx)  # only past every variant: a counter keeps it distinct
-    ctx.used.add(text)
-    return text
+    if chosen is None:
+        chosen = _conform(text, schema, ctx, question=question, turn=ctx.item)
+    if chosen in ctx.used:  # only past every variant: a counter keeps it distinct
+        chosen = _conform(_fit(f"{text}之{ctx.items}", schema, ctx), schema, ctx, question=question, turn=ctx.item)
+    ctx.used.add(chosen)
+    return chosen
+
+
+def _part(sentence: str, k: int) -> str:
+    """``fragment(sentence, k)``, shortened when it would be the whole sentence: a text holding its whole target
+    sentence is a copy of it (``copies_target``), not a restatement or a question."""
+    piece = fragment(sentence, k)
+    if _PLAIN.sub("", piece) != _PLAIN.sub("", sentence) or len(piece) < 3:
+        return piece
+    size = max(2, len(piece) - 2)
+    start = k % (len(piece) - size + 1)
+    return piece[start : start + size]
+
+
+def _conform(text: str, schema: dict[str, Any], ctx: _Context, *, question: bool, turn: int) -> str:
+    """``text`` reshaped to the schema's pattern, else a string built from the pattern out of the passage's
+    characters (left as it is when even that fails: the pipeline then counts a ``schema`` failure)."""
+    n = len(ctx.sentences)
+    sources = [ctx.sentences[ctx.item % n], ctx.sentences[(ctx.item + 1) % n]]
+    shaped = reshape(text, schema, sources, question=question, turn=turn)
+    if shaped is not None:
+        return shaped
+    pattern = schema.get("pattern")
+    built = example_of(pattern, "".join(sources)) if isinstance(pattern, str) else text
+    return built if fits(built, schema) else text
 
 
 def _fit(text: str, schema: dict[str, Any], ctx: _Context) -> str:

@@ -4,7 +4,8 @@ fragments of a sentence to build new text from.
 
 Which sentence an answer quotes is pluggable (a ``Picker``). The default, ``pick_sentences``, quotes marked target
 sentences first: text inside ``【…】`` or ``<target>…</target>`` in the passage (marks removed), for prompts that
-tell the model which sentence to use; then it walks the other sentences from a start chosen by the salt.
+tell the model which sentence to use (``<target>`` only where there is one: a news passage may begin with
+``【…报道】``); then it walks the other sentences from a start chosen by the salt.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ Picker = Callable[[str, int], list[str]]  # (passage, salt) -> sentences to quot
 FALLBACK_SENTENCE = "这段文字没有可以引用的句子。"  # quoted only when the passage has no sentence at all
 _PASSAGE = re.compile(r"^<passage>[ \t]*\r?\n(.*?)\r?\n</passage>[ \t]*$", re.M | re.S)
 _MARKS = re.compile(r"【(.+?)】|<target>(.+?)</target>", re.S)
+_TAGS = re.compile(r"<target>(.+?)</target>", re.S)  # where a prompt tags its target, 【…】 is the passage's text
 _SENTENCE = re.compile(r"[^。！？!?\n]+(?:[。！？!?]+[”’」』）)\"']*)?")
 _CONTENT = re.compile(r"[\u3400-\u9fffA-Za-z0-9]")
 _CLAUSE = re.compile(r"[^，,、；;：:。！？!?“”\"‘’'（）()《》【】<>\s]{2,}")
@@ -58,8 +60,9 @@ def pick_sentences(passage: str, salt: int) -> list[str]:
     Marked segments are cut out before the other sentences are split, so every sentence returned is verbatim in
     both the marked and the unmarked passage.
     """
-    targets = [t.strip() for m in _MARKS.finditer(passage) for t in m.groups() if t and t.strip()]
-    rest = [s for s in split_sentences(_MARKS.sub("\n", passage)) if s not in targets]
+    marks = _TAGS if _TAGS.search(passage) else _MARKS
+    targets = [t.strip() for m in marks.finditer(passage) for t in m.groups() if t and t.strip()]
+    rest = [s for s in split_sentences(marks.sub("\n", passage)) if s not in targets]
     start = salt % len(rest) if rest else 0
     return targets + rest[start:] + rest[:start] or [FALLBACK_SENTENCE]
 

@@ -39,6 +39,9 @@ KEY_ENV = "PAIRFORGE_TEST_FLOW_KEY"
 SENTINEL = "sk-flow-sentinel-3f9c1d"
 NAME = "flowtest"
 WORK_STAGES = STAGE_NAMES[:-1]  # export writes the store, not the workdir
+# The shipped configs' evidence-first prompts (their schemas hold patterns) for the shared reference run, so the
+# fake LLM's answers to both kinds are checked end to end.
+EVIDENCE_FIRST = {"prompt_versions": {"qp": "v2", "sp": "v2"}}
 
 
 # ---------------------------------------------------------------------------------------------------------- tools
@@ -172,10 +175,14 @@ def reference(parts: list[Path], llm: FakeLLM, tmp_path_factory: pytest.TempPath
     """One uninterrupted run over a two-shard corpus on the thread runner: what the Dask run and the recovered
     outage are compared with."""
     folder = tmp_path_factory.mktemp("reference")
-    config = write_config(folder, corpus_of(folder, parts[0], parts[1]), llm.base_url)
+    config = write_config(folder, corpus_of(folder, parts[0], parts[1]), llm.base_url, generate=EVIDENCE_FIRST)
     with counting(llm) as sent:
         result = run_pipeline(config)
     assert result["version"] == 1 and sent.requests == result["funnel"]["generate"]["in"] > 0
+    # Issue 20: the fake LLM follows every schema's pattern, so both kinds reach the version.
+    kinds = Counter(r["kind"] for r in rows(Path(result["path"]), "pairs"))
+    assert kinds["qp"] > 0 and kinds["sp"] > 0, kinds
+    assert result["funnel"]["generate"]["dropped"] == {}, result["funnel"]["generate"]
     return {"config": config, "result": result, "sent": sent, "folder": folder}
 
 
@@ -284,7 +291,7 @@ def test_every_stage_on_dask_gives_the_thread_runners_bytes(
     import dask
 
     config = write_config(tmp_path, reference["folder"] / "corpus", llm.base_url,
-                          flow={"task_runner": "dask", "dask_workers": 2})  # fmt: skip
+                          flow={"task_runner": "dask", "dask_workers": 2}, generate=EVIDENCE_FIRST)  # fmt: skip
     task_log = tmp_path / "task-log"
     task_log.mkdir()
     monkeypatch.setenv(TASK_LOG_ENV, str(task_log))
@@ -361,7 +368,7 @@ def test_outage_is_never_cached_as_done(
     """An outage publishes nothing (exit 3, the reason in one line); a partial recovery publishes v1 with the
     shards incomplete and why; the healthy rerun sends exactly the still-missing requests, and its v2 equals the
     uninterrupted run's version."""
-    config = write_config(tmp_path, corpus_of(tmp_path, parts[0], parts[1]), llm.base_url)
+    config = write_config(tmp_path, corpus_of(tmp_path, parts[0], parts[1]), llm.base_url, generate=EVIDENCE_FIRST)
     store = tmp_path / "store"
     planned = reference["sent"].requests
     table = ["step                      faults     sent  failed  result"]

@@ -13,9 +13,10 @@ import jsonschema
 import pytest
 
 from pairforge.generation.parse import parse_generation
+from pairforge.generation.targets import Target
 from pairforge.testing.answers import MAX_DEPTH, MAX_ITEMS, example_schema, fill_answer
 from pairforge.testing.passage import FALLBACK_SENTENCE, pick_sentences, split_prompt, split_sentences
-from prompts import load_prompt, render_prompt
+from prompts import PROMPTS_DIR, load_prompt, render_messages, render_prompt
 
 PASSAGE = "长江是中国第一长河，全长约6300公里。它发源于青藏高原的唐古拉山脉。长江流经十一个省级行政区！最后注入东海。"
 PUNCTUATION = str.maketrans("", "", "，。！？；：、“”‘’（）《》,.!?;:\"'() ")
@@ -232,6 +233,8 @@ def test_sentences_are_verbatim_and_marked_targets_come_first() -> None:
     assert pick_sentences(marked, 0)[0] == SENTENCES[1] and sorted(pick_sentences(marked, 0)) == sorted(SENTENCES)
     tagged = "据<target>新华社</target>报道，大桥今天通车。"
     assert pick_sentences(tagged, 0) == ["新华社", "报道，大桥今天通车。"]  # each verbatim in the unmarked text
+    news = "【环球网综合报道】据新华社报道，大桥今天通车。<target>全长十公里。</target>"
+    assert pick_sentences(news, 0)[0] == "全长十公里。"  # beside a <target> tag, 【…】 is the passage's own text
     schema = load_prompt("sp").schema_for(1)
     assert answer(schema, marked, picker=pick_sentences)["sentences"][0]["evidence"] == SENTENCES[1]
 
@@ -270,3 +273,52 @@ def test_answers_on_real_passages_parse_quote_and_do_not_copy(shared_data: Path)
                 text = item.get("query") or item["sentence"]
                 assert item["evidence"] in passage
                 assert not is_copy(text, passage), (text, passage)
+
+
+def shipped_requests() -> list[tuple[str, str, str | None]]:
+    """(kind, version, query type) of every prompt under prompts/: a targeted qp prompt once per query type its
+    schema defines a shape for."""
+    found = []
+    for template in sorted(PROMPTS_DIR.glob("*/*.zh.j2")):
+        kind, version = template.parent.name, template.name.split(".")[0]
+        types = sorted(load_prompt(kind, version).schema.get("$defs", {})) or [None]
+        found += [(kind, version, query_type) for query_type in types]
+    return found
+
+
+def answer_shipped(kind: str, version: str, query_type: str | None, passage: str, count: int = 2) -> tuple:
+    """The fake's answer to a prompt under prompts/ as the pipeline sends it, its schema and the parse."""
+    prompt = load_prompt(kind, version)
+    target = None
+    if prompt.mode == "target":
+        sentence = split_sentences(passage)[-1]
+        start = passage.index(sentence)
+        target = Target(start, start + len(sentence), sentence)
+        count = 1
+    schema = prompt.schema_for(count, query_type)
+    messages = render_messages(
+        prompt, passage, count=count, target=(target.start, target.end) if target else None, query_type=query_type
+    )
+    body = {"messages": messages, "response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}
+    raw = fill_answer(body)
+    return raw, schema, parse_generation(raw, schema=schema, target=target, query_type=query_type)
+
+
+@pytest.mark.parametrize(("kind", "version", "query_type"), shipped_requests())
+def test_every_shipped_prompt_schema_is_answered_validly(kind: str, version: str, query_type: str | None) -> None:
+    """Patterns (a v2 question ends with ？, a keyword query is words and spaces, a v2 restatement ends with 。),
+    enums, lengths and item counts: the answer validates and parses into kept items."""
+    raw, schema, parsed = answer_shipped(kind, version, query_type, PASSAGE)
+    jsonschema.validate(json.loads(raw), schema)
+    assert parsed.failure is None and parsed.items and not parsed.dropped, raw
+
+
+def test_shipped_prompt_schemas_are_answered_on_real_passages(shared_data: Path) -> None:
+    """Over 40 real CMRC passages, every prompt and query type: no answer is lost to the schema."""
+    failures = []
+    for passage in cmrc_passages(shared_data, 40):
+        for kind, version, query_type in shipped_requests():
+            raw, schema, parsed = answer_shipped(kind, version, query_type, passage)
+            if parsed.failure is not None or not jsonschema.Draft202012Validator(schema).is_valid(json.loads(raw)):
+                failures.append((kind, version, query_type, parsed.failure, raw))
+    assert not failures, failures[:5]
