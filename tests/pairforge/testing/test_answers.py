@@ -14,6 +14,7 @@ import pytest
 
 from pairforge.generation.parse import parse_generation
 from pairforge.generation.targets import Target
+from pairforge.judge.rubric import CRITERIA, parse_verdict, render_judge
 from pairforge.testing.answers import MAX_DEPTH, MAX_ITEMS, example_schema, fill_answer
 from pairforge.testing.passage import FALLBACK_SENTENCE, pick_sentences, split_prompt, split_sentences
 from prompts import PROMPTS_DIR, load_prompt, render_messages, render_prompt
@@ -276,11 +277,13 @@ def test_answers_on_real_passages_parse_quote_and_do_not_copy(shared_data: Path)
 
 
 def shipped_requests() -> list[tuple[str, str, str | None]]:
-    """(kind, version, query type) of every prompt under prompts/: a targeted qp prompt once per query type its
-    schema defines a shape for."""
+    """(kind, version, query type) of every generation prompt under prompts/ (qp and sp; the judge's has a test of
+    its own): a targeted qp prompt once per query type its schema defines a shape for."""
     found = []
     for template in sorted(PROMPTS_DIR.glob("*/*.zh.j2")):
         kind, version = template.parent.name, template.name.split(".")[0]
+        if kind not in ("qp", "sp"):
+            continue
         types = sorted(load_prompt(kind, version).schema.get("$defs", {})) or [None]
         found += [(kind, version, query_type) for query_type in types]
     return found
@@ -311,6 +314,17 @@ def test_every_shipped_prompt_schema_is_answered_validly(kind: str, version: str
     raw, schema, parsed = answer_shipped(kind, version, query_type, PASSAGE)
     jsonschema.validate(json.loads(raw), schema)
     assert parsed.failure is None and parsed.items and not parsed.dropped, raw
+
+
+def test_the_judge_prompt_is_answered_validly() -> None:
+    """The judge's schema (three integer enums): the fake's answer validates and parses into scores."""
+    prompt = load_prompt("judge", "v1")
+    messages = render_judge(prompt, kind="qp", query="嘉义市冬天会低于10度吗？", passage=PASSAGE)
+    body = {"messages": messages, "response_format": {"type": "json_schema", "json_schema": {"schema": prompt.schema}}}
+    raw = fill_answer(body)
+    jsonschema.validate(json.loads(raw), prompt.schema)
+    verdict = parse_verdict(raw)
+    assert verdict.failure is None and verdict.scores is not None and set(verdict.scores) == set(CRITERIA), raw
 
 
 def test_shipped_prompt_schemas_are_answered_on_real_passages(shared_data: Path) -> None:
