@@ -17,6 +17,7 @@ from pairforge.records import Document, HumanPair, Record, Rejected
 RAW_KEEP = 2_000  # characters of a bad record kept in quarantine; file:line points at the rest
 # A \uD800-\uDFFF escape; json.loads joins valid pairs, so only lone surrogates survive (and cannot be stored).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+REST_NOT_READ = "(rest of the file not read)"  # ends the detail of a record after which reading stopped
 
 
 class CorpusPathError(FileNotFoundError):
@@ -48,7 +49,7 @@ def iter_lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, str] |
                 if text.strip():
                     yield number, text
     except READ_ERRORS as exc:
-        yield Rejected(path, number + 1, "unreadable", f"{exc} (rest of the file not read)")
+        yield Rejected(path, number + 1, "unreadable", f"{exc} {REST_NOT_READ}")
 
 
 def stopped_reading(path: str, exc: Exception, encoding: str, *, record: int) -> Rejected:
@@ -61,7 +62,12 @@ def stopped_reading(path: str, exc: Exception, encoding: str, *, record: int) ->
         detail += gb18030_hint(exc) if encoding == "utf-8" else ""
     elif isinstance(exc, READ_ERRORS):
         reason = "unreadable"
-    return Rejected(path, None, reason, f"{detail} (rest of the file not read)", record=record)
+    return Rejected(path, None, reason, f"{detail} {REST_NOT_READ}", record=record)
+
+
+def lost_the_rest(rejected: Rejected) -> bool:
+    """Whether reading its shard stopped at this record: what followed it was not read (records were lost)."""
+    return rejected.detail.endswith(REST_NOT_READ)
 
 
 def iter_json_lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
