@@ -33,10 +33,15 @@ def print_json(summary: dict[str, object], as_json: bool) -> None:
 
 @contextmanager
 def store_errors() -> Iterator[None]:
-    """Store errors (bad name, missing version) are user errors: exit code 2 with the message."""
+    """Store errors (bad name, missing version, a store URL whose fsspec package is not installed) are user errors:
+    exit code 2 with the message."""
     from pairforge.store import StoreError
 
     try:
         yield
     except StoreError as exc:
         raise ValueError(str(exc)) from None
+    except ImportError as exc:
+        if not str(exc).startswith("Install "):  # fsspec's words for a protocol's missing package
+            raise
+        raise ValueError(f"the store URL's protocol needs a package: {exc} (pip install it)") from None

@@ -32,7 +32,7 @@ from pairforge.config_inputs import (
     WindowConfig,
     WudaoCorpus,
 )
-from pairforge.config_rules import check_no_credentials
+from pairforge.config_rules import check_no_credentials, check_protocol
 from pairforge.config_stages import DedupConfig, ExportConfig, FilterConfig, FlowConfig, GateConfig, MineConfig
 
 __all__ = [
@@ -94,7 +94,7 @@ class RunConfig(Strict):
     @field_validator("store")
     @classmethod
     def _check_store(cls, store: str) -> str:
-        return check_no_credentials(store) if "://" in store else store
+        return check_protocol(check_no_credentials(store)) if "://" in store else store
 
     @field_validator("corpora")
     @classmethod

@@ -65,6 +65,23 @@ def check_no_credentials(url: str) -> str:
     return url
 
 
+def check_protocol(url: str) -> str:
+    """``url`` unchanged, or an error naming the package to install when fsspec cannot open its protocol here
+    (``s3://`` without s3fs): at load time, not as an ImportError in the middle of a run."""
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    protocol = url.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError:
+        package = known_implementations.get(protocol, {}).get("class", protocol).split(".")[0]
+        raise ValueError(f"a {protocol}:// URL needs the {package} package: pip install {package}") from None
+    except ValueError:
+        raise ValueError(f"{protocol}:// is no protocol fsspec knows") from None
+    return url
+
+
 def _is_a_key(value: str) -> bool:
     """A known key prefix (``sk-``, ``AKIA`` ...), or a long key-like token: 40 characters or more, so that ids
     that appear in real endpoint paths (a 32-hex account id, a UUID, a deployment name) pass."""

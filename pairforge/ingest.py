@@ -23,7 +23,7 @@ from pairforge.corpora import read_shard
 from pairforge.corpora.files import lost_the_rest
 from pairforge.inputs import InputShard, list_input_shards
 from pairforge.mapping import Mapper, serial_map
-from pairforge.quarantine import Quarantine
+from pairforge.quarantine import Quarantine, raise_first_quarantined
 from pairforge.records import HUMAN_PAIR_SCHEMA, PASSAGE_SCHEMA, Document, HumanPair, Rejected
 from pairforge.shards import ShardWriter, write_table
 from pairforge.stages import get_stage, stage_settings
@@ -95,6 +95,8 @@ def ingest_shard(
     key = task_key(STAGE, shard.sha256, corpus, stage_settings(config, STAGE), limit)
     done = None if fresh else output.finished(STAGE, shard.key, key)
     if done is not None:
+        if strict and done.details.get("quarantined"):
+            raise_first_quarantined(output.quarantine / f"{shard.key}.jsonl", shard.path)
         return done
     started = time.perf_counter()
     output.forget(STAGE, shard.key)
