@@ -18,6 +18,9 @@ from pairforge.corpora.recover import CutArrayError, recover_array
 from pairforge.corpora.streams import READ_ERRORS, open_utf8
 from pairforge.records import Document, Record, Rejected
 
+_STOPS: tuple[type[Exception], ...] = (UnicodeDecodeError, *READ_ERRORS)  # errors past which nothing can be read
+_STOPS_RECOVERING: tuple[type[Exception], ...] = (CutArrayError, *_STOPS)
+
 
 def read_wudao(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
     """Yield a Document per WuDao record of one shard, in either layout."""
@@ -44,7 +47,7 @@ def _read_dump(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
         # ijson stops at a broken record: read the shard again record by record, from the one after the last
         # it read, so a broken record costs itself, not the rest of the shard.
         yield from _recover_dump(path, corpus, first == b"[", index)
-    except (UnicodeDecodeError, *READ_ERRORS) as exc:
+    except _STOPS as exc:
         # Past a cut, damage or undecodable bytes nothing more can be read from this shard.
         yield stopped_reading(path, exc, corpus.encoding, record=index + 1)
 
@@ -59,7 +62,7 @@ def _recover_dump(path: str, corpus: WudaoCorpus, bare: bool, read: int) -> Iter
                 yield Rejected(path, None, "invalid_json", "not a valid JSON record", raw, record=number)
             else:
                 yield _to_record(path, corpus, obj, number)
-    except (CutArrayError, UnicodeDecodeError, *READ_ERRORS) as exc:
+    except _STOPS_RECOVERING as exc:
         yield stopped_reading(path, exc, corpus.encoding, record=number + 1)
 
 
