@@ -36,6 +36,7 @@ from flows.stages import (
     with_runner,
 )
 from pairforge.config import RunConfig, load_config
+from pairforge.diskfull import DiskFullError, describe_disk_full, is_disk_full
 from pairforge.export import NothingToPublish
 from pairforge.plan import RunPlan, plan_run
 from pairforge.stages import STAGE_NAMES, StageError
@@ -116,13 +117,18 @@ def run_stages(
 
 
 def _run(name: str, stage_flow: Any, *args: Any) -> dict[str, Any]:
-    """One stage flow; an unexpected error becomes one sentence naming the stage."""
+    """One stage flow; an unexpected error becomes one sentence naming the stage (a full disk: naming the full
+    folder, the workdir's or the store's, with no traceback behind it)."""
     try:
         result: dict[str, Any] = stage_flow(*args)
         return result
     except (VersionConflict, NothingToPublish, StageError):
         raise
     except Exception as exc:
+        config = args[0] if args and isinstance(args[0], dict) else {}
+        folders = [config[k] for k in ("workdir", "store") if k in config]
+        if is_disk_full(exc, folders):
+            raise DiskFullError(describe_disk_full(name, folders)) from None
         raise StageError(f"stage {name} failed: {type(exc).__name__}: {exc}") from exc
 
 

@@ -45,7 +45,7 @@ def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOpt
     """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
     from filters.run import FilterInputs, run_filter
 
-    with user_errors():
+    with user_errors("filter", config):
         cfg, workdir, plan = open_run(config)
         stats = run_filter(cfg, FilterInputs(plan.keys), workdir, fresh=fresh)
     print_stats(stats, as_json)
@@ -83,7 +83,7 @@ def run(
     from pairforge.export import NothingToPublish
     from pairforge.stages import StageError
 
-    with user_errors(), store_errors():
+    with user_errors("run", config), store_errors():
         cfg = load_config(config)
         if dry_run:
             from pairforge.plan import describe_plan, plan_run
@@ -111,6 +111,7 @@ def run(
 def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[str, Any]:
     """The pipeline with one progress bar per stage; Prefect's own log lines go to WORKDIR/logs/prefect.log (and to
     its server), not the terminal."""
+    import contextlib
     import logging
     import os
 
@@ -148,7 +149,8 @@ def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[
         finally:
             stop()
             logging.getLogger("prefect").removeHandler(handler)
-            handler.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush: the stage's own error says so
+                handler.close()
 
 
 def _print_funnel(result: dict[str, Any]) -> None:
