@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +105,13 @@ def run_stages(
         ("select", select_flow, (data, keys, fresh)),
     ]
     funnel: list[StageStats] = []
+    report("pipeline", "stages", 0, len(STAGE_NAMES))  # first, so the overall bar heads the stages' bars
     for n, (name, stage_flow, args) in enumerate(steps, 1):
-        funnel.append(StageStats.from_dict(_run(name, with_runner(stage_flow, config, address), *args)))
+        with _one_step(name):
+            funnel.append(StageStats.from_dict(_run(name, with_runner(stage_flow, config, address), *args)))
         report("pipeline", "stages", n, len(STAGE_NAMES))
-    exported = StageStats.from_dict(_run("export", export_flow, data, [s.to_dict() for s in funnel]))
+    with _one_step("export"):  # the gate, when configured, trains inside it
+        exported = StageStats.from_dict(_run("export", export_flow, data, [s.to_dict() for s in funnel]))
     emit_version_published(config.name, exported.details)  # published: a failure below leaves it published
     report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
     result = _result(config, exported.details["version"], exported.details["path"], started)
@@ -114,6 +119,19 @@ def run_stages(
     result["report"] = str(_write_report(config, exported.details["path"], exported.details["version"]))
     _publish_artifacts(result)
     return result
+
+
+ONE_STEP = ("index", "export")  # global steps with no shard tasks to count: a bar of one step each
+
+
+@contextmanager
+def _one_step(name: str) -> Iterator[None]:
+    """A progress bar for a global step (0/1 while it runs, 1/1 after); the shard stages report their own."""
+    if name in ONE_STEP:
+        report(name, "step", 0, 1)
+    yield
+    if name in ONE_STEP:
+        report(name, "step", 1, 1)
 
 
 def _run(name: str, stage_flow: Any, *args: Any) -> dict[str, Any]:
@@ -147,6 +165,8 @@ def _result(config: RunConfig, version: int, path: str, started: float) -> dict[
         "version": version,
         "path": path,
         "examples": manifest["examples"],
+        # input shards the version does not cover (an outage, --limit, a damaged file): the next run finishes them
+        "incomplete": {s["input"]["path"]: s["incomplete"] for s in manifest["segments"] if not s["complete"]},
         "funnel": {
             row["stage"]: {k: row.get(k) for k in ("unit", "in", "out", "dropped")} for row in manifest["funnel"]
         },

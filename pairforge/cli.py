@@ -164,11 +164,30 @@ def _print_funnel(result: dict[str, Any]) -> None:
     err.print(table)
     if result.get("new_shards") == 0:
         err.print("nothing new: this version covers every input shard under these settings", highlight=False)
+    incomplete = describe_incomplete(result)
+    if incomplete:
+        err.print(f"[yellow]{incomplete}[/yellow]", highlight=False, soft_wrap=True)
     _print_samples(result["path"])
     err.print(f"version: {result['path']}", highlight=False)
     if result.get("report"):
         err.print(f"report:  {result['report']}", highlight=False)
     err.print(f"({result['seconds']} s)", highlight=False)
+
+
+def describe_incomplete(result: dict[str, Any]) -> str | None:
+    """One line when the version does not cover every input shard of the run (and why), else None."""
+    incomplete: dict[str, dict[str, int]] = result.get("incomplete") or {}
+    if not incomplete:
+        return None
+    why: dict[str, int] = {}
+    for reasons in incomplete.values():
+        for reason, n in reasons.items():
+            why[reason] = why.get(reason, 0) + n
+    named = ", ".join(f"{reason} {n:,}" for reason, n in sorted(why.items()))
+    return (
+        f"incomplete: v{result['version']} does not cover {len(incomplete)} input shard(s) ({named}); "
+        "the next run finishes them"
+    )
 
 
 def _print_samples(version: str) -> None:

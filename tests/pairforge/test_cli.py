@@ -97,3 +97,14 @@ def test_an_s3_store_without_s3fs_names_the_package(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "store: a s3:// URL needs the s3fs package: pip install s3fs" in result.output
     listed = runner.invoke(app, ["versions", "list", "demo", "--store", "s3://bucket/prefix"])
     assert listed.exit_code == 2 and "s3fs" in listed.output and "Traceback" not in listed.output
+
+
+def test_an_incomplete_version_is_said_in_one_line() -> None:
+    from pairforge.cli import describe_incomplete
+
+    complete = {"version": 3, "incomplete": {}}
+    partial = {"version": 3, "incomplete": {"a.jsonl": {"unanswered": 12}, "b.jsonl": {"unanswered": 3, "x": 1}}}
+    assert describe_incomplete(complete) is None
+    assert describe_incomplete(partial) == (
+        "incomplete: v3 does not cover 2 input shard(s) (unanswered 15, x 1); the next run finishes them"
+    )
