@@ -8,7 +8,7 @@ and a rerun sends only the keys the ledger does not hold. A request that failed 
 An answer that parsed to nothing usable (invalid JSON, English, a refusal) is stored with the number of times it was
 asked (``attempts``): the sender asks it again on a later run (``--fresh`` included) until ``generate.max_attempts``,
 and each new answer replaces the old one, so a bad outage is not kept for good and a model that always answers
-badly is not asked forever.
+badly is not asked forever (the sender also stops once the same answer comes back).
 """
 
 from __future__ import annotations

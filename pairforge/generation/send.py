@@ -6,7 +6,8 @@ find nothing to send. Requests stream into the backend (no barrier between batch
 small batches; a request that failed in the backend is counted by kind and not written, so the next run sends it.
 
 An answer that parsed to nothing usable is not done either: a later run (``--fresh`` included) asks it again, at
-most ``generate.max_attempts`` times in all. What is stored per answer is
+most ``generate.max_attempts`` times in all, and no more once the model gave the same answer again (a deterministic
+model would only repeat it; an outage's garbage differs from the model's answer). What is stored per answer is
 bounded by ``sampling.max_tokens`` (``CHARS_PER_TOKEN`` characters a token): a longer one is cut, marked
 ``length`` (so it parses as ``truncated``) and counted as ``oversized_answers``.
 """
@@ -89,6 +90,9 @@ def send_partition(
     return stats
 
 
+Ask = tuple[PlannedRequest, int, list[str] | None]  # a request, the attempt it is, the answer it replaces
+
+
 @dataclass(frozen=True)
 class Asks:
     """Which planned requests a send task asks: those of its ``buckets`` the ledger lacks, and those whose stored
@@ -97,41 +101,39 @@ class Asks:
     buckets: list[int]
     max_attempts: int
 
-    def todo(self, planned: list[PlannedRequest], ledger: Ledger) -> list[tuple[PlannedRequest, int]]:
-        """(request, the attempt this send is) for each request to send, each key once (equal requests are one
-        answer)."""
+    def todo(self, planned: list[PlannedRequest], ledger: Ledger) -> list[Ask]:
+        """(request, the attempt this send is, the stored answer it replaces) for each request to send, each key
+        once (equal requests are one answer)."""
         mine = {p.key: p for p in planned if bucket_of(p.key) in self.buckets}
-        todo = {key: 1 for key in ledger.missing(mine)}
+        todo: dict[str, tuple[int, list[str] | None]] = {key: (1, None) for key in ledger.missing(mine)}
         for row in ledger.get(k for k in mine if k not in todo):
             if row.attempts < self.max_attempts and not mine[row.key].usable(row.outputs, row.finish_reasons):
-                todo[row.key] = row.attempts + 1
-        return [(p, todo[key]) for key, p in mine.items() if key in todo]
+                todo[row.key] = (row.attempts + 1, row.outputs)
+        return [(p, *todo[key]) for key, p in mine.items() if key in todo]
 
 
-def _requests(
-    plan: PlanFn, shards: list[str], asks: Asks, ledger: Ledger
-) -> Iterator[tuple[PlannedRequest, int, ChatRequest]]:
+def _requests(plan: PlanFn, shards: list[str], asks: Asks, ledger: Ledger) -> Iterator[tuple[Ask, ChatRequest]]:
     """The requests to send, one input shard at a time (memory holds one shard's plan)."""
     for shard in shards:
-        for planned, attempt in asks.todo(plan(shard), ledger):
-            yield planned, attempt, planned.chat_request()
+        for ask in asks.todo(plan(shard), ledger):
+            yield ask, ask[0].chat_request()
 
 
 def _stream(
-    config: RunConfig, backend: Backend, requests: Iterator[tuple[PlannedRequest, int, ChatRequest]],
+    config: RunConfig, backend: Backend, requests: Iterator[tuple[Ask, ChatRequest]],
     ledger: Ledger, stats: StageStats, total: int, progress: ProgressFn | None,
 ) -> None:  # fmt: skip
     model_id = config.generate.served_model_name or config.generate.model
     sampling = sampling_dict(config.generate)
     bound = config.generate.sampling.max_tokens * CHARS_PER_TOKEN
     run_id = uuid.uuid4().hex[:12]
-    planned_of: dict[str, tuple[PlannedRequest, int]] = {}
+    planned_of: dict[str, Ask] = {}
     buffer: list[LedgerRow] = []
     errors: Counter[str] = Counter()
 
     def chat_requests() -> Iterator[ChatRequest]:
-        for planned, attempt, request in requests:
-            planned_of[request.key] = (planned, attempt)
+        for ask, request in requests:
+            planned_of[request.key] = ask
             yield request
 
     def commit() -> None:
@@ -140,13 +142,15 @@ def _stream(
         buffer.clear()
 
     def on_done(done: Completion) -> None:
-        planned, attempt = planned_of.pop(done.key)
+        planned, attempt, replaced = planned_of.pop(done.key)
         stats.details["sent"] += 1
         stats.details["reasked"] += attempt > 1
         if done.error is not None:
             errors[done.error] += 1  # not stored: the next run sends it again
         else:
             stats.details["oversized_answers"] += _bound_outputs(done, bound)
+            if replaced is not None and done.outputs == replaced:
+                attempt = config.generate.max_attempts  # the same answer again: asking more would repeat it
             buffer.append(_row(planned, done, model_id, sampling, run_id, attempt))
             stats.details["answered"] += 1
             stats.details["tokens_out_sent"] += done.tokens_out

@@ -72,6 +72,16 @@ def test_fresh_asks_again_and_re_asking_is_bounded(shared_data: Path, tmp_path: 
         assert server.received == 2 * n
 
 
+def test_the_same_unusable_answer_again_is_final(shared_data: Path, tmp_path: Path) -> None:
+    with FakeLLM(seed=1) as server:  # its malformed answer to a prompt is the same every time
+        prepared = ingest_cmrc(shared_data, tmp_path / "w", DOCUMENTS, generate=openai(server.base_url))
+        server.set_faults(rates={"malformed": 1.0})
+        n = prepared.generate().details["requests"]
+        assert prepared.generate().details["reasked"] == n  # asked once more: an outage would answer otherwise
+        assert attempts(prepared) == [3] * n  # the model repeats itself: final, though max_attempts is 3
+        assert prepared.generate().details["sent"] == 0 and server.received == 2 * n
+
+
 def test_an_answer_longer_than_max_tokens_allows_is_cut_and_counted(shared_data: Path, tmp_path: Path) -> None:
     max_tokens = 2  # the fake LLM's answers are far longer than 2 × CHARS_PER_TOKEN characters
     generate = openai("", max_attempts=1, sampling={"max_tokens": max_tokens})
