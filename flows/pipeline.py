@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +39,7 @@ from flows.stages import (
     with_runner,
 )
 from pairforge.config import RunConfig, load_config
+from pairforge.diskfull import DiskFullError, describe_disk_full, is_disk_full
 from pairforge.export import NothingToPublish
 from pairforge.export.notes import describe_human_pairs, describe_left_out
 from pairforge.plan import RunPlan, plan_run
@@ -135,10 +138,13 @@ def run_stages(
         ("select", select_flow, (data, keys, fresh)),
     ]
     funnel: list[StageStats] = []
+    report("pipeline", "stages", 0, len(STAGE_NAMES))  # first, so the overall bar heads the stages' bars
     for n, (name, stage_flow, args) in enumerate(steps, 1):
-        funnel.append(StageStats.from_dict(_run(name, with_runner(stage_flow, config, address), *args)))
+        with _one_step(name):
+            funnel.append(StageStats.from_dict(_run(name, with_runner(stage_flow, config, address), *args)))
         report("pipeline", "stages", n, len(STAGE_NAMES))
-    exported = StageStats.from_dict(_run("export", export_flow, data, [s.to_dict() for s in funnel]))
+    with _one_step("export"):  # the gate, when configured, trains inside it
+        exported = StageStats.from_dict(_run("export", export_flow, data, [s.to_dict() for s in funnel]))
     emit_version_published(config.name, exported.details)  # published: a failure below leaves it published
     report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
     result = _result(config, exported.details["version"], exported.details["path"], started)
@@ -148,14 +154,32 @@ def run_stages(
     return result
 
 
+ONE_STEP = ("index", "export")  # global steps with no shard tasks to count: a bar of one step each
+
+
+@contextmanager
+def _one_step(name: str) -> Iterator[None]:
+    """A progress bar for a global step (0/1 while it runs, 1/1 after); the shard stages report their own."""
+    if name in ONE_STEP:
+        report(name, "step", 0, 1)
+    yield
+    if name in ONE_STEP:
+        report(name, "step", 1, 1)
+
+
 def _run(name: str, stage_flow: Any, *args: Any) -> dict[str, Any]:
-    """One stage flow; an unexpected error becomes one sentence naming the stage."""
+    """One stage flow; an unexpected error becomes one sentence naming the stage (a full disk: naming the full
+    folder, the workdir's or the store's, with no traceback behind it)."""
     try:
         result: dict[str, Any] = stage_flow(*args)
         return result
     except (VersionConflict, NothingToPublish, StageError):
         raise
     except Exception as exc:
+        config = args[0] if args and isinstance(args[0], dict) else {}
+        folders = [config[k] for k in ("workdir", "store") if k in config]
+        if is_disk_full(exc, folders):
+            raise DiskFullError(describe_disk_full(name, folders)) from None
         raise StageError(f"stage {name} failed: {type(exc).__name__}: {exc}") from exc
 
 
@@ -178,6 +202,8 @@ def _result(config: RunConfig, version: int, path: str, started: float) -> dict[
         "version": version,
         "path": path,
         "examples": manifest["examples"],
+        # input shards the version does not cover (an outage, --limit, a damaged file): the next run finishes them
+        "incomplete": {s["input"]["path"]: s["incomplete"] for s in manifest["segments"] if not s["complete"]},
         "funnel": {
             row["stage"]: {k: row.get(k) for k in ("unit", "in", "out", "dropped")} for row in manifest["funnel"]
         },

@@ -47,7 +47,7 @@ def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOpt
     """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
     from filters.run import FilterInputs, run_filter
 
-    with user_errors():
+    with user_errors("filter", config):
         cfg, workdir, plan = open_run(config)
         stats = run_filter(cfg, FilterInputs(plan.keys), workdir, fresh=fresh)
     print_stats(stats, as_json)
@@ -85,7 +85,7 @@ def run(
     from pairforge.export import NothingToPublish
     from pairforge.stages import StageError
 
-    with user_errors(), store_errors():
+    with user_errors("run", config), store_errors():
         cfg = load_config(config)
         if dry_run:
             from pairforge.plan import describe_plan, plan_run
@@ -114,6 +114,7 @@ def run(
 def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[str, Any]:
     """The pipeline with one progress bar per stage; Prefect's own log lines go to WORKDIR/logs/prefect.log (and to
     its server), not the terminal."""
+    import contextlib
     import logging
     import os
 
@@ -151,7 +152,8 @@ def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[
         finally:
             stop()
             logging.getLogger("prefect").removeHandler(handler)
-            handler.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush: the stage's own error says so
+                handler.close()
 
 
 def _print_funnel(result: dict[str, Any]) -> None:
@@ -165,6 +167,9 @@ def _print_funnel(result: dict[str, Any]) -> None:
     err.print(table)
     if result.get("new_shards") == 0:
         err.print("nothing new: this version covers every input shard under these settings", highlight=False)
+    incomplete = describe_incomplete(result)
+    if incomplete:
+        err.print(f"[yellow]{incomplete}[/yellow]", highlight=False, soft_wrap=True)
     _print_samples(result["path"])
     for line in result.get("notes") or []:  # what the version left out, and the setting to change
         err.print(f"[yellow]note:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
@@ -172,6 +177,22 @@ def _print_funnel(result: dict[str, Any]) -> None:
     if result.get("report"):
         err.print(f"report:  {result['report']}", highlight=False)
     err.print(f"({result['seconds']} s)", highlight=False)
+
+
+def describe_incomplete(result: dict[str, Any]) -> str | None:
+    """One line when the version does not cover every input shard of the run (and why), else None."""
+    incomplete: dict[str, dict[str, int]] = result.get("incomplete") or {}
+    if not incomplete:
+        return None
+    why: dict[str, int] = {}
+    for reasons in incomplete.values():
+        for reason, n in reasons.items():
+            why[reason] = why.get(reason, 0) + n
+    named = ", ".join(f"{reason} {n:,}" for reason, n in sorted(why.items()))
+    return (
+        f"incomplete: v{result['version']} does not cover {len(incomplete)} input shard(s) ({named}); "
+        "the next run finishes them"
+    )
 
 
 def _print_samples(version: str) -> None:

@@ -58,7 +58,7 @@ def ingest(
     WORKDIR/ingest/."""
     from pairforge.ingest import run_ingest
 
-    with user_errors(), store_errors():
+    with user_errors("ingest", config), store_errors():
         cfg = load_config(config)
         workdir = Workdir(cfg.workdir)
         plan = plan_run(cfg, fresh=fresh)
@@ -89,7 +89,7 @@ def dedup(
     if target not in ("passages", "pairs"):
         err.print(f"[red]error:[/red] --target must be passages or pairs, not {target!r}", highlight=False)
         raise typer.Exit(2)
-    with user_errors(), store_errors():
+    with user_errors(f"dedup-{target}", config), store_errors():
         cfg, workdir, plan = open_run(config)
         if target == "passages":
             from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
@@ -109,7 +109,7 @@ def index(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = F
     from pairforge.negatives.index import IndexInputs, run_index
     from pairforge.store.local import carried_parts
 
-    with user_errors(), store_errors():
+    with user_errors("index", config), store_errors():
         cfg, workdir, plan = open_run(config)
         _, parts = carried_parts(cfg, plan, workdir)
         stats = run_index(cfg, IndexInputs(plan.keys, parts), workdir, fresh=fresh)
@@ -125,7 +125,7 @@ def generate(
     """Ask the LLM for pairs: sends what the ledger lacks, writes WORKDIR/generate/pairs."""
     from pairforge.generation.generate import GenerateInputs, run_generate
 
-    with user_errors():
+    with user_errors("generate", config):
         cfg, workdir, plan = open_run(config)
         with Progress(TextColumn("[bold]generate"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
                       TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
@@ -164,7 +164,7 @@ def mine(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = Fa
     """Hard-negative candidates for every pair, stored in full: WORKDIR/mine/."""
     from pairforge.negatives.mine import MineInputs, run_mine
 
-    with user_errors():
+    with user_errors("mine", config):
         cfg, workdir, plan = open_run(config)
         stats = run_mine(cfg, MineInputs(plan.keys), workdir, fresh=fresh)
     print_stats(stats, as_json)
@@ -175,7 +175,7 @@ def select(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = 
     from pairforge.negatives.examples import run_select, select_inputs
     from pairforge.negatives.select import format_stats
 
-    with user_errors():
+    with user_errors("select", config):
         cfg, workdir, plan = open_run(config)
         stats = run_select(cfg, select_inputs(workdir, plan.keys), workdir, fresh=fresh)
     err.print(format_stats(stats.details), highlight=False)
@@ -189,7 +189,7 @@ def export(config: ConfigArg, as_json: JsonOption = False) -> None:
     from pairforge.stages import STAGE_NAMES
     from pairforge.store import DamagedVersion
 
-    with user_errors(), store_errors():
+    with user_errors("export", config), store_errors():
         cfg, workdir, plan = open_run(config)
         funnel = [StageStats.load(workdir.stats(s)) for s in STAGE_NAMES if workdir.stats(s).is_file()]
         try:

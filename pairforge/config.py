@@ -33,7 +33,7 @@ from pairforge.config_inputs import (
     WudaoCorpus,
 )
 from pairforge.config_judge import JudgeConfig
-from pairforge.config_rules import check_no_credentials
+from pairforge.config_rules import check_no_credentials, check_protocol
 from pairforge.config_stages import DedupConfig, ExportConfig, FilterConfig, FlowConfig, GateConfig, MineConfig
 
 __all__ = [
@@ -98,7 +98,7 @@ class RunConfig(Strict):
     @field_validator("store")
     @classmethod
     def _check_store(cls, store: str) -> str:
-        return check_no_credentials(store) if "://" in store else store
+        return check_protocol(check_no_credentials(store)) if "://" in store else store
 
     @field_validator("corpora")
     @classmethod
@@ -140,11 +140,45 @@ def check_locations(config: RunConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: store ({store}) and workdir ({workdir}) must not contain each other")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: by default the second silently replaces
+    the first, and a repeated section (``generate:`` twice) would drop every setting of the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # ``<<: *anchor`` entries may be overridden by the mapping's own keys
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                seen = first.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if seen is not key_node:
+                named = f"key {key!r}" if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else "a key"
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{named} given twice (first at line {seen.start_mark.line + 1})", key_node.start_mark
+                )
+        return super().construct_mapping(node, deep)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")  # a setting's name, safe to quote (not a pasted secret)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely, refusing duplicate keys (``yaml.YAMLError`` with the line of the second one)."""
+    loader = _UniqueKeyLoader(text)  # what yaml.load does, with a SafeLoader subclass
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a YAML RunConfig; relative paths resolve against the file's folder."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:

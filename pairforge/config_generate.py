@@ -112,6 +112,11 @@ class GenerateConfig(Strict):
         le=16,
         description="Send tasks (partitions of the request keys); default one per OpenAI endpoint, else one.",
     )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Times a request whose answer was unusable (invalid JSON, English...) is asked, over later runs.",
+    )
     sampling: SamplingConfig = SamplingConfig()
     vllm: VllmConfig = VllmConfig()
     openai: OpenAIConfig = OpenAIConfig()

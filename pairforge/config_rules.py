@@ -18,7 +18,11 @@ EXPORT_KINDS = (*KINDS, "human")
 FLAGEMBEDDING_TYPES = ("normal", "only_1neg", "symmetric_sts", "symmetric_clustering", "symmetric_class")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BLOCK_NAME = re.compile(r"[a-z0-9-]+")  # Prefect's rule for block document names
-_SECRET_PARAMETER = re.compile(r"key|token|secret|passw|auth|sig|credential", re.I)
+_SECRET_PARAMETER = re.compile(r"key|token|secret|pass|pwd|auth|sig|credential|session|bearer", re.I)
+_KEY_PREFIX = re.compile(
+    r"(sk|pk|rk)[-_][A-Za-z0-9]|AKIA[0-9A-Z]{12}|gh[pousr]_|xox[abpr]-|Bearer\b|eyJ[A-Za-z0-9_-]{10}"
+)
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
 
 
 def _looks_like_a_key(value: str, separator: str) -> bool:
@@ -39,18 +43,51 @@ def _looks_like_a_key(value: str, separator: str) -> bool:
 
 def check_no_credentials(url: str) -> str:
     """``url`` unchanged, or an error (that never quotes the URL) when it carries credentials: a user or
-    password before the host, or a query parameter named like a key or token."""
+    password before the host, a query or path parameter named like a key, token or password (``?pwd=``,
+    ``;password=``), a value or path segment that looks like a key, or a fragment (never sent to a server, so in
+    a config URL it can only be something pasted)."""
     parts = urllib.parse.urlsplit(url)
     if parts.username is not None or parts.password is not None:
         raise ValueError(
             "holds credentials (user:password@ before the host): put them in the environment, never in the config"
         )
-    for name, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        if _SECRET_PARAMETER.search(name):
-            raise ValueError(
-                f"query parameter {name!r} holds a credential: put it in the environment, never in the config"
-            )
+    if parts.fragment:
+        raise ValueError("has a #fragment, which no server receives: remove it (a credential goes in the environment)")
+    named = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    segments = [urllib.parse.unquote(s) for s in re.split(r"[/;]", parts.path) if s]
+    named += [tuple(s.split("=", 1)) for s in segments if "=" in s]  # type: ignore[misc]  # ;name=value
+    for name, value in named:
+        if _SECRET_PARAMETER.search(name) or _is_a_key(value):
+            where = f"parameter {name!r}" if _PLAIN_NAME.fullmatch(name) else "a parameter"
+            raise ValueError(f"{where} holds a credential: put it in the environment, never in the config")
+    if any(_is_a_key(segment) for segment in segments):
+        raise ValueError("a path segment looks like a key: put it in the environment, never in the config")
     return url
+
+
+def check_protocol(url: str) -> str:
+    """``url`` unchanged, or an error naming the package to install when fsspec cannot open its protocol here
+    (``s3://`` without s3fs): at load time, not as an ImportError in the middle of a run."""
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    protocol = url.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except ImportError:
+        package = known_implementations.get(protocol, {}).get("class", protocol).split(".")[0]
+        raise ValueError(f"a {protocol}:// URL needs the {package} package: pip install {package}") from None
+    except ValueError:
+        raise ValueError(f"{protocol}:// is no protocol fsspec knows") from None
+    return url
+
+
+def _is_a_key(value: str) -> bool:
+    """A known key prefix (``sk-``, ``AKIA`` ...), or a long key-like token: 40 characters or more, so that ids
+    that appear in real endpoint paths (a 32-hex account id, a UUID, a deployment name) pass."""
+    return bool(_KEY_PREFIX.match(value)) or (
+        len(value) >= 40 and (_looks_like_a_key(value, "-") or _looks_like_a_key(value, "_"))
+    )
 
 
 def check_kinds(mapping: Mapping[str, object], kinds: tuple[str, ...]) -> None:

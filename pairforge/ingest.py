@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 
 from pairforge.config import RunConfig
 from pairforge.corpora import read_shard
+from pairforge.corpora.files import lost_the_rest
 from pairforge.inputs import InputShard, list_input_shards
 from pairforge.mapping import Mapper, serial_map
-from pairforge.quarantine import Quarantine
+from pairforge.quarantine import Quarantine, raise_first_quarantined
 from pairforge.records import HUMAN_PAIR_SCHEMA, PASSAGE_SCHEMA, Document, HumanPair, Rejected
 from pairforge.shards import ShardWriter, write_table
 from pairforge.stages import get_stage, stage_settings
@@ -94,6 +95,8 @@ def ingest_shard(
     key = task_key(STAGE, shard.sha256, corpus, stage_settings(config, STAGE), limit)
     done = None if fresh else output.finished(STAGE, shard.key, key)
     if done is not None:
+        if strict and done.details.get("quarantined"):
+            raise_first_quarantined(output.quarantine / f"{shard.key}.jsonl", shard.path)
         return done
     started = time.perf_counter()
     output.forget(STAGE, shard.key)
@@ -137,8 +140,9 @@ def _read_windows(
     pairs.close()
     if progress:
         progress(shard.path, documents, shard.bytes)
-    # A cut or damaged shard was not read whole: like one cut by --limit, it is not covered.
-    complete = complete and not quarantine.counts.get("unreadable")
+    # A shard whose reading stopped early (cut, damaged, or a dump past a record that could not be recovered)
+    # was not read whole: records were lost, so like one cut by --limit it is not covered.
+    complete = complete and not quarantine.counts.get("unreadable") and not counts["stopped_reading"]
     stats.input = documents + counts["human_pairs"] + quarantine.total
     for reason, n in quarantine.counts.items():
         stats.drop(reason, n)
@@ -146,6 +150,7 @@ def _read_windows(
     stats.details.update(
         documents=documents, human_pairs=counts["human_pairs"], windows=counts["windows"],
         quarantined=quarantine.total, complete=complete, input_bytes=shard.bytes,
+        stopped_reading=counts["stopped_reading"],
         by_source={corpus.source: {"documents": documents, "windows": counts["windows"],
                                    "human_pairs": counts["human_pairs"]}},
         human={"read": counts["human_read"], "train": counts["human_train"], "eval": counts["human_eval"],
@@ -197,6 +202,7 @@ def _documents(
     seen: set[int] = set()
     for record in read_shard(path, corpus):
         if isinstance(record, Rejected):
+            counts["stopped_reading"] += lost_the_rest(record)
             quarantine.add(record)
             continue
         if isinstance(record, HumanPair):

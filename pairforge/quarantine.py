@@ -48,3 +48,18 @@ class Quarantine:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def raise_first_quarantined(path: Path, shard: str) -> None:
+    """``--strict`` on a shard read before: raise what reading it would, the first record it quarantined (or,
+    if its quarantine file is gone, that the shard had bad records)."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            row = json.loads(handle.readline())
+    except (OSError, ValueError):
+        raise StrictModeError(
+            f"{shard}: bad records were quarantined when it was read ({path} is unreadable)"
+        ) from None
+    rejected = Rejected(row["file"], row["line"], row["reason"], row["detail"], record=row["record"])
+    detail = f" ({rejected.detail})" if rejected.detail else ""
+    raise StrictModeError(f"{rejected.where()}: {rejected.reason}{detail}")

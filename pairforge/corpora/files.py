@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import glob
 import json
+import logging
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from pairforge.corpora.decoding import decode_line, gb18030_hint
 from pairforge.corpora.streams import READ_ERRORS, open_binary
 from pairforge.records import Document, HumanPair, Record, Rejected
 
+_log = logging.getLogger(__name__)
 RAW_KEEP = 2_000  # characters of a bad record kept in quarantine; file:line points at the rest
 # A \uD800-\uDFFF escape; json.loads joins valid pairs, so only lone surrogates survive (and cannot be stored).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+REST_NOT_READ = "(rest of the file not read)"  # ends the detail of a record after which reading stopped
 
 
 class CorpusPathError(FileNotFoundError):
@@ -24,11 +28,42 @@ class CorpusPathError(FileNotFoundError):
 
 
 def expand_paths(pattern: str) -> list[str]:
-    """The files a path or glob names, sorted so shard order is stable; an error if there are none."""
-    paths = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    """The regular files a path or glob names, sorted so shard order is stable; an error if there are none.
+    Anything else it matches (a directory, a FIFO, a dangling symlink, a socket or device) is skipped with one
+    warning naming each and how many; none is opened, so a FIFO cannot hang the run."""
+    paths, skipped = [], {}
+    for path in sorted(glob.glob(pattern, recursive=True)):
+        kind = _not_a_file(path)
+        if kind is None:
+            paths.append(path)
+        else:
+            skipped[path] = kind
+    named = "; ".join(f"{path} ({kind})" for path, kind in skipped.items())
     if not paths:
-        raise CorpusPathError(f"{pattern}: no such file (or the glob matches nothing)")
+        also = f"; it matches only what is not a regular file: {named}" if skipped else ""
+        raise CorpusPathError(f"{pattern}: no such file (or the glob matches nothing){also}")
+    if skipped:
+        _log.warning("%s: %d matched path(s) skipped, not regular files: %s", pattern, len(skipped), named)
     return paths
+
+
+def _not_a_file(path: str) -> str | None:
+    """None for a regular file (or a symlink to one), else what the path is; never opens it."""
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks
+    except FileNotFoundError:
+        return "dangling symlink" if os.path.islink(path) else "vanished"
+    except OSError as exc:  # a symlink loop, a permission denied on the way
+        return f"unreadable: {exc.strerror}"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file"
 
 
 def iter_lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, str] | Rejected]:
@@ -48,7 +83,7 @@ def iter_lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, str] |
                 if text.strip():
                     yield number, text
     except READ_ERRORS as exc:
-        yield Rejected(path, number + 1, "unreadable", f"{exc} (rest of the file not read)")
+        yield Rejected(path, number + 1, "unreadable", f"{exc} {REST_NOT_READ}")
 
 
 def stopped_reading(path: str, exc: Exception, encoding: str, *, record: int) -> Rejected:
@@ -61,7 +96,12 @@ def stopped_reading(path: str, exc: Exception, encoding: str, *, record: int) ->
         detail += gb18030_hint(exc) if encoding == "utf-8" else ""
     elif isinstance(exc, READ_ERRORS):
         reason = "unreadable"
-    return Rejected(path, None, reason, f"{detail} (rest of the file not read)", record=record)
+    return Rejected(path, None, reason, f"{detail} {REST_NOT_READ}", record=record)
+
+
+def lost_the_rest(rejected: Rejected) -> bool:
+    """Whether reading its shard stopped at this record: what followed it was not read (records were lost)."""
+    return rejected.detail.endswith(REST_NOT_READ)
 
 
 def iter_json_lines(path: str, encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, Any]] | Rejected]:

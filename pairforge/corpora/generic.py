@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pairforge.config import JsonlCorpus, ParquetCorpus
-from pairforge.corpora.files import get_text, iter_json_lines, json_excerpt
+from pairforge.corpora.files import REST_NOT_READ, get_text, iter_json_lines, json_excerpt
 from pairforge.corpora.streams import READ_ERRORS
 from pairforge.records import Document, Record, Rejected
 
@@ -37,7 +37,7 @@ def read_parquet(path: str, corpus: ParquetCorpus) -> Iterator[Record]:
                 yield _to_document(path, corpus, obj, row)
     except (pa.ArrowException, *READ_ERRORS) as exc:
         # A damaged file (cut short, not Parquet at all): past the error nothing more can be read from it.
-        yield Rejected(path, None, "invalid_parquet", f"{exc} (rest of the file not read)", record=row + 1)
+        yield Rejected(path, None, "invalid_parquet", f"{exc} {REST_NOT_READ}", record=row + 1)
 
 
 def _to_document(path: str, corpus: JsonlCorpus | ParquetCorpus, obj: dict[str, Any], line: int) -> Record:

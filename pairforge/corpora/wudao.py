@@ -14,8 +14,12 @@ import ijson
 
 from pairforge.config import WudaoCorpus
 from pairforge.corpora.files import get_text, iter_json_lines, json_excerpt, stopped_reading
+from pairforge.corpora.recover import CutArrayError, recover_array
 from pairforge.corpora.streams import READ_ERRORS, open_utf8
 from pairforge.records import Document, Record, Rejected
+
+_STOPS: tuple[type[Exception], ...] = (UnicodeDecodeError, *READ_ERRORS)  # errors past which nothing can be read
+_STOPS_RECOVERING: tuple[type[Exception], ...] = (CutArrayError, *_STOPS)
 
 
 def read_wudao(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
@@ -38,13 +42,34 @@ def _read_dump(path: str, corpus: WudaoCorpus) -> Iterator[Record]:
         prefix = "item" if first == b"[" else f"{corpus.records_key}.item"
         with open_utf8(path, corpus.encoding) as raw:
             for index, obj in enumerate(ijson.items(raw, prefix, use_float=True), start=1):
-                if isinstance(obj, dict):
-                    yield _to_document(path, corpus, obj, record=index)
-                else:
-                    yield Rejected(path, None, "not_an_object", type(obj).__name__, record=index)
-    except (ijson.JSONError, UnicodeDecodeError, *READ_ERRORS) as exc:
-        # A dump is one JSON value: past an error nothing more can be read from this shard.
+                yield _to_record(path, corpus, obj, index)
+    except ijson.JSONError:
+        # ijson stops at a broken record: read the shard again record by record, from the one after the last
+        # it read, so a broken record costs itself, not the rest of the shard.
+        yield from _recover_dump(path, corpus, first == b"[", index)
+    except _STOPS as exc:
+        # Past a cut, damage or undecodable bytes nothing more can be read from this shard.
         yield stopped_reading(path, exc, corpus.encoding, record=index + 1)
+
+
+def _recover_dump(path: str, corpus: WudaoCorpus, bare: bool, read: int) -> Iterator[Record]:
+    number = read
+    try:
+        for number, obj, raw in recover_array(path, corpus.encoding, None if bare else corpus.records_key):
+            if number <= read:
+                continue  # ijson read it
+            if obj is None:
+                yield Rejected(path, None, "invalid_json", "not a valid JSON record", raw, record=number)
+            else:
+                yield _to_record(path, corpus, obj, number)
+    except _STOPS_RECOVERING as exc:
+        yield stopped_reading(path, exc, corpus.encoding, record=number + 1)
+
+
+def _to_record(path: str, corpus: WudaoCorpus, obj: Any, index: int) -> Record:
+    if isinstance(obj, dict):
+        return _to_document(path, corpus, obj, record=index)
+    return Rejected(path, None, "not_an_object", type(obj).__name__, record=index)
 
 
 def _to_document(

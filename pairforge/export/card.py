@@ -132,11 +132,14 @@ def _files_section(manifest: dict[str, Any]) -> str:
         pattern = f"{folder}/{stem}-*{Path(name).suffix}" if stem != "*" else f"{folder}/*{Path(name).suffix}"
         groups[pattern] = groups.get(pattern, 0) + n
     rows = "\n".join(f"| `{pattern}` | {n:,} |" for pattern, n in sorted(groups.items()))
+    by_length = any(path.startswith("flagembedding/by_length/") for path in manifest["formats"])
     return (
         "## Files\n\nOne file per segment (input shard) in each folder; the folder is the unit to train on.\n\n"
         "| files | rows |\n| --- | ---: |\n" + rows + "\n\n"
         "FlagEmbedding: `--train_data flagembedding/` (files named by kind, the `prompt` field is the query "
-        "instruction; `flagembedding/by_length/` holds the same rows split by length). sentence-transformers: "
+        "instruction"
+        + ("; `flagembedding/by_length/` holds the same rows split by length" if by_length else "")
+        + "). sentence-transformers: "
         '`load_dataset(VERSION, "sentence-transformers")` with MultipleNegativesRankingLoss; CoSENT pairs: '
         '`load_dataset(VERSION, "cosent")` with CoSENTLoss (every Parquet folder is a config). Lineage: '
         "`manifest.json`.\n"

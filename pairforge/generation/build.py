@@ -23,10 +23,13 @@ READ_BATCH = 1000
 
 
 def build_shard(
-    config: RunConfig, output: Workdir, shard: str, planned: list[PlannedRequest], unanswered: list[str] | None = None
-) -> StageStats:
+    config: RunConfig, output: Workdir, shard: str, planned: list[PlannedRequest], unanswered: list[str] | None = None,
+    retryable: list[str] | None = None,
+) -> StageStats:  # fmt: skip
     """Pairs of one input shard into ``generate/pairs``. The shard is complete when every planned request has an
-    answer in the ledger; the keys of those that had none are appended to ``unanswered`` when given."""
+    answer in the ledger; the keys of those that had none are appended to ``unanswered`` when given, and those
+    whose answer gave nothing and will be asked again (fewer than ``generate.max_attempts`` asks) to
+    ``retryable``, each with its attempt count."""
     started = time.perf_counter()
     stats = StageStats(STAGE, "requests → pairs", input=len(planned))
     failures: Counter[str] = Counter()
@@ -48,6 +51,7 @@ def build_shard(
                     continue
                 counts["tokens_in"] += row.tokens_in
                 counts["tokens_out"] += row.tokens_out
+                gave = 0
                 for sample, (text, reason) in enumerate(zip(row.outputs, row.finish_reasons, strict=True)):
                     parsed = p.parse(text, reason)
                     if parsed.failure:  # an answer that gave nothing is counted once, by its failure
@@ -57,6 +61,9 @@ def build_shard(
                     for item in parsed.items:
                         writer.add(_pair_row(p, row, sample, item, counts, config.window.long_chars))
                         by_kind[p.kind] += 1
+                        gave += 1
+                if not gave and row.attempts < config.generate.max_attempts and retryable is not None:
+                    retryable.append(f"{p.key}:{row.attempts}")
     finally:
         ledger.close()
     writer.close()

@@ -62,6 +62,7 @@ def run_generate(
         stats.drop(f"backend_{kind}", n)
     stats.details.update(
         sent=sending.details.get("sent", 0), backend_errors=sending.details.get("backend_errors", {}),
+        reasked=sending.details.get("reasked", 0), oversized_answers=sending.details.get("oversized_answers", 0),
         tokens_out_sent=sending.details.get("tokens_out_sent", 0), send_seconds=round(sending.seconds, 3),
         model=config.generate.model, backend=config.generate.backend, send_tasks=partitions,
     )  # fmt: skip
@@ -109,13 +110,15 @@ def _build(
     output.forget(STAGE, shard)
     planned = plan(shard)
     unanswered: list[str] = []
-    stats = build_shard(config, output, shard, planned, unanswered)
+    retryable: list[str] = []
+    stats = build_shard(config, output, shard, planned, unanswered, retryable)
     total = sum(pq.read_metadata(f).num_rows for f in shard_files(output.passages, shard))
     stats.details["passages_left_by_limit"] = total - budget[shard]
     stats.details["complete"] = stats.details["complete"] and total == budget[shard]
-    if unanswered:
-        # The same settings give other pairs once more answers arrive: key this output by what it lacks, so the
-        # stages after it (whose keys chain on this one) redo their work when it is rebuilt.
-        key = task_key(STAGE, key, sorted(unanswered))
+    if unanswered or retryable:
+        # The same settings give other pairs once more answers arrive (or an unusable one is asked again): key
+        # this output by what it lacks, so the next run rebuilds it and the stages after it (whose keys chain
+        # on this one) redo their work.
+        key = task_key(STAGE, key, sorted(unanswered), *([sorted(retryable)] if retryable else []))
     output.mark_done(STAGE, shard, key, stats)
     return stats

@@ -4,6 +4,11 @@ Sixteen SQLite files in WAL mode, one per first hex digit of the key, so send ta
 contend, and a bucket lock (``lock_buckets``) makes two processes on one workdir take turns instead of sending the
 same missing requests. Results are committed in small batches: a killed run loses at most the batch in flight,
 and a rerun sends only the keys the ledger does not hold. A request that failed in the backend is never written.
+
+An answer that parsed to nothing usable (invalid JSON, English, a refusal) is stored with the number of times it was
+asked (``attempts``): the sender asks it again on a later run (``--fresh`` included) until ``generate.max_attempts``,
+and each new answer replaces the old one, so a bad outage is not kept for good and a model that always answers
+badly is not asked forever (the sender also stops once the same answer comes back).
 """
 
 from __future__ import annotations
@@ -34,9 +39,14 @@ CREATE TABLE IF NOT EXISTS requests (
     tokens_in INTEGER NOT NULL,
     tokens_out INTEGER NOT NULL,
     run_id TEXT NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1
 )
 """
+_COLUMNS = (
+    "key, kind, passage_id, prompt_id, prompt_sha256, model, sampling, outputs, finish_reasons, tokens_in, "
+    "tokens_out, run_id, created_at, attempts"
+)
 
 
 def request_key(
@@ -75,10 +85,12 @@ class LedgerRow:
     tokens_out: int
     run_id: str
     created_at: float = 0.0
+    attempts: int = 1  # how many times the request was asked (an unusable answer is asked again, bounded)
 
 
 class Ledger:
-    """Append-only store of completed requests under ``folder`` (a key is written once; later writes are ignored)."""
+    """Store of answered requests under ``folder``: ``add`` writes a key once (later writes are ignored),
+    ``replace`` overwrites the answer of a request asked again and counts the attempt."""
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -91,6 +103,9 @@ class Ledger:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process kill
             db.execute(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+            if "attempts" not in columns:  # a ledger written before answers were re-asked: each was asked once
+                db.execute("ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1")
             db.commit()
             self._dbs[bucket] = db
         return self._dbs[bucket]
@@ -106,27 +121,34 @@ class Ledger:
         return [k for k in keys if k not in have]
 
     def add(self, rows: Iterable[LedgerRow]) -> None:
-        """Store completed requests, one transaction per bucket."""
+        """Store answered requests, one transaction per bucket; a key already stored keeps its answer."""
+        self._write(rows, "INSERT OR IGNORE")
+
+    def replace(self, rows: Iterable[LedgerRow]) -> None:
+        """Store the answers of requests asked again: each replaces the stored answer, with the attempt counted."""
+        self._write(rows, "INSERT OR REPLACE")
+
+    def _write(self, rows: Iterable[LedgerRow], verb: str) -> None:
         now = time.time()
         grouped: dict[int, list[tuple[Any, ...]]] = {}
         for r in rows:
             grouped.setdefault(bucket_of(r.key), []).append(
                 (r.key, r.kind, r.passage_id, r.prompt_id, r.prompt_sha256, r.model,
                  json.dumps(r.sampling, sort_keys=True), json.dumps(r.outputs, ensure_ascii=False),
-                 json.dumps(r.finish_reasons), r.tokens_in, r.tokens_out, r.run_id, r.created_at or now)
+                 json.dumps(r.finish_reasons), r.tokens_in, r.tokens_out, r.run_id, r.created_at or now, r.attempts)
             )  # fmt: skip
         for bucket, values in sorted(grouped.items()):  # bucket order: a stalled bucket stops every later one
             db = self._db(bucket)
             with db:
-                db.executemany("INSERT OR IGNORE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
+                db.executemany(f"{verb} INTO requests ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", values)
 
     def get(self, keys: Iterable[str]) -> Iterator[LedgerRow]:
         """The stored rows for ``keys`` (missing keys are skipped)."""
         for bucket, batch in _by_bucket(list(keys)):
             marks = ",".join("?" * len(batch))
-            for r in self._db(bucket).execute(f"SELECT * FROM requests WHERE key IN ({marks})", batch):
+            for r in self._db(bucket).execute(f"SELECT {_COLUMNS} FROM requests WHERE key IN ({marks})", batch):
                 yield LedgerRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]),
-                                json.loads(r[8]), r[9], r[10], r[11], r[12])  # fmt: skip
+                                json.loads(r[8]), r[9], r[10], r[11], r[12], r[13])  # fmt: skip
 
     def count(self) -> int:
         """Rows in every bucket."""

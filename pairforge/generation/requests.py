@@ -58,6 +58,10 @@ class PlannedRequest:
             raw, schema=self.schema, finish_reason=finish_reason, target=self.target, query_type=self.query_type
         )
 
+    def usable(self, outputs: list[str], finish_reasons: list[str]) -> bool:
+        """Whether a stored answer gives anything: at least one of its samples parses to an item."""
+        return any(not self.parse(text, reason).failure for text, reason in zip(outputs, finish_reasons, strict=True))
+
 
 def sampling_dict(config: GenerateConfig) -> dict[str, Any]:
     return config.sampling.model_dump()

@@ -12,7 +12,7 @@ from typing import Any
 from pairforge.config import GenerateConfig
 from pairforge.generation.ledger import request_key
 from pairforge.generation.requests import PlannedRequest, sampling_dict
-from pairforge.judge.rubric import render_judge
+from pairforge.judge.rubric import parse_verdict, render_judge
 from pairforge.llm.base import ChatRequest
 from prompts import Prompt
 
@@ -29,6 +29,10 @@ class JudgeRequest(PlannedRequest):
         pair = self.pair
         messages = render_judge(self.prompt, kind=pair["kind"], query=pair["query"], passage=pair["positive"])
         return ChatRequest(self.key, messages, self.schema)
+
+    def usable(self, outputs: list[str], finish_reasons: list[str]) -> bool:
+        """Whether a stored judge answer gives scores (one that gave none is asked again, as generation's are)."""
+        return any(parse_verdict(t, r).failure is None for t, r in zip(outputs, finish_reasons, strict=True))
 
 
 def judge_model_id(engine: GenerateConfig) -> str:

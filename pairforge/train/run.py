@@ -78,6 +78,9 @@ def train_student(
     train = DatasetDict({kind: Dataset.from_dict(data.rows[kind]) for kind in counts})
     partial = target.with_name(f".{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
+    # The Hub widget's examples are computed (on the trainer's creation) behind a tqdm bar that leaks onto the
+    # console; the saved card needs none.
+    model.model_card_data.set_widget_examples = lambda dataset: None
     trainer = SentenceTransformerTrainer(
         model=model, args=_arguments(config, prompts, counts, partial, device), train_dataset=train, loss=losses
     )

@@ -26,7 +26,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from flows.pipeline import run_pipeline
-from pairforge.cli import app
+from flows.progress import listen
+from pairforge.cli import app, describe_incomplete
 from pairforge.stages import STAGE_NAMES
 from pairforge.testing.fake_llm import FakeLLM
 from pairforge.workdir import Workdir, shard_files
@@ -205,9 +206,16 @@ def test_pipeline_publishes_resumes_and_increments(
     outputs = stage_outputs(work)
 
     store.unlink()
+    bars: list[str] = []  # the CLI's progress bars, in the order they appear
+    stop = listen(lambda stage, *_: bars.append(stage) if stage not in bars else None)
     with counting(llm) as resumed:
-        result = run_pipeline(config)  # resumes: no finished shard task runs again, no request is resent
+        try:
+            result = run_pipeline(config)  # resumes: no finished shard task runs again, no request is resent
+        finally:
+            stop()
     assert resumed.requests == 0
+    assert bars[0] == "pipeline" and {"ingest", "index", "export"} <= set(bars), bars  # index, export: a bar each
+    assert result["incomplete"] == {} and describe_incomplete(result) is None
     assert stage_outputs(work) == outputs
     assert result["version"] == 1 and Path(result["path"]) == store / NAME / "v1"
     assert result["funnel"]["generate"]["out"] > 0 and result["funnel"]["select"]["out"] > 0
@@ -393,6 +401,8 @@ def test_outage_is_never_cached_as_done(
     m1 = manifest(store / NAME / "v1")
     assert v1["version"] == 1 and sum(m1["examples"].values()) > 0
     assert sum(s["incomplete"].get("unanswered", 0) for s in m1["segments"]) == failed
+    assert sum(why.get("unanswered", 0) for why in v1["incomplete"].values()) == failed  # the CLI says so:
+    assert (describe_incomplete(v1) or "").startswith(f"incomplete: v1 does not cover {len(v1['incomplete'])} input")
     assert all(not s["complete"] for s in m1["segments"] if s["incomplete"])
     why = json.loads(cli("run", str(config), "--dry-run", "--json").stdout.strip().splitlines()[-1])["why"]
     assert all(w.startswith("incomplete: not complete in v1: unanswered ") for w in why.values()), why

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -69,3 +71,40 @@ def test_config_errors_exit_2_with_the_message(tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", str(config)])
     assert result.exit_code == 2
     assert "unknown key 'corpora.0.colour'" in result.output
+
+
+def test_strict_fails_on_a_warm_workdir_whose_shard_had_bad_records(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "好的文本。"}\n{"text": 1\n', encoding="utf-8")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"workdir: {tmp_path / 'w'}\nstore: {tmp_path / 's'}\ncorpora:\n  - {{format: wudao, path: {corpus}}}\n"
+    )
+    assert runner.invoke(app, ["ingest", str(config)]).exit_code == 0  # quarantined, not fatal
+    result = runner.invoke(app, ["ingest", str(config), "--strict"])  # the shard's output is current
+    assert result.exit_code == 2 and f"{corpus}:2: invalid_json" in result.output
+
+
+def test_an_s3_store_without_s3fs_names_the_package(tmp_path: Path) -> None:
+    pytest.importorskip("fsspec")
+    if importlib.util.find_spec("s3fs") is not None:
+        pytest.skip("s3fs is installed here: the error cannot happen")
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"workdir: {tmp_path / 'w'}\nstore: s3://bucket/prefix\ncorpora:\n  - {{format: wudao, path: x}}\n"
+    )
+    result = runner.invoke(app, ["ingest", str(config)])
+    assert result.exit_code == 2 and "store: a s3:// URL needs the s3fs package: pip install s3fs" in result.output
+    listed = runner.invoke(app, ["versions", "list", "demo", "--store", "s3://bucket/prefix"])
+    assert listed.exit_code == 2 and "s3fs" in listed.output and "Traceback" not in listed.output
+
+
+def test_an_incomplete_version_is_said_in_one_line() -> None:
+    from pairforge.cli import describe_incomplete
+
+    complete = {"version": 3, "incomplete": {}}
+    partial = {"version": 3, "incomplete": {"a.jsonl": {"unanswered": 12}, "b.jsonl": {"unanswered": 3, "x": 1}}}
+    assert describe_incomplete(complete) is None
+    assert describe_incomplete(partial) == (
+        "incomplete: v3 does not cover 2 input shard(s) (unanswered 15, x 1); the next run finishes them"
+    )

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from pairforge.config import ConfigError, RunConfig, load_config
+from pairforge.config import ConfigError, RunConfig, load_config, load_yaml
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -199,3 +199,58 @@ def test_real_variable_names_and_urls_are_accepted(tmp_path: Path) -> None:
         )
     )
     assert config.generate.openai.api_key_env == "DEEPSEEK_API_KEY_2"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://api.example.com/v1?pwd={SECRET}",
+        f"https://api.example.com/v1?password={SECRET}",
+        f"https://api.example.com/v1?x={SECRET}",  # a value that is a key, whatever its name
+        f"https://api.example.com/{SECRET}/v1",
+        f"https://api.example.com/v1;token={SECRET}",
+        f"https://api.example.com/v1#{SECRET}",
+        f"https://api.example.com/v1#access_token={SECRET}",
+        "https://api.example.com/v1/k9Qz7wXr2mTb8vLp4nYc6hJd3sFa5gEu1oIiUe0R",  # a 40-character token
+    ],
+)
+def test_a_secret_in_base_url_path_query_or_fragment_is_refused(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, MINIMAL + f"generate: {{backend: openai, openai: {{base_url: '{url}'}}}}\n")
+    with pytest.raises(ConfigError, match=r"generate\.openai\.base_url: .*(environment|fragment)") as info:
+        load_config(path)
+    for part in (SECRET, "Zx81QmT4", "k9Qz7wXr"):
+        assert part not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://gateway.ai.cloudflare.com/v1/0123456789abcdef0123456789abcdef/my-gateway/openai",
+        "https://my.openai.azure.com/openai/deployments/gpt-4o-mini-2024-07-18?api-version=2024-06-01",
+        "https://ep.example.com/serving/123e4567-e89b-12d3-a456-426614174000/v1",
+    ],
+)
+def test_real_endpoint_paths_are_accepted(tmp_path: Path, url: str) -> None:
+    path = write(tmp_path, MINIMAL + f"generate: {{backend: openai, openai: {{base_url: '{url}'}}}}\n")
+    assert load_config(path).generate.openai.base_url == url
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "first"),
+    [
+        ("generate: {backend: openai}\nname: x\ngenerate: {kinds: [qp]}\n", 5, 3),
+        ("generate:\n  backend: openai\n  backend: vllm\n", 5, 4),
+    ],
+)
+def test_a_duplicate_key_is_refused_naming_file_and_line(tmp_path: Path, text: str, line: int, first: int) -> None:
+    path = write(tmp_path, MINIMAL + text)
+    where = rf"{path}: not valid YAML at line {line}, .*given twice \(first at line {first}\)"
+    with pytest.raises(ConfigError, match=where):
+        load_config(path)
+
+
+def test_yaml_merge_keys_may_be_overridden_and_plain_yaml_loads() -> None:
+    text = "a: &a {x: 1, y: [1, 2]}\nb:\n  <<: *a\n  x: 2\nc: [{k: 1}, {k: 2}]\n"
+    assert load_yaml(text) == {"a": {"x": 1, "y": [1, 2]}, "b": {"x": 2, "y": [1, 2]}, "c": [{"k": 1}, {"k": 2}]}
+    with pytest.raises(yaml.YAMLError, match="given twice"):
+        load_yaml("c: [{k: 1, k: 2}]\n")

@@ -1,6 +1,6 @@
 """Generation through the openai backend against a server that fails in every way a real one does: retries stay
-bounded, the run completes, each failure is counted by kind, a rerun sends only what is missing, and the API key
-is never written anywhere."""
+bounded, the run completes, each failure is counted by kind, a rerun sends only what is missing or gave nothing,
+and the API key is never written anywhere."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pairforge.generation.ledger import Ledger
 from pairforge.generation.parse import FAILURE_KINDS
+from pairforge.generation.requests import PlannedRequest
 from pairforge.testing.fake_llm import FakeLLM
 from tests.pairforge.llm.helpers import Prepared, ingest_cmrc, ledger_rows
 
@@ -57,6 +59,15 @@ def ledger_keys(prepared: Prepared) -> set[str]:
     return set(ledger_rows(prepared.workdir.ledger))
 
 
+def usable(prepared: Prepared, planned: PlannedRequest) -> bool:
+    ledger = Ledger(prepared.workdir.ledger)
+    try:
+        row = next(ledger.get([planned.key]))
+    finally:
+        ledger.close()
+    return planned.usable(row.outputs, row.finish_reasons)
+
+
 def assert_key_never_written(workdir: Path, *texts: str) -> None:
     for path in workdir.rglob("*"):
         if path.is_file():
@@ -101,18 +112,22 @@ def test_planned_faults_are_retried_boundedly_counted_by_kind_and_resumed(
         assert len(completed) == n - sum(errors.values()) and completed <= {p.key for p in planned}
         assert summary.output == 3 * ok and not d["dropped_items"]
 
-        # The rerun sends exactly the requests that failed in the backend, none that completed.
+        # The rerun sends exactly the requests that failed in the backend and those whose answer was unusable
+        # (asked again: their plans are spent, so the server answers them well now), none that gave pairs.
         failed_keys = {p.key for p in planned} - completed  # never written to the ledger
-        failed_prompts = {FakeLLM.digest(p.chat_request().messages[-1]["content"]) for p in planned
-                          if p.key in failed_keys}  # fmt: skip
+        unusable = {p.key for p in planned if p.key in completed and not usable(prepared, p)}
+        assert len(unusable) == sum(failures.values())
+        resend_prompts = {FakeLLM.digest(p.chat_request().messages[-1]["content"]) for p in planned
+                          if p.key in failed_keys | unusable}  # fmt: skip
         before = dict(server.attempts)
         rerun = prepared.generate()
         resent = {prompt for prompt, count in server.attempts.items() if count != before.get(prompt, 0)}
         r = rerun.details
-        assert resent == failed_prompts and len(resent) == r["sent"] == sum(errors.values())
+        assert resent == resend_prompts and len(resent) == r["sent"] == sum(errors.values()) + len(unusable)
+        assert r["reasked"] == len(unusable)
         assert r["answered"] == n and r["complete"] and not r["backend_errors"]
         assert server.received == expected_requests + r["sent"]
-        assert r["failures"] == failures and rerun.output == summary.output + 3 * r["sent"]
+        assert not r["failures"] and rerun.output == summary.output + 3 * r["sent"]
         assert ledger_keys(prepared) == {p.key for p in planned}
 
         received = server.received

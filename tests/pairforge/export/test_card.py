@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
-from pairforge.export.card import funnel_table, sample_examples
+from pairforge.export.card import _files_section, funnel_table, sample_examples
 from pairforge.human_counts import HUMAN_ROW
 from pairforge.stages import STAGE_NAMES
 from tests.pairforge.export.conftest import Published
@@ -106,3 +107,16 @@ def test_segments_section_lists_every_segment(published: Published) -> None:
     for segment in published.manifest["segments"]:
         line = next(r for r in section.splitlines() if r.startswith(f"| `{segment['key']}` |"))
         assert f"| {Path(segment['input']['path']).name} | v1 | yes | {sum(segment['examples'].values())} |" in line
+
+
+@pytest.mark.parametrize(
+    ("formats", "mentioned"),
+    [
+        ({"flagembedding/qp-abc.jsonl": 3}, False),
+        ({"flagembedding/qp-abc.jsonl": 3, "flagembedding/by_length/qp_len-0-512-abc.jsonl": 3}, True),
+    ],
+)
+def test_the_card_names_by_length_only_when_it_was_written(formats: dict[str, int], mentioned: bool) -> None:
+    section = _files_section({"formats": formats})
+    assert ("flagembedding/by_length/" in section) is mentioned
+    assert "`--train_data flagembedding/`" in section

@@ -68,6 +68,7 @@ def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: P
         "model": str(tiny_model_dir),
         "kinds": ["qp"],
         "chunk_size": 4,
+        "max_attempts": 1,  # the tiny random model answers garbage: one ask each, so the rerun sends only the lost
         "sampling": {"max_tokens": 32},
         "vllm": {"max_model_len": 4096, "enforce_eager": True, "kv_cache_gib": 1},
     }

@@ -117,7 +117,8 @@ def test_generate_writes_pairs_and_a_rerun_sends_nothing(vllm_backend: Any, shar
         shared_data,
         tmp_path / "w",
         limit=6,
-        generate={"model": "tiny", "sampling": {"max_tokens": 48, "n": 2}, "vllm": ENGINE},
+        # The tiny random model answers garbage: with one attempt, an unusable answer is final, so reruns are free.
+        generate={"model": "tiny", "sampling": {"max_tokens": 48, "n": 2}, "vllm": ENGINE, "max_attempts": 1},
     )
     first = prepared.generate(backend=vllm_backend)
     d = first.details

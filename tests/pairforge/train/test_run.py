@@ -102,3 +102,11 @@ def test_ewc_holds_the_weights_near_the_start(version: Path, static_config: Trai
             assert summary.ewc and summary.ewc["last_penalty"] > 0
             assert all(s["loss"].endswith("+EWC") for s in summary.losses.values())
     assert 0 < moved[1e4] < moved[0.0] / 2
+
+
+def test_training_prints_no_progress_bar_of_its_own(
+    version: Path, static_config: TrainConfig, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run_train([str(version)], static_config, str(tmp_path / "model"), log=lambda _: None)
+    out, err = capfd.readouterr()
+    assert "Computing widget examples" not in out + err  # sentence-transformers' model-card tqdm bar
