@@ -68,7 +68,8 @@ def run_judge(
         for kind, n in sending.details.get("backend_errors", {}).items():
             stats.details.setdefault("backend_errors", {})[kind] = n
         stats.details.update(
-            sent=sending.details.get("sent", 0), send_seconds=round(sending.seconds, 3),
+            sent=sending.details.get("sent", 0), reasked=sending.details.get("reasked", 0),
+            send_seconds=round(sending.seconds, 3),
             tokens_out_sent=sending.details.get("tokens_out_sent", 0), model=judge_model_id(engine),
             prompt=f"judge/{config.judge.prompt_version}.zh",
             cut={"min_score": config.judge.min_score, "min_scores": dict(config.judge.min_scores)},
@@ -108,18 +109,24 @@ def judge_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> 
     output.forget(STAGE, shard)
     started = time.perf_counter()
     pairs = read_shard_table(output.filtered, shard).to_pylist()
-    verdicts: list[Verdict | None] = _verdicts(config, output, shard) if engine else [None] * len(pairs)
+    retryable: list[str] = []  # answers that gave no scores and will be asked again (generate.max_attempts)
+    verdicts: list[Verdict | None] = [None] * len(pairs)
+    if engine:
+        verdicts = _verdicts(config, output, shard, engine.max_attempts, retryable)
     stats = _write(config, output, shard, pairs, verdicts)
     stats.seconds = time.perf_counter() - started
     unanswered = [p["id"] for p, v in zip(pairs, verdicts, strict=True) if engine and v is None]
-    if unanswered:  # other output once the answers arrive: key it by what it lacks, so later stages redo theirs
-        key = task_key(STAGE, key, sorted(unanswered))
+    if unanswered or retryable:  # other output once answers arrive: key it by what it lacks, so later stages redo
+        key = task_key(STAGE, key, sorted(unanswered), *([sorted(retryable)] if retryable else []))
     output.mark_done(STAGE, shard, key, stats)
     return stats
 
 
-def _verdicts(config: RunConfig, output: Workdir, shard: str) -> list[Verdict | None]:
-    """Each pair's verdict from the ledger (None: not answered yet), in the shard's order."""
+def _verdicts(
+    config: RunConfig, output: Workdir, shard: str, max_attempts: int, retryable: list[str]
+) -> list[Verdict | None]:
+    """Each pair's verdict from the ledger (None: not answered yet), in the shard's order; the keys (with their
+    attempt counts) of answers that gave no scores and will be asked again are appended to ``retryable``."""
     planned = plan_judge_shard(config, output, shard)
     ledger = Ledger(output.judge_ledger)
     try:
@@ -129,7 +136,10 @@ def _verdicts(config: RunConfig, output: Workdir, shard: str) -> list[Verdict | 
     verdicts: list[Verdict | None] = []
     for p in planned:
         row = rows.get(p.key)
-        verdicts.append(None if row is None else parse_verdict(row.outputs[0], row.finish_reasons[0]))
+        verdict = None if row is None else parse_verdict(row.outputs[0], row.finish_reasons[0])
+        if row is not None and verdict is not None and verdict.failure is not None and row.attempts < max_attempts:
+            retryable.append(f"{p.key}:{row.attempts}")
+        verdicts.append(verdict)
     return verdicts
 
 

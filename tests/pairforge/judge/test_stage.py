@@ -153,8 +153,13 @@ def test_backend_failures_are_never_cached_and_bad_answers_are_counted(judged: J
     refused = up.details["failures"].get("refusal", 0)
     assert 0 < refused < pairs and up.dropped["judge_no_scores"] == refused
     assert "judge_unanswered" not in up.dropped and completeness(workdir, shard) == (True, {})
-    again = run_judge(config, JudgeInputs(judged.plan.keys), workdir)  # refusals are answers: never re-asked
-    assert again.details["sent"] == 0 and same_stats(again, up)
+    # A refusal gave no scores, so the next run asks it again (as generation re-asks unusable answers, at most
+    # generate.max_attempts times); this time the model answers, and after that nothing is sent.
+    again = run_judge(config, JudgeInputs(judged.plan.keys), workdir)
+    assert again.details["sent"] == again.details["reasked"] == refused
+    assert "judge_no_scores" not in again.dropped and again.input == again.output + sum(again.dropped.values())
+    settled = run_judge(config, JudgeInputs(judged.plan.keys), workdir)
+    assert settled.details["sent"] == 0 and same_stats(settled, again)
 
 
 def test_a_disabled_judge_passes_pairs_on_and_changes_no_fingerprint(judged: Judged, tmp_path: Path) -> None:
