@@ -67,7 +67,7 @@ OUTPUTS = {  # the Workdir folders a stage writes, with their schema
 ALSO_WRITES = {"generate": ("cache/ledger",)}  # besides its own folder (the ledger is a cache, not an output)
 Snapshot = dict[str, tuple[int, str]]  # relative path → (mtime_ns, sha256)
 # Timings, and generate's counts of what this run sent (a rerun's say 0: the ledger had every answer).
-TIMINGS = ("seconds", "send_seconds", "sent", "tokens_out_sent")
+TIMINGS = ("seconds", "send_seconds", "sent", "reasked", "tokens_out_sent")
 
 
 def snapshot(*roots: Path) -> Snapshot:
