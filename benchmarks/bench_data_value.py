@@ -93,13 +93,15 @@ def write_inputs(paragraphs: list[dict[str, Any]], eval_articles: list[dict[str,
     return path
 
 
-def generate_version(config: Path, folder: Path) -> tuple[Path, float]:
-    """The published version of the cached run (made now when missing) and the run's wall seconds."""
+def generate_version(config: Path, folder: Path, limit: int | None) -> tuple[Path, float]:
+    """The published version of the cached run (made now when missing; ``limit``: only the first that many
+    passages get requests) and the run's wall seconds."""
     latest = folder / "store" / "cmrc-gen" / "latest"
     timing = folder / "run_seconds.json"
     if not latest.exists():
         started = time.perf_counter()
         command = [sys.executable, "-m", "pairforge.cli", "run", str(config)]
+        command += ["--limit", str(limit)] if limit else []
         print(f"generating (once, cached): {' '.join(command)}", flush=True)
         subprocess.run(command, check=True, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
         timing.write_text(json.dumps({"seconds": round(time.perf_counter() - started, 1)}), encoding="utf-8")
@@ -107,15 +109,29 @@ def generate_version(config: Path, folder: Path) -> tuple[Path, float]:
     return latest.resolve(), seconds
 
 
-def prepare(passages: int, split_seed: int) -> tuple[list[dict[str, Any]], Path, Path, float]:
-    """The generation paragraphs, the eval file, the version and the generation seconds."""
+def prepare(passages: int, split_seed: int, limit: int | None) -> tuple[list[dict[str, Any]], Path, Path, float]:
+    """The paragraphs generated from, the eval file, the version and the generation seconds."""
     articles = json.loads(CMRC.read_text(encoding="utf-8"))["data"]
     gen_articles, eval_articles = split_articles(articles, split_seed)
     paragraphs = draw_paragraphs(gen_articles, passages, split_seed)
     folder = WORK / f"split{split_seed}-p{passages}"
     config = write_inputs(paragraphs, eval_articles, folder)
-    version, seconds = generate_version(config, folder)
-    return paragraphs, folder / "eval.squad.json", version, seconds
+    version, seconds = generate_version(config, folder, limit)
+    return generated_paragraphs(version, paragraphs, limit), folder / "eval.squad.json", version, seconds
+
+
+def generated_paragraphs(version: Path, paragraphs: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """The paragraphs that got requests: the version's first ``limit`` pool passages (all without a limit), in the
+    pool's order (window sampling may leave short paragraphs out of the pool)."""
+    import pyarrow.parquet as pq
+
+    texts = [
+        t
+        for f in sorted((version / "data" / "passages").glob("*.parquet"))
+        for t in pq.read_table(f)["text"].to_pylist()
+    ]
+    asked = set(texts[:limit] if limit else texts)
+    return [p for p in paragraphs if normalize_text(p["context"], t2s=True) in asked]
 
 
 def human_data(paragraphs: list[dict[str, Any]], prompts: dict[str, str], negatives: bool) -> TrainData:
@@ -198,10 +214,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--student", default=None, help="The student (default: the gate's default student).")
     parser.add_argument("--epochs", type=float, default=None, help="Default: the gate's budget.")
+    parser.add_argument("--limit", type=int, help="Only the first N pool passages get requests (a quick run).")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--prepare-only", action="store_true", help="Only make the cached version.")
     args = parser.parse_args()
-    paragraphs, eval_file, version, seconds = prepare(args.passages, args.split_seed)
+    paragraphs, eval_file, version, seconds = prepare(args.passages, args.split_seed, args.limit)
     if args.prepare_only:
         print(f"version: {version} ({seconds} s of pipeline)")
         return
