@@ -34,7 +34,8 @@ def split_heldout(
     examples: list[dict[str, Any]], share: float, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(training examples, held-out examples): an example is held out when its positive is a held-out passage."""
-    train, heldout = [], []
+    train: list[dict[str, Any]] = []
+    heldout: list[dict[str, Any]] = []
     for example in examples:
         (heldout if is_heldout(example["positive_id"], share, seed) else train).append(example)
     return train, heldout
