@@ -27,8 +27,11 @@ and the faithfulness share of the kept pairs when ``filters.faithfulness.score_f
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import functools
 import json
 import math
+import multiprocessing
 import os
 import random
 import statistics
@@ -170,21 +173,31 @@ def recall_at_5(model: Any, eval_set: LongTextSet) -> float:
     return float(block["recall_at_5"])
 
 
-def run_arms(
-    arms: dict[str, TrainData], config: TrainConfig, seeds: int, eval_set: LongTextSet
-) -> dict[str, list[float]]:
-    """recall@5 per arm and seed (``untrained`` included), every arm trained with the same config and seed."""
-    scores: dict[str, list[float]] = {"untrained": [], **{name: [] for name in arms}}
+def run_seed(arms: dict[str, TrainData], config: TrainConfig, eval_set: LongTextSet, seed: int) -> dict[str, float]:
+    """recall@5 of every arm (``untrained`` included) for one seed, each arm trained with the same config."""
+    seeded = config.model_copy(update={"seed": seed})
+    scores = {"untrained": recall_at_5(build_student(seeded, "cpu"), eval_set)}
+    print(f"seed {seed} untrained: recall@5 {scores['untrained']:.4f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-data-value-") as scratch:
-        for seed in range(seeds):
-            seeded = config.model_copy(update={"seed": seed})
-            scores["untrained"].append(recall_at_5(build_student(seeded, "cpu"), eval_set))
-            for name, data in arms.items():
-                summary = train_student(data, seeded, f"{scratch}/{name}-{seed}", log=lambda _: None)
-                scores[name].append(recall_at_5(summary.model_path, eval_set))
-                print(f"seed {seed} {name}: {summary.steps} steps, {summary.seconds:.0f} s, "
-                      f"recall@5 {scores[name][-1]:.4f}", flush=True)  # fmt: skip
+        for name, data in arms.items():
+            summary = train_student(data, seeded, f"{scratch}/{name}-{seed}", log=lambda _: None)
+            scores[name] = recall_at_5(summary.model_path, eval_set)
+            print(f"seed {seed} {name}: {summary.steps} steps, {summary.seconds:.0f} s, "
+                  f"recall@5 {scores[name]:.4f}", flush=True)  # fmt: skip
     return scores
+
+
+def run_arms(
+    arms: dict[str, TrainData], config: TrainConfig, seeds: int, eval_set: LongTextSet, jobs: int
+) -> dict[str, list[float]]:
+    """recall@5 per arm and seed (``untrained`` included); ``jobs`` seeds at once, in separate processes."""
+    if jobs > 1:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            per_seed = list(pool.map(functools.partial(run_seed, arms, config, eval_set), range(seeds)))
+    else:
+        per_seed = [run_seed(arms, config, eval_set, seed) for seed in range(seeds)]
+    return {name: [scores[name] for scores in per_seed] for name in per_seed[0]}
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float]:
@@ -214,6 +227,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--student", default=None, help="The student (default: the gate's default student).")
     parser.add_argument("--epochs", type=float, default=None, help="Default: the gate's budget.")
+    parser.add_argument("--jobs", type=int, default=1, help="Seeds trained at once (one process each).")
     parser.add_argument("--limit", type=int, help="Only the first N pool passages get requests (a quick run).")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--prepare-only", action="store_true", help="Only make the cached version.")
@@ -242,13 +256,14 @@ def main() -> None:
     print(f"eval: {len(eval_set.queries)} queries ({sum(eval_set.long)} long) over {len(eval_set.passages)} "
           f"paragraphs of the evaluation group; student {config.student}, {settings}")  # fmt: skip
     print(f"generation: {len(paragraphs)} paragraphs, {kept} kept pairs ({kept / len(paragraphs):.2f} per "
-          f"paragraph), {seconds / max(kept, 1):.1f} s of pipeline per kept pair")  # fmt: skip
+          f"paragraph), {seconds / max(kept, 1):.1f} s per kept pair (the last pipeline run's wall time; answers "
+          "already in the ledger cost nothing)")  # fmt: skip
     print(f"faithfulness: {faithfulness_share(version)}")
     for name, data in arms.items():
         spans, queries = shared_spans(data, eval_set)
         print(f"{name}: rows {data.counts()}; {spans} training texts share a {SPAN}-char span with an eval paragraph, "
               f"{queries} eval queries are training texts")  # fmt: skip
-    scores = run_arms(arms, config, args.seeds, eval_set)
+    scores = run_arms(arms, config, args.seeds, eval_set, args.jobs)
     print("\n| arm | recall@5 (mean over seeds) | gain over untrained (paired ± s.e.) |\n|---|---|---|")
     for name, values in scores.items():
         gain, error = paired(values, scores["untrained"])
