@@ -8,8 +8,8 @@ under ``work/bench_data_value/`` (reruns are free). The arms, each the same stud
 
 - ``untrained``: the student as built;
 - ``generated``: trained on the version's qp/sp examples with their first mined hard negative;
-- ``human``: trained on CMRC's own human questions of the same paragraphs (in-batch negatives, plus BM25 hard
-  negatives mined over the same paragraphs the same way when ``--human-negatives``);
+- ``human``: trained on CMRC's own human questions of the same paragraphs, each with the best other BM25
+  paragraph among them as its hard negative (as the generated pairs have their first mined one);
 - ``generated-inbatch``: the generated pairs without their mined negatives (in-batch negatives only).
 
 Every arm is scored by recall@5 under the long-text protocol (``pairforge eval longtext``) on the evaluation
