@@ -147,6 +147,14 @@ class MineConfig(Strict):
     top_up: Literal["random", "none"] = Field(
         default="random", description="Fill a shortfall with random pool passages that pass the guards."
     )
+    heldout_share: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Share of pool passages held out of training, chosen by a seeded hash of the passage id (each "
+        "passage stands for its MinHash cluster after passage dedup): their generated examples become the "
+        "version's eval split (BEIR files under heldout/), and they are never anyone's negative.",
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -234,7 +242,11 @@ class GateConfig(Strict):
     ``eval``. The version is promoted (``latest-promoted`` moves to it) when it scores at least the parent's
     score minus ``tolerance``. A refused or failed gate still publishes the version: it is only not promoted."""
 
-    eval: list[str] = Field(min_length=1, description="SQuAD-style files (CMRC 2018's format) to evaluate on.")
+    eval: list[str] = Field(
+        default_factory=list,
+        description="SQuAD-style files (CMRC 2018's format) to evaluate on, besides the version's held-out split "
+        "(mine.heldout_share); at least one of the two is needed.",
+    )
     long_chars: int = Field(
         default=512,
         ge=0,

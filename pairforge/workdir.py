@@ -131,6 +131,11 @@ class Workdir:
         """Training examples: query, positive, selected negatives."""
         return self.stage("select") / "examples"
 
+    @property
+    def heldout(self) -> Path:
+        """Examples held out of training (``mine.heldout_share``): the version's eval split."""
+        return self.stage("select") / "heldout"
+
     # caches and run records (not stage outputs)
     @property
     def ledger(self) -> Path:

@@ -1,6 +1,7 @@
 """The training-effect gate of a version being published: the same student, seed and budget trained on the new
-version and on its parent (or, for a first version, left untrained), both scored on the configured SQuAD-style
-eval files under the long-text protocol. The verdict (``promoted``) goes into the manifest and the card, and
+version and on its parent (or, for a first version, left untrained), both scored on the version's held-out split
+(``heldout/``, BEIR format: passages and questions never trained on) and on the configured SQuAD-style eval
+files under the long-text protocol. The verdict (``promoted``) goes into the manifest and the card, and
 moves ``latest-promoted``; a refused version is published all the same, and so is one whose gate failed (the
 error is recorded, the version is not promoted): the gate never costs data."""
 
@@ -13,7 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import fsspec
+
 from pairforge.config import GateConfig
+from pairforge.evaluate.beir import load_beir
 from pairforge.evaluate.longtext import (
     KS,
     LongTextSet,
@@ -25,6 +29,13 @@ from pairforge.evaluate.longtext import (
 from pairforge.train.datasets import TrainData, read_folder, read_versions
 
 UNTRAINED = "untrained"  # what a version without a parent is compared with
+HELDOUT = "heldout"  # the eval set name of the version's own held-out split
+
+
+def heldout_split(version: str) -> LongTextSet | None:
+    """The held-out split of the version folder ``version`` (None when it has none)."""
+    fs, root = fsspec.core.url_to_fs(version)
+    return load_beir(f"{version.rstrip('/')}/{HELDOUT}") if fs.isdir(f"{root}/{HELDOUT}") else None
 
 
 def run_gate(
@@ -50,7 +61,7 @@ def run_gate(
     try:
         record.update(compare(gate, read_folder(version, instructions, gate.train.num_negatives, TrainData()),
                               read_versions([parent], gate.train.num_negatives) if parent else None,
-                              scratch, log))  # fmt: skip
+                              scratch, log, heldout_split(version)))  # fmt: skip
     except Exception as exc:  # a failed gate is recorded, never a lost version
         record.update(promoted=False, error=f"{type(exc).__name__}: {exc}")
         if log:  # the traceback goes to the run's log; the manifest keeps the one line
@@ -65,13 +76,19 @@ def compare(
     parent: TrainData | None,
     scratch: Path,
     log: Callable[[str], None] | None = None,
+    heldout: LongTextSet | None = None,
 ) -> dict[str, Any]:
-    """Train on ``new`` and on ``parent`` (None: the untrained student) with ``gate.train``, evaluate both, and
-    decide: promoted when the new score is at least the parent's minus ``gate.tolerance``."""
+    """Train on ``new`` and on ``parent`` (None: the untrained student) with ``gate.train``, evaluate both on the
+    ``heldout`` split (when given) and ``gate.eval``, and decide: promoted when the new score (the mean over the
+    eval sets) is at least the parent's minus ``gate.tolerance``."""
     from pairforge.train.run import train_student
     from pairforge.train.students import build_student
 
-    sets = {file: load_eval(gate, file) for file in gate.eval}
+    sets = {HELDOUT: heldout} if heldout is not None and heldout.queries else {}
+    sets.update({file: load_eval(gate, file) for file in gate.eval})
+    if not sets:
+        raise ValueError("nothing to evaluate on: the version has no held-out queries (mine.heldout_share) and "
+                         "gate.eval names no file")  # fmt: skip
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     trained = train_student(new, gate.train, str(scratch / "version"), log=log)

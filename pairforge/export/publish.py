@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from pairforge.config import RunConfig
 from pairforge.export.card import render_card, sample_examples
 from pairforge.export.formats import FormatCounts
+from pairforge.export.heldout import write_heldout
 from pairforge.export.manifest import build_manifest, generation_info
 from pairforge.export.plots import render_plots
 from pairforge.export.segments import share_segment, write_new_segment
@@ -93,6 +94,8 @@ def write_version(
     delta = write_delta(writer, examples, _parent_examples(store, config, plan, output), plan.parent)
     stats.details.update(new_segments=len(plan.keys), carried_segments=len(plan.carried), delta=delta,
                          formats=counts.rows, format_drops=counts.dropped)  # fmt: skip
+    heldout_files = local(layout.HELDOUT)  # the eval split, written before the gate, which evaluates on it
+    heldout = write_heldout(writer, heldout_files, examples) if heldout_files else None
     gate = _run_gate(config, writer, store, plan.parent, output)
     stats.details["promoted"] = gate["promoted"] if gate else None
     humans = count_human_pairs(inputs.funnel)  # a row of its own: what became of the human pairs
@@ -106,6 +109,7 @@ def write_version(
         "dropped": counts.dropped,
         "funnel": funnel,
         "gate": gate,
+        **({"heldout": heldout} if heldout else {}),
     }
     manifest = build_manifest(config, version=version, parent=plan.parent, parts=parts, files=[])
     sample = sample_examples(examples, config.export.card_examples, config.export.seed)

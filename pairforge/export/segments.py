@@ -25,6 +25,7 @@ DATA = {  # version folder ← the Workdir attribute naming the stage output it 
     layout.HUMAN_PAIRS: "human_pairs",
     layout.CANDIDATES: "candidates",
     layout.EXAMPLES: "examples",
+    layout.HELDOUT: "heldout",  # examples held out of training (only with mine.heldout_share)
 }
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pairforge.config import MineConfig, RunConfig
 from pairforge.dedup.minhash import estimate_jaccard
 from pairforge.mapping import Mapper, serial_map
+from pairforge.negatives.heldout import drop_heldout_candidates, is_heldout, split_heldout
 from pairforge.negatives.select import score_means, select_all
 from pairforge.pool import Pool, id_hashes
 from pairforge.records import EXAMPLE_SCHEMA
@@ -118,10 +119,16 @@ def select_shard(
     candidates = [cut(row, config.mine.range_max) for row in table.to_pylist()]
     pool = Pool(inputs.pool)
     examples, summary = select_examples(candidates, pool, config.mine, _repeats(output))
-    writer = ShardWriter(output.examples, shard, EXAMPLE_SCHEMA, config.ingest.shard_rows)
-    for example in examples:
-        writer.add(example)
-    writer.close()
+    examples, heldout = split_heldout(examples, config.mine.heldout_share, config.mine.seed)
+    outputs = [(output.examples, examples)]
+    if config.mine.heldout_share:  # no held-out files at all without a split (versions list the same files)
+        outputs.append((output.heldout, heldout))
+        summary["heldout"] = len(heldout)
+    for folder, rows in outputs:
+        writer = ShardWriter(folder, shard, EXAMPLE_SCHEMA, config.ingest.shard_rows)
+        for example in rows:
+            writer.add(example)
+        writer.close()
     stats = StageStats(STAGE, UNIT, input=len(candidates), output=len(examples), details=summary)
     stats.details["human_examples"] = sum(e["kind"] == "human" for e in examples)  # the funnel's human-pairs row
     output.mark_done(STAGE, shard, key, stats)
@@ -142,6 +149,8 @@ def select_examples(
     for c in candidates:  # this shard's own positives (also in ``repeats`` when the query repeats)
         (positives_of.setdefault(c["query"], set()).add(c["positive_id"]) if c["positive_id"]
          else twin_texts.setdefault(c["query"], []).append(c["positive"]))  # fmt: skip
+    if config.heldout_share:  # a held-out passage is nobody's negative
+        candidates = [drop_heldout_candidates(c, config.heldout_share, config.seed) for c in candidates]
     twins = _twin_signatures(positives_of, twin_texts, pool)
     query_of = {c["pair_id"]: c["query"] for c in candidates}
     needed = sorted({pid for c in candidates for s in ("bm25", "dense") for pid in c.get(f"{s}_ids") or []})
@@ -153,6 +162,8 @@ def select_examples(
         return position[pid]
 
     def near_duplicate(pid: str, pair_id: str) -> bool:
+        if is_heldout(pid, config.heldout_share, config.seed):  # unfit for a random top-up too
+            return True
         sig = pool.signatures[at(pid)]
         return any(estimate_jaccard(sig, twin) >= config.near_duplicate_threshold for twin in twins[query_of[pair_id]])
 

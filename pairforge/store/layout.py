@@ -8,5 +8,6 @@ PAIRS = "data/pairs"
 HUMAN_PAIRS = "data/human_pairs"
 CANDIDATES = "data/candidates"
 EXAMPLES = "data/examples"
+HELDOUT = "data/heldout"  # examples held out of training: the eval split (BEIR files under heldout/)
 INDEX = "index/passages"  # one MinHash index part per segment: index/passages/<segment>/
 MANIFEST = "manifest.json"

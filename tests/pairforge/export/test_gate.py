@@ -161,3 +161,16 @@ def test_export_records_the_verdict_in_manifest_and_card(
         with pytest.raises(Exception, match="no latest-promoted"):
             store.resolve(config.name, "latest-promoted")
         assert "**not promoted**" in card
+
+
+def test_the_gate_scores_on_the_held_out_split_alone(char_tokenizer: str, tmp_path: Path) -> None:
+    """With no eval file, the version's held-out split (here: the demo eval's questions as one) decides."""
+    from pairforge.evaluate.longtext import select_longtext
+
+    gate = gate_config(char_tokenizer, eval=[])
+    heldout = select_longtext(DEMO_EVAL, long_chars=0, short_per_long=0)
+    verdict = compare(gate, rows(shuffled=False), rows(shuffled=True), tmp_path / "gate", heldout=heldout)
+    assert set(verdict["eval"]) == {"heldout"} and verdict["eval"]["heldout"]["queries"] == len(heldout.queries)
+    assert verdict["score"] > verdict["parent_score"] and verdict["promoted"] is True
+    with pytest.raises(ValueError, match="nothing to evaluate on"):
+        compare(gate, rows(shuffled=False), None, tmp_path / "gate")

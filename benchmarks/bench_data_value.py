@@ -1,0 +1,285 @@
+"""What the generated data is worth, measured against human data for the same passages (issue 20, part 7).
+
+CMRC 2018 dev (one paragraph per article) is split by article, seeded, into a generation group and an evaluation
+group. From the generation group ``--passages`` paragraphs are drawn; pairforge's pipeline runs once over them
+with the demo settings (the demo model, ``configs/demo.yaml`` without its gate) into a cached workdir and store
+under ``work/bench_data_value/`` (reruns are free). The arms, each the same student with the same budget, over
+``--seeds`` seeds, paired by seed:
+
+- ``untrained``: the student as built;
+- ``generated``: trained on the version's qp/sp examples with their first mined hard negative;
+- ``human``: trained on CMRC's own human questions of the same paragraphs, each with the best other BM25
+  paragraph among them as its hard negative (as the generated pairs have their first mined one);
+- ``generated-inbatch``: the generated pairs without their mined negatives (in-batch negatives only).
+
+Every arm is scored by recall@5 under the long-text protocol (``pairforge eval longtext``) on the evaluation
+group's questions over the evaluation group's paragraphs: nothing evaluated was generated from or trained on
+(checked and printed). Prints, last::
+
+    RESULT data_value ours=<generated gain> anchor=<human gain> ratio=<ours/anchor> unit=recall_at_5
+    RESULT negatives_value ours=<generated> anchor=<generated-inbatch> ratio=<ours/anchor> unit=recall_at_5
+
+gains being over the untrained student, means over seeds; the paired differences are printed with their
+standard error. Also printed: kept pairs per passage, seconds per kept pair (generation time over kept pairs),
+and the faithfulness share of the kept pairs (``pairforge.evaluate.faithfulness``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import functools
+import json
+import math
+import multiprocessing
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from passages import SHARED
+
+from pairforge.config import GateConfig
+from pairforge.evaluate.longtext import LongTextSet, bm25_top_k, model_top_k, recall_block, select_longtext
+from pairforge.text import normalize_text
+from pairforge.train import TrainConfig, train_student
+from pairforge.train.datasets import TrainData, add_example, read_versions
+from pairforge.train.students import build_student
+
+REPO = Path(__file__).resolve().parents[1]
+CMRC = SHARED / "cmrc2018" / "cmrc2018_dev.squad.json"
+WORK = REPO / "work" / "bench_data_value"
+SPAN = 20  # a training text sharing this many characters with an eval passage counts as a leak
+
+
+def split_articles(articles: list[dict[str, Any]], seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The articles in two seeded halves: (generation group, evaluation group)."""
+    order = list(range(len(articles)))
+    random.Random(seed).shuffle(order)
+    half = len(order) // 2
+    return [articles[i] for i in sorted(order[:half])], [articles[i] for i in sorted(order[half:])]
+
+
+def draw_paragraphs(articles: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` paragraphs of the generation group, seeded, in file order."""
+    paragraphs = [p for a in articles for p in a["paragraphs"]]
+    picked = sorted(random.Random(seed).sample(range(len(paragraphs)), min(count, len(paragraphs))))
+    return [paragraphs[i] for i in picked]
+
+
+def write_inputs(paragraphs: list[dict[str, Any]], eval_articles: list[dict[str, Any]], folder: Path) -> Path:
+    """The generation corpus (JSONL, one document per paragraph), the eval group's SQuAD file, and the run's
+    config (the demo's settings, no gate) under ``folder``; returns the config path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "passages.jsonl").open("w", encoding="utf-8") as out:
+        for p in paragraphs:
+            out.write(json.dumps({"id": p["id"], "title": "", "text": p["context"]}, ensure_ascii=False) + "\n")
+    eval_file = folder / "eval.squad.json"
+    eval_file.write_text(json.dumps({"data": eval_articles}, ensure_ascii=False), encoding="utf-8")
+    config = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text(encoding="utf-8"))
+    config.pop("gate", None)  # the benchmark is the gate here
+    config.update(
+        name="cmrc-gen",
+        workdir=str(folder / "workdir"),
+        store=str(folder / "store"),
+        corpora=[{"format": "jsonl", "path": str(folder / "passages.jsonl")}],
+    )
+    config["generate"]["model"] = "demo"
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def generate_version(config: Path, folder: Path, limit: int | None) -> tuple[Path, float]:
+    """The published version of the cached run (made now when missing; ``limit``: only the first that many
+    passages get requests) and the run's wall seconds."""
+    latest = folder / "store" / "cmrc-gen" / "latest"
+    timing = folder / "run_seconds.json"
+    if not latest.exists():
+        started = time.perf_counter()
+        command = [sys.executable, "-m", "pairforge.cli", "run", str(config)]
+        command += ["--limit", str(limit)] if limit else []
+        print(f"generating (once, cached): {' '.join(command)}", flush=True)
+        subprocess.run(command, check=True, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
+        timing.write_text(json.dumps({"seconds": round(time.perf_counter() - started, 1)}), encoding="utf-8")
+    seconds = json.loads(timing.read_text(encoding="utf-8"))["seconds"] if timing.exists() else math.nan
+    return latest.resolve(), seconds
+
+
+def prepare(passages: int, split_seed: int, limit: int | None) -> tuple[list[dict[str, Any]], Path, Path, float]:
+    """The paragraphs generated from, the eval file, the version and the generation seconds."""
+    articles = json.loads(CMRC.read_text(encoding="utf-8"))["data"]
+    gen_articles, eval_articles = split_articles(articles, split_seed)
+    paragraphs = draw_paragraphs(gen_articles, passages, split_seed)
+    folder = WORK / f"split{split_seed}-p{passages}"
+    config = write_inputs(paragraphs, eval_articles, folder)
+    version, seconds = generate_version(config, folder, limit)
+    return generated_paragraphs(version, paragraphs, limit), folder / "eval.squad.json", version, seconds
+
+
+def generated_paragraphs(version: Path, paragraphs: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """The paragraphs that got requests: the version's first ``limit`` pool passages (all without a limit), in the
+    pool's order (window sampling may leave short paragraphs out of the pool)."""
+    import pyarrow.parquet as pq
+
+    texts = [
+        t
+        for f in sorted((version / "data" / "passages").glob("*.parquet"))
+        for t in pq.read_table(f)["text"].to_pylist()
+    ]
+    asked = set(texts[:limit] if limit else texts)
+    return [p for p in paragraphs if normalize_text(p["context"], t2s=True) in asked]
+
+
+def human_data(paragraphs: list[dict[str, Any]], prompts: dict[str, str], negatives: bool) -> TrainData:
+    """CMRC's own questions of ``paragraphs`` as ``qp`` rows (the generated questions' kind, so both get the same
+    query instruction); with ``negatives``, each row's negative is the best BM25 match among the other paragraphs
+    (as pairforge's BM25 mining would pick it)."""
+    passages = [normalize_text(p["context"]) for p in paragraphs]
+    questions = [(normalize_text(qa["question"]), i) for i, p in enumerate(paragraphs) for qa in p["qas"]]
+    data = TrainData(prompts=dict(prompts))
+    top = bm25_top_k(passages, [q for q, _ in questions], 5) if negatives else [[] for _ in questions]
+    for (question, gold), ranked in zip(questions, top, strict=True):
+        others = [passages[i] for i in ranked if i != gold][:1]
+        add_example(data, "qp", question, [passages[gold]], others, 1 if negatives else 0)
+    return data
+
+
+def without_negatives(data: TrainData) -> TrainData:
+    """The same rows with in-batch negatives only (the mined ``negative_*`` columns removed)."""
+    rows = {
+        kind: {k: v for k, v in columns.items() if not k.startswith("negative_")}
+        for kind, columns in data.rows.items()
+    }
+    return TrainData(rows, dict(data.prompts), dict(data.dropped), list(data.sources))
+
+
+def shared_spans(data: TrainData, eval_set: LongTextSet) -> tuple[int, int]:
+    """Training texts sharing a ``SPAN``-character span with an eval passage, and eval queries trained on."""
+    grams = {p[i : i + SPAN] for p in eval_set.passages for i in range(len(p) - SPAN + 1)}
+    texts = {t for columns in data.rows.values() for name, v in columns.items() if name != "score" for t in v}
+    overlapping = sum(any(t[i : i + SPAN] in grams for i in range(len(t) - SPAN + 1)) for t in texts)
+    return overlapping, len(set(eval_set.queries) & texts)
+
+
+def recall_at_5(model: Any, eval_set: LongTextSet) -> float:
+    block = recall_block(model_top_k(model, eval_set.passages, eval_set.queries, 10), eval_set)
+    return float(block["recall_at_5"])
+
+
+def run_seed(arms: dict[str, TrainData], config: TrainConfig, eval_set: LongTextSet, seed: int) -> dict[str, float]:
+    """recall@5 of every arm (``untrained`` included) for one seed, each arm trained with the same config."""
+    seeded = config.model_copy(update={"seed": seed})
+    scores = {"untrained": recall_at_5(build_student(seeded, "cpu"), eval_set)}
+    print(f"seed {seed} untrained: recall@5 {scores['untrained']:.4f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-data-value-") as scratch:
+        for name, data in arms.items():
+            summary = train_student(data, seeded, f"{scratch}/{name}-{seed}", log=lambda _: None)
+            scores[name] = recall_at_5(summary.model_path, eval_set)
+            print(f"seed {seed} {name}: {summary.steps} steps, {summary.seconds:.0f} s, "
+                  f"recall@5 {scores[name]:.4f}", flush=True)  # fmt: skip
+    return scores
+
+
+def run_arms(
+    arms: dict[str, TrainData], config: TrainConfig, seeds: int, eval_set: LongTextSet, jobs: int
+) -> dict[str, list[float]]:
+    """recall@5 per arm and seed (``untrained`` included); ``jobs`` seeds at once, in separate processes."""
+    if jobs > 1:
+        context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            per_seed = list(pool.map(functools.partial(run_seed, arms, config, eval_set), range(seeds)))
+    else:
+        per_seed = [run_seed(arms, config, eval_set, seed) for seed in range(seeds)]
+    return {name: [scores[name] for scores in per_seed] for name in per_seed[0]}
+
+
+def paired(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the per-seed differences a - b."""
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    error = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
+    return statistics.fmean(diffs), error
+
+
+def faithfulness_share(version: Path) -> str:
+    """The share of the version's generated pairs (``data/pairs``, with their recorded evidence) that
+    ``score_faithfulness`` passes: no number or Latin word absent from the passage; sp restates its evidence."""
+    import pyarrow.parquet as pq
+
+    from pairforge.evaluate.faithfulness import score_faithfulness
+
+    files = sorted((version / "data" / "pairs").glob("*.parquet"))
+    rows = [r for f in files for r in pq.read_table(f).to_pylist() if r["kind"] in ("qp", "sp")]
+    score = score_faithfulness(rows)
+    by_kind = ", ".join(
+        f"{k} {score.faithful_by_kind[k]}/{score.pairs_by_kind[k]}" for k in sorted(score.pairs_by_kind)
+    )
+    return f"{score.faithful}/{score.pairs} = {score.share():.2f} ({by_kind})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--passages", type=int, default=80, help="Generation-group paragraphs to generate from.")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--student", default=None, help="The student (default: the gate's default student).")
+    parser.add_argument("--epochs", type=float, default=None, help="Default: the gate's budget.")
+    parser.add_argument("--jobs", type=int, default=1, help="Seeds trained at once (one process each).")
+    parser.add_argument("--limit", type=int, help="Only the first N pool passages get requests (a quick run).")
+    parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--prepare-only", action="store_true", help="Only make the cached version.")
+    args = parser.parse_args()
+    paragraphs, eval_file, version, seconds = prepare(args.passages, args.split_seed, args.limit)
+    if args.prepare_only:
+        print(f"version: {version} ({seconds} s of pipeline)")
+        return
+    config = GateConfig(eval=[str(eval_file)]).train
+    update: dict[str, Any] = {"num_negatives": 1}
+    if args.student:
+        update["student"] = args.student
+    if args.epochs:
+        update.update(epochs=args.epochs, max_steps=None)
+    config = config.model_copy(update=update)
+    eval_set = select_longtext(eval_file, long_chars=512, short_per_long=2.0)
+    generated = read_versions([str(version)], 1)
+    generated = generated.only([k for k in ("qp", "sp") if k in generated.rows])
+    kept = sum(read_versions([str(version)], 0).only(["qp", "sp"]).counts().values())
+    arms = {
+        "generated": generated,
+        "human": human_data(paragraphs, generated.prompts, negatives=True),
+        "generated-inbatch": without_negatives(generated),
+    }
+    settings = config.model_dump(exclude_none=True)
+    print(f"eval: {len(eval_set.queries)} queries ({sum(eval_set.long)} long) over {len(eval_set.passages)} "
+          f"paragraphs of the evaluation group; student {config.student}, {settings}")  # fmt: skip
+    print(f"generation: {len(paragraphs)} paragraphs, {kept} kept pairs ({kept / len(paragraphs):.2f} per "
+          f"paragraph), {seconds / max(kept, 1):.1f} s per kept pair (the last pipeline run's wall time; answers "
+          "already in the ledger cost nothing)")  # fmt: skip
+    print(f"faithfulness: {faithfulness_share(version)}")
+    for name, data in arms.items():
+        spans, queries = shared_spans(data, eval_set)
+        print(f"{name}: rows {data.counts()}; {spans} training texts share a {SPAN}-char span with an eval paragraph, "
+              f"{queries} eval queries are training texts")  # fmt: skip
+    scores = run_arms(arms, config, args.seeds, eval_set, args.jobs)
+    print("\n| arm | recall@5 (mean over seeds) | gain over untrained (paired ± s.e.) |\n|---|---|---|")
+    for name, values in scores.items():
+        gain, error = paired(values, scores["untrained"])
+        print(f"| {name} | {statistics.fmean(values):.4f} | {gain:+.4f} ± {error:.4f} |")
+    ours, _ = paired(scores["generated"], scores["untrained"])
+    anchor, _ = paired(scores["human"], scores["untrained"])
+    neg_gain, neg_error = paired(scores["generated"], scores["generated-inbatch"])
+    with_neg, without = statistics.fmean(scores["generated"]), statistics.fmean(scores["generated-inbatch"])
+    print(f"mined negatives vs in-batch only, paired over {args.seeds} seeds: {neg_gain:+.4f} ± {neg_error:.4f}")
+    print(f"RESULT data_value ours={ours:.4f} anchor={anchor:.4f} ratio={ours / anchor if anchor else math.nan:.3f} "
+          f"unit=recall_at_5")  # fmt: skip
+    print(f"RESULT negatives_value ours={with_neg:.4f} anchor={without:.4f} ratio={with_neg / without:.3f} "
+          f"unit=recall_at_5")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
