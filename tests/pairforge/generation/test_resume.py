@@ -12,54 +12,27 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pairforge.config import load_config
-from pairforge.generation.ledger import Ledger, bucket_of
+from pairforge.generation.ledger import bucket_of
 from tests.conftest import REPO
-from tests.pairforge.llm.helpers import cmrc_config, ledger_rows, prepare
+from tests.pairforge.llm.helpers import cmrc_config, hold_bucket, ledger_rows, prepare, wait_until_stalled
 
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm")
 
 DOCUMENTS = 40  # CMRC documents: about 90 qp requests over the 16 buckets
 RUN_TIMEOUT_S = 900  # per run: about a minute on a quiet machine (engine start-up dominates), far more when loaded
-STALLED_S = 2.0  # the ledger unchanged this long, with the process alive: it waits on the held bucket
 
 
 def generate_cmd(config: Path) -> list[str]:
     return [sys.executable, "-m", "pairforge.cli", "generate", str(config), "--json"]
-
-
-def hold_bucket(folder: Path, bucket: int, key: str) -> sqlite3.Connection:
-    """A connection holding the write lock of ``bucket`` (created first, as the ledger creates it)."""
-    ledger = Ledger(folder)
-    assert ledger.missing([key]) == [key]  # opens the bucket: WAL mode and the table
-    ledger.close()
-    lock = sqlite3.connect(folder / f"bucket-{bucket:x}.sqlite", isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")  # readers still read (WAL); a writer waits out its busy timeout
-    return lock
-
-
-def wait_until_stalled(proc: subprocess.Popen, ledger: Path) -> dict:
-    """The ledger's rows once some are committed and none has come for ``STALLED_S``."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    rows, since = ledger_rows(ledger), time.monotonic()
-    while not rows or time.monotonic() - since < STALLED_S:
-        assert proc.poll() is None, "the generating process ended before it could be killed"
-        assert time.monotonic() < deadline, "no batch was committed in time"
-        time.sleep(0.1)
-        now = ledger_rows(ledger)
-        if len(now) != len(rows):
-            rows, since = now, time.monotonic()
-    return rows
 
 
 def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: Path, tmp_path: Path) -> None:
@@ -91,7 +64,7 @@ def test_sigkill_mid_generation_then_resume(tiny_model_dir: Path, shared_data: P
         start_new_session=True,
     )
     try:
-        wait_until_stalled(proc, ledger)
+        wait_until_stalled(proc, ledger, RUN_TIMEOUT_S)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the process and its engine's processes, mid-batch
         proc.wait()

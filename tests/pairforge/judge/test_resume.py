@@ -11,49 +11,23 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-from pairforge.generation.ledger import Ledger, bucket_of
+from pairforge.generation.ledger import bucket_of
 from pairforge.judge.stage import plan_judge_shard
 from pairforge.plan import plan_run
 from pairforge.stages import STAGE_NAMES
 from pairforge.workdir import Workdir
 from tests.conftest import REPO
 from tests.pairforge.judge.helpers import ScoringLLM, judge_config, write_wudao
-from tests.pairforge.llm.helpers import ledger_rows
+from tests.pairforge.llm.helpers import hold_bucket, ledger_rows, wait_until_stalled
 from tests.pairforge.test_stage_contract import run_stage
 
 RUN_TIMEOUT_S = 300
-STALLED_S = 2.0  # the ledger unchanged this long, with the process alive: it waits on the held bucket
-
-
-def hold_bucket(folder: Path, bucket: int, key: str) -> sqlite3.Connection:
-    """A connection holding the write lock of ``bucket`` (created first, as the ledger creates it)."""
-    ledger = Ledger(folder)
-    assert ledger.missing([key]) == [key]  # opens the bucket: WAL mode and the table
-    ledger.close()
-    lock = sqlite3.connect(folder / f"bucket-{bucket:x}.sqlite", isolation_level=None)
-    lock.execute("BEGIN EXCLUSIVE")  # readers still read (WAL); a writer waits out its busy timeout
-    return lock
-
-
-def wait_until_stalled(proc: subprocess.Popen, ledger: Path) -> None:
-    """Return once some answers are committed and none has come for ``STALLED_S``."""
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    rows, since = ledger_rows(ledger), time.monotonic()
-    while not rows or time.monotonic() - since < STALLED_S:
-        assert proc.poll() is None, "the judging process ended before it could be killed"
-        assert time.monotonic() < deadline, "no batch was committed in time"
-        time.sleep(0.1)
-        now = ledger_rows(ledger)
-        if len(now) != len(rows):
-            rows, since = now, time.monotonic()
 
 
 def judge_cmd(config: Path) -> list[str]:
@@ -85,7 +59,7 @@ def test_sigkill_mid_judge_then_resume(shared_data: Path, tmp_path: Path) -> Non
         proc = subprocess.Popen(judge_cmd(config_path), cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env=env, start_new_session=True)  # fmt: skip
         try:
-            wait_until_stalled(proc, ledger)
+            wait_until_stalled(proc, ledger, RUN_TIMEOUT_S)
         finally:
             os.killpg(proc.pid, signal.SIGKILL)  # mid-batch, the process and anything it started
             proc.wait()

@@ -4,6 +4,8 @@ dedup, as the pipeline does), the run of that stage, and reads of the bucketed l
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 from pairforge.config import RunConfig
 from pairforge.dedup.passages import DedupInputs, run_dedup_passages
 from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard, run_generate
+from pairforge.generation.ledger import Ledger
 from pairforge.generation.requests import PlannedRequest
 from pairforge.ingest import run_ingest
 from pairforge.plan import plan_run
@@ -86,4 +89,32 @@ def ledger_rows(folder: Path) -> dict[str, tuple[Any, ...]]:
             pass
         finally:
             db.close()
+    return rows
+
+
+STALLED_S = 2.0  # the ledger unchanged this long, with the process alive: it waits on the held bucket
+
+
+def hold_bucket(folder: Path, bucket: int, key: str) -> sqlite3.Connection:
+    """A connection holding the write lock of ``bucket`` (created first, as the ledger creates it)."""
+    ledger = Ledger(folder)
+    assert ledger.missing([key]) == [key]  # opens the bucket: WAL mode and the table
+    ledger.close()
+    lock = sqlite3.connect(folder / f"bucket-{bucket:x}.sqlite", isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")  # readers still read (WAL); a writer waits out its busy timeout
+    return lock
+
+
+def wait_until_stalled(proc: subprocess.Popen, ledger: Path, timeout_s: float) -> dict[str, tuple[Any, ...]]:
+    """The ledger's rows once some are committed and none has come for ``STALLED_S`` (the process, still alive,
+    waits on a held bucket); fails when the process ends first or nothing is committed within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    rows, since = ledger_rows(ledger), time.monotonic()
+    while not rows or time.monotonic() - since < STALLED_S:
+        assert proc.poll() is None, "the process ended before it could be killed"
+        assert time.monotonic() < deadline, "no batch was committed in time"
+        time.sleep(0.1)
+        now = ledger_rows(ledger)
+        if len(now) != len(rows):
+            rows, since = now, time.monotonic()
     return rows
