@@ -233,7 +233,7 @@ def test_a_run_without_the_llm_stage(shared_data: Path, tmp_path: Path) -> None:
     assert manifest["examples"] == {"human": 10}
     assert manifest["generation"] == {"model": None, "models": [], "backend": None, "prompts": [], "sampling": []}
     assert [row["stage"] for row in manifest["funnel"]] == ["ingest", "dedup-passages", "index", "mine", "select",
-                                                            "export"]  # fmt: skip
+                                                            "human-pairs", "export"]  # fmt: skip
     assert not [f for f in manifest["files"] if f["path"].startswith("data/pairs/")]
     # no shard is covered without generation: the next run with an LLM does them again
     assert all(s["incomplete"] == {"not_generated": 1} and not s["complete"] for s in manifest["segments"])
