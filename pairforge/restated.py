@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pairforge.text import strip_punctuation
-from pairforge.window import split_sentences
+from pairforge.window import trimmed_sentences
 
 # A target that scores within this much of the best sentence keeps its place: bigram shares of a short restatement
 # move in steps of 1/len, and a near tie says nothing about which sentence was restated.
@@ -48,7 +48,7 @@ def locate_restated(sentence: str, passage: str, target: tuple[int, int] | None 
     """
     grams = bigrams(sentence)
     best: tuple[float, float, int, int] | None = None  # (overlap, -share of its own bigrams not shared, -start, end)
-    for start, end in _trimmed_sentences(passage):
+    for start, end in trimmed_sentences(passage):
         own = bigrams(passage[start:end])
         shared = len(grams & own)
         score = (shared / len(grams) if grams else 0.0, -(len(own) - shared) / max(len(own), 1), -start, end)
@@ -61,16 +61,3 @@ def locate_restated(sentence: str, passage: str, target: tuple[int, int] | None 
         if target_overlap >= best[0] - TIE_MARGIN:
             return Located(target[0], target[1], target_overlap)
     return Located(-best[2], best[3], best[0])
-
-
-def _trimmed_sentences(passage: str) -> list[tuple[int, int]]:
-    """The passage's sentence spans without surrounding whitespace, empty ones left out."""
-    spans = []
-    for start, end in split_sentences(passage):
-        while start < end and passage[start].isspace():
-            start += 1
-        while end > start and passage[end - 1].isspace():
-            end -= 1
-        if end > start:
-            spans.append((start, end))
-    return spans

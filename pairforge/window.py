@@ -64,6 +64,19 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def trimmed_sentences(text: str) -> list[tuple[int, int]]:
+    """``split_sentences``'s spans without surrounding whitespace, empty ones left out."""
+    spans = []
+    for start, end in split_sentences(text):
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
 def window_document(
     doc: Document, config: WindowConfig, tokenizer: Any | None = None, stats: WindowStats | None = None
 ) -> Iterator[Passage]:

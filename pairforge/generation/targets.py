@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pairforge.text import CJK
-from pairforge.window import split_sentences
+from pairforge.window import trimmed_sentences
 
 # A sentence that ends like one: an end mark, then any closing quotes or brackets. Headings and list items
 # (lines without an end mark) and fragments cut by the window do not.
@@ -40,11 +40,7 @@ class Target:
 def candidate_sentences(passage: str, *, min_chars: int, max_chars: int) -> list[Target]:
     """The passage's informative sentences (whitespace trimmed), in order."""
     found = []
-    for start, end in split_sentences(passage):
-        while start < end and passage[start].isspace():
-            start += 1
-        while end > start and passage[end - 1].isspace():
-            end -= 1
+    for start, end in trimmed_sentences(passage):
         if is_informative(passage[start:end], min_chars=min_chars, max_chars=max_chars):
             found.append(Target(start, end, passage[start:end]))
     return found

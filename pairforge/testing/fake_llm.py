@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import os
 import signal
 import sys
@@ -39,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pairforge.llm.openai_backend import is_loopback_host
 from pairforge.testing.answers import fill_answer
 from pairforge.testing.faults import FaultBook, prompt_digest
 from pairforge.testing.http_server import HttpServer, Request, Response
@@ -69,7 +69,7 @@ class FakeLLM:
         allow_remote: bool = False,
         picker: Picker = pick_sentences,
     ) -> None:
-        if not allow_remote and not _is_loopback(host):
+        if not allow_remote and not is_loopback_host(host):
             raise ValueError(f"host {host!r} is not a loopback address; pass allow_remote to listen on it")
         if not 0 <= latency_s <= MAX_WAIT_S or not 0 < hang_s <= MAX_WAIT_S:
             raise ValueError(f"latency_s must be in [0, {MAX_WAIT_S}] and hang_s in (0, {MAX_WAIT_S}]")
@@ -179,15 +179,6 @@ class FakeLLM:
     def answer(self, body: dict[str, Any], choice: int) -> str:
         """The valid answer to a completion request (deterministic on the request and the seed)."""
         return fill_answer(body, seed=self.seed, choice=choice, picker=self.picker)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:
