@@ -27,7 +27,7 @@ import numpy as np
 from passages import SHARED, real_passages
 from rank_bm25 import BM25Okapi
 
-from pairforge.negatives.analyze import analyze
+from pairforge.analysis.analyze import analyze
 from pairforge.negatives.bm25 import build_bm25_index
 
 BOUND_POSTINGS_PER_S = 8.6e3 * 224e3  # notes: float32 read-bandwidth cap per core, in postings/s

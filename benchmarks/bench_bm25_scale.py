@@ -107,7 +107,7 @@ def build_ours(folder: Path, passages: int) -> dict:
 
 
 def query_ours(folder: Path, passages: int) -> dict:
-    from pairforge.negatives.analyze import analyze
+    from pairforge.analysis.analyze import analyze
     from pairforge.negatives.bm25 import BM25Index
 
     index, qs = BM25Index.open(folder / "index"), questions()
@@ -123,7 +123,7 @@ def query_ours(folder: Path, passages: int) -> dict:
 
 def _vocab_ids(passages: int) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, int]]]:
     """Per batch: (term ids, doc offsets) with one growing vocabulary (term hash as str -> id), for bm25s."""
-    from pairforge.negatives.terms import analyze_arrays
+    from pairforge.analysis.terms import analyze_arrays
 
     vocab: dict[str, int] = {}
     for _, texts in passage_batches(passages):
@@ -150,7 +150,7 @@ def build_bm25s(folder: Path, passages: int) -> dict:
 def query_bm25s(folder: Path, passages: int) -> dict:
     import bm25s
 
-    from pairforge.negatives.terms import analyze_arrays
+    from pairforge.analysis.terms import analyze_arrays
 
     engine = bm25s.BM25.load(str(folder / "bm25s"), mmap=True, backend="numba", show_progress=False)
     vocab = engine.vocab_dict
@@ -166,7 +166,7 @@ def query_bm25s(folder: Path, passages: int) -> dict:
 def build_tantivy(folder: Path, passages: int) -> dict:
     import tantivy
 
-    from pairforge.negatives.terms import analyze_arrays
+    from pairforge.analysis.terms import analyze_arrays
 
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("body", stored=False, tokenizer_name="whitespace")
@@ -187,7 +187,7 @@ def query_tantivy(folder: Path, passages: int) -> dict:
 
     import tantivy
 
-    from pairforge.negatives.analyze import analyze
+    from pairforge.analysis.analyze import analyze
 
     index = tantivy.Index.open(str(folder / "tantivy"))
     searcher, schema = index.searcher(), index.schema

@@ -23,7 +23,7 @@ from pathlib import Path
 import jieba
 from passages import _sentences
 
-from pairforge.negatives.tokenize import tokenize, tokenize_packed
+from pairforge.analysis.tokenize import tokenize, tokenize_packed
 
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 

@@ -57,7 +57,7 @@ def dedup_signatures(texts: Sequence[str], config: DedupConfig) -> np.ndarray:
     """The MinHash signatures of ``texts`` under ``config``: character n-grams, or jieba word n-grams."""
     tokens = None
     if config.unit == "word":
-        from pairforge.negatives.tokenize import tokenize
+        from pairforge.analysis.tokenize import tokenize
 
         tokens = tokenize(list(texts))
     return signatures(

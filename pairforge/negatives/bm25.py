@@ -21,13 +21,12 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from pairforge.analysis.terms import Terms, analyze_arrays, hash_terms
 from pairforge.negatives import bm25_kernels as K
 from pairforge.negatives.bm25_build import build_folder
 from pairforge.negatives.bm25_segment import same_chars
-from pairforge.negatives.terms import Terms, analyze_arrays, hash_terms
-from pairforge.negatives.tokenize import tokenize
 
-__all__ = ["BM25Index", "build_bm25_index", "tokenize"]
+__all__ = ["BM25Index", "build_bm25_index"]
 _QUERY_CHUNK = 8192
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from pairforge.analysis.tokenize import pool_context
 from pairforge.negatives.bm25_merge import merge_segments
 from pairforge.negatives.bm25_segment import write_segment
-from pairforge.negatives.tokenize import pool_context
 
 FORMAT = 1
 ANALYZERS = ("jieba", "bigram", "jieba_bigram")

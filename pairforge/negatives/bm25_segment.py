@@ -17,7 +17,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from pairforge.negatives.terms import analyze_arrays
+from pairforge.analysis.terms import analyze_arrays
 
 SEGMENT_ARRAYS = {
     "terms": np.uint64,

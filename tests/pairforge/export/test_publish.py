@@ -18,10 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 import rjieba
 
+from pairforge.analysis import terms
 from pairforge.export import ExportInputs, NothingToPublish, publish, run_export
 from pairforge.export.publish import why_empty
 from pairforge.human_counts import HUMAN_ROW
-from pairforge.negatives import bm25, bm25_segment, index, terms
+from pairforge.negatives import bm25, bm25_segment, index
 from pairforge.negatives.reselect import run_reselect
 from pairforge.plan import RunPlan, plan_run
 from pairforge.stages import STAGE_NAMES

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from pairforge.negatives.analyze import analyze
+from pairforge.analysis.analyze import analyze
 from pairforge.negatives.bm25 import BM25Index, build_bm25_index
 
 

@@ -11,9 +11,10 @@ import pytest
 import rjieba
 from typer.testing import CliRunner
 
+from pairforge.analysis import terms
 from pairforge.cli import app
 from pairforge.config import load_config
-from pairforge.negatives import bm25, bm25_segment, index, terms
+from pairforge.negatives import bm25, bm25_segment, index
 from pairforge.plan import plan_run
 from pairforge.records import CANDIDATE_SCHEMA, EXAMPLE_SCHEMA
 from pairforge.shards import read_shard_table

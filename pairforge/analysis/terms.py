@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import rjieba
 
-from pairforge.negatives.analyze import STOPWORDS
+from pairforge.analysis.stopwords import STOPWORDS
 
 SEPARATOR = "\x01"
 MODES = {"tokens": 0, "jieba": 1, "bigram": 2, "jieba_bigram": 3}

@@ -6,10 +6,10 @@ import jieba
 import numpy as np
 import pytest
 
-from pairforge.negatives import tokenize as tokenize_module
-from pairforge.negatives.analyze import analyze
-from pairforge.negatives.terms import analyze_arrays
-from pairforge.negatives.tokenize import PackedTokens, cut, helper_pool, tokenize, tokenize_packed
+from pairforge.analysis import tokenize as tokenize_module
+from pairforge.analysis.analyze import analyze
+from pairforge.analysis.terms import analyze_arrays
+from pairforge.analysis.tokenize import PackedTokens, cut, helper_pool, tokenize, tokenize_packed
 
 ODD = ["", "  ", "a\x01b\x00c", "长江\r\n黄河", "2.4km 1.5.3 text-align 3-MCPD 50%以上 T.F.", "𠀀𠀁好", "__——…"]
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import rjieba
 
+from pairforge.analysis import terms
+
 _JIEBA_ASCII_WORD = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
 _POOL: tuple[int, int, ProcessPoolExecutor] | None = None  # (owner pid, helpers, pool): see helper_pool
 
@@ -75,8 +77,6 @@ class PackedTokens:
 def tokenize_packed(texts: Sequence[str], *, keep_whitespace: bool = False, workers: int = 1) -> PackedTokens:
     """``tokenize(texts)`` as a ``PackedTokens``, cut by ``workers`` processes: this one and ``workers - 1``
     helpers (``helper_pool``), each on a contiguous share of the texts of about equal length."""
-    from pairforge.negatives import terms  # terms needs analyze, which needs this module
-
     texts = list(texts)
     joined = terms.SEPARATOR.join(texts)
     lengths = np.fromiter(map(len, texts), np.int64, len(texts))
@@ -160,16 +160,12 @@ def _shares(lengths: np.ndarray, workers: int) -> np.ndarray:
 
 
 def _positions(joined: str, lengths: np.ndarray, keep_whitespace: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from pairforge.negatives import terms
-
     cp, tok_end, starts, ends = terms.cut_joined(joined, lengths)
     return terms.split_tokens(cp, tok_end, starts, ends, keep_whitespace, terms.tables()[1])
 
 
 def _tokenize_share(joined: str, lengths: np.ndarray, keep_whitespace: bool, base: int, path: str) -> int:
     """In a helper: cut one share straight into the memory-mapped file ``path``; returns its token count."""
-    from pairforge.negatives import terms
-
     cp, tok_end, starts, ends = terms.cut_joined(joined, lengths)
     buffer = np.memmap(path, np.uint8, "w+", shape=(_share_bytes(lengths.shape[0], cp.shape[0]),))
     ptr, out_s, out_n = _share_views(buffer, lengths.shape[0], cp.shape[0])
