@@ -42,12 +42,11 @@ from pairforge.config import RunConfig, load_config
 from pairforge.diskfull import DiskFullError, describe_disk_full, is_disk_full
 from pairforge.export import NothingToPublish
 from pairforge.export.notes import describe_human_pairs, describe_left_out
-from pairforge.plan import RunPlan, plan_run
+from pairforge.plan import RunPlan, carried_parts, plan_run
 from pairforge.stages import STAGE_NAMES, StageError
 from pairforge.stats import StageStats
 from pairforge.store import Store, VersionConflict
 from pairforge.store.catalog import repair_pointers
-from pairforge.store.local import carried_parts
 from pairforge.store.verify import verify_version
 from pairforge.workdir import Workdir
 

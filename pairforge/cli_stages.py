@@ -93,7 +93,7 @@ def dedup(
         cfg, workdir, plan = open_run(config)
         if target == "passages":
             from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
-            from pairforge.store.local import carried_parts
+            from pairforge.plan import carried_parts
 
             prior, _ = carried_parts(cfg, plan, workdir)
             stats = run_dedup_passages(cfg, dedup_inputs(cfg, plan.keys, prior), workdir, fresh=fresh)
@@ -107,7 +107,7 @@ def dedup(
 def index(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """The whole pool (earlier versions' and this run's passages) and its BM25 index: WORKDIR/index/."""
     from pairforge.negatives.index import IndexInputs, run_index
-    from pairforge.store.local import carried_parts
+    from pairforge.plan import carried_parts
 
     with user_errors("index", config), store_errors():
         cfg, workdir, plan = open_run(config)

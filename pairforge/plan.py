@@ -15,9 +15,11 @@ from typing import Any
 
 from pairforge.config import RunConfig
 from pairforge.inputs import InputShard, list_input_shards
+from pairforge.pool import PoolPart
 from pairforge.stages import STAGE_NAMES, output_fingerprint, stage_settings
 from pairforge.store import Store
 from pairforge.store.catalog import read_manifest
+from pairforge.store.local import fetch_version, pool_part, segment_index
 from pairforge.workdir import Workdir
 
 PROMPT_OVERHEAD_TOKENS = 350  # the template around the passage (measured on prompts/qp/v1: ~330 tokens)
@@ -84,6 +86,15 @@ def plan_run(config: RunConfig, *, fresh: bool = False, limit: int | None = None
     todo = {s.shard.key for s in planned if s.status != "covered"}
     carried = [segment for key, segment in segments.items() if key not in todo]
     return RunPlan(config.name, parent, planned, carried, limit)
+
+
+def carried_parts(config: RunConfig, plan: RunPlan, workdir: Workdir) -> tuple[list[Path], list[PoolPart]]:
+    """The carried segments' MinHash index parts (what passage dedup runs against) and their pool parts (the
+    passages negatives may come from), as local files of the parent version."""
+    if plan.parent is None or not plan.carried:
+        return [], []
+    folder = fetch_version(Store(config.store), config.name, plan.parent, workdir)
+    return [segment_index(folder, s) for s in plan.carried], [pool_part(folder, s) for s in plan.carried]
 
 
 def _status(

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pairforge.config import RunConfig
-from pairforge.plan import RunPlan
 from pairforge.pool import PoolPart
 from pairforge.store import layout
 from pairforge.store.versions import Store
@@ -23,15 +21,6 @@ def fetch_version(store: Store, dataset: str, version: int, workdir: Workdir) ->
     if not (local / layout.MANIFEST).is_file():
         store.fs.get(remote, str(local), recursive=True)
     return local
-
-
-def carried_parts(config: RunConfig, plan: RunPlan, workdir: Workdir) -> tuple[list[Path], list[PoolPart]]:
-    """The carried segments' MinHash index parts (what passage dedup runs against) and their pool parts (the
-    passages negatives may come from), as local files of the parent version."""
-    if plan.parent is None or not plan.carried:
-        return [], []
-    folder = fetch_version(Store(config.store), config.name, plan.parent, workdir)
-    return [segment_index(folder, s) for s in plan.carried], [pool_part(folder, s) for s in plan.carried]
 
 
 def segment_index(version: Path, segment: dict[str, Any]) -> Path:

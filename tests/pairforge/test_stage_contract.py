@@ -33,7 +33,7 @@ from pairforge.judge.stage import JudgeInputs, run_judge
 from pairforge.negatives.examples import run_select, select_inputs
 from pairforge.negatives.index import IndexInputs, run_index
 from pairforge.negatives.mine import MineInputs, run_mine
-from pairforge.plan import RunPlan, plan_run
+from pairforge.plan import RunPlan, carried_parts, plan_run
 from pairforge.pool import Pool
 from pairforge.records import (
     CANDIDATE_SCHEMA,
@@ -48,7 +48,6 @@ from pairforge.records import (
 from pairforge.stages import STAGE_NAMES
 from pairforge.stats import StageStats
 from pairforge.store import Store, VersionConflict
-from pairforge.store.local import carried_parts
 from pairforge.testing.fake_llm import FakeLLM
 from pairforge.workdir import Workdir
 

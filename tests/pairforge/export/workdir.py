@@ -35,11 +35,10 @@ from pairforge.judge.stage import JudgeInputs, run_judge
 from pairforge.negatives.examples import run_select, select_inputs
 from pairforge.negatives.index import IndexInputs, run_index
 from pairforge.negatives.mine import MineInputs, run_mine
-from pairforge.plan import RunPlan, plan_run
+from pairforge.plan import RunPlan, carried_parts, plan_run
 from pairforge.records import EXAMPLE_SCHEMA
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stats import StageStats
-from pairforge.store.local import carried_parts
 from pairforge.workdir import Workdir
 
 MODEL = "tiny-qwen2-test"
