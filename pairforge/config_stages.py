@@ -13,7 +13,7 @@ from pairforge.config_rules import (
     check_flagembedding_types,
     check_kinds,
 )
-from pairforge.train.settings import TrainConfig
+from pairforge.config_train import TrainConfig
 
 
 class DedupConfig(Strict):

@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "pairforge.config_judge",
             "pairforge.config_rules",
             "pairforge.config_stages",
+            "pairforge.config_train",
             "pairforge.models",
             "pairforge.stages",
             "pairforge.workdir",

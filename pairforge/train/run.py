@@ -18,10 +18,10 @@ from typing import Any
 
 from torch import nn
 
+from pairforge.config_train import TrainConfig
 from pairforge.train.datasets import SCORED, TrainData, read_versions
 from pairforge.train.ewc import ElasticWeightConsolidation, estimate_fisher
 from pairforge.train.losses import RecordedLoss, build_losses
-from pairforge.train.settings import TrainConfig
 from pairforge.train.students import build_student
 
 SUMMARY = "train.json"

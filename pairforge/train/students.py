@@ -11,8 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pairforge.config_train import TrainConfig
 from pairforge.models import resolve_model
-from pairforge.train.settings import TrainConfig
 
 _LAYERS = re.compile(r"^demo-layers(?::(\d+))?$")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from pairforge.config import GateConfig
+from pairforge.config_train import TrainConfig
 from pairforge.export.gate import compare, run_gate
 from pairforge.store import Store, layout
 from pairforge.train.datasets import TrainData, add_example
-from pairforge.train.settings import TrainConfig
 
 pytest.importorskip("sentence_transformers")
 
