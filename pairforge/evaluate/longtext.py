@@ -11,7 +11,6 @@ and, with a model, for the model, overall and for the long and short queries apa
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from pairforge.corpora.files import open_binary
+from pairforge.corpora.squad import read_squad_paragraphs
+from pairforge.records import Rejected
 from pairforge.text import normalize_text
 
 KS = (1, 5, 10)
@@ -166,46 +166,31 @@ def recall_block(top: list[list[int]], data: LongTextSet) -> dict[str, Any]:
 
 
 def _paragraphs(squad_file: Path) -> list[tuple[str, list[tuple[str, list[int]]]]]:
-    """(context, [(question, answer starts)]) per paragraph, starts located as the module docstring says."""
-    try:
-        with open_binary(str(squad_file)) as raw:
-            document = json.load(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{squad_file}: not a JSON file: {exc}") from None
-    articles = document.get("data") if isinstance(document, dict) else None
-    if not isinstance(articles, list):
-        raise ValueError(f"{squad_file}: no top-level `data` list (not SQuAD-style)")
+    """(context, [(question, answer starts)]) per paragraph, starts located as the module docstring says; a file
+    the SQuAD reader cannot read whole is an error naming it and the article."""
     out = []
-    for a, article in enumerate(articles):
-        if not isinstance(article, dict) or not isinstance(article.get("paragraphs", []), list):
-            raise ValueError(f"{squad_file}: data[{a}]: not an article with a `paragraphs` list")
-        for p, para in enumerate(article.get("paragraphs", [])):
-            where = f"{squad_file}: data[{a}].paragraphs[{p}]"
-            if not isinstance(para, dict) or not isinstance(para.get("context"), str):
-                raise ValueError(f"{where}: no `context` string")
-            context = para["context"]
-            questions = []
-            for q, qa in enumerate(para.get("qas") or []):
-                if not isinstance(qa, dict) or not isinstance(qa.get("question"), str):
-                    raise ValueError(f"{where}.qas[{q}]: no `question` string")
-                starts = [_locate(context, ans) for ans in qa.get("answers") or [] if isinstance(ans, dict)]
-                questions.append((qa["question"], [s for s in starts if s is not None]))
-            out.append((context, questions))
+    for item in read_squad_paragraphs(str(squad_file)):
+        if isinstance(item, Rejected):
+            raise ValueError(f"{item.where()}: {item.reason} {item.detail}".strip())
+        questions = []
+        for qa in item.questions:
+            starts = [_locate(item.context, text, start) for text, start in qa.answers]
+            questions.append((qa.question, [s for s in starts if s is not None]))
+        out.append((item.context, questions))
     return out
 
 
-def _locate(context: str, answer: dict[str, Any]) -> int | None:
-    """The answer's start: ``answer_start`` when the text is there, else the nearest occurrence, else None."""
-    text, start = answer.get("text"), answer.get("answer_start")
-    if not isinstance(text, str) or not text:
+def _locate(context: str, text: str, start: int | None) -> int | None:
+    """The answer's start: ``start`` when the text is there, else the nearest occurrence, else None."""
+    if not text:
         return None
-    if isinstance(start, int) and context[start : start + len(text)] == text:
+    if start is not None and context[start : start + len(text)] == text:
         return start
     found, at = [], context.find(text)
     while at >= 0:
         found.append(at)
         at = context.find(text, at + 1)
-    anchor = start if isinstance(start, int) else 0
+    anchor = start if start is not None else 0
     return min(found, key=lambda i: abs(i - anchor)) if found else None
 
 

@@ -119,7 +119,7 @@ def test_cmrc_dev_long_queries_are_answered_past_char_512(shared_data: Path) -> 
 def test_a_broken_file_is_an_error_naming_it(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"data": [{"paragraphs": [{"qas": []}]}]}')
-    with pytest.raises(ValueError, match=r"bad.json: data\[0\].paragraphs\[0\]: no `context` string"):
+    with pytest.raises(ValueError, match=r"bad.json:record 1: missing_field paragraphs\[0\].context"):
         select_longtext(bad)
     result = CliRunner().invoke(app, ["eval", "longtext", "--squad", str(tmp_path / "missing.json")])
     assert result.exit_code == 2 and "no such file" in result.output
