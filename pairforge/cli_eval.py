@@ -26,7 +26,7 @@ def eval_retrieval(
     as_json: JsonOption = False,
 ) -> None:
     """BM25 (and dense, if configured) recall@1/5/10: every paragraph in the pool, every question a query."""
-    from pairforge.negatives.evaluate import evaluate_retrieval
+    from pairforge.evaluate.retrieval import evaluate_retrieval
 
     with user_errors():
         _require_file(squad)
@@ -48,7 +48,7 @@ def eval_negatives(
     as_json: JsonOption = False,
 ) -> None:
     """Mine negatives for the file's questions; count gold, near-duplicate and answer-containing ones."""
-    from pairforge.negatives.evaluate import evaluate_negatives
+    from pairforge.evaluate.retrieval import evaluate_negatives
 
     with user_errors():
         _require_file(squad)
