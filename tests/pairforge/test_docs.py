@@ -34,6 +34,14 @@ def test_config_reference_sample_validates() -> None:
     assert config.generate.prompt_versions == {"qp": "v2", "sp": "v2"} and config.judge.enabled
 
 
+def test_readme_config_validates() -> None:
+    """The config a newcomer copies from "Pointing it at your own corpus" is one RunConfig accepts."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    (sample,) = re.findall(r"^```yaml\n(.*?)^```$", readme, flags=re.S | re.M)
+    config = RunConfig.model_validate(yaml.safe_load(sample))
+    assert [c.format for c in config.corpora] == ["wudao", "jsonl"] and config.generate.backend == "openai"
+
+
 def test_readme_is_short() -> None:
     lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines: move detail to docs/"
