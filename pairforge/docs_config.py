@@ -23,8 +23,14 @@ from pairforge.config import RunConfig
 
 COMMAND = "python -m pairforge.docs_config > docs/config.md"
 
-_BOUNDS = ((annotated_types.Ge, "≥", "ge"), (annotated_types.Gt, ">", "gt"), (annotated_types.Le, "≤", "le"))
-_BOUNDS += ((annotated_types.Lt, "<", "lt"), (annotated_types.MinLen, "min. length", "min_length"))
+# (metadata type, sign shown, attribute holding the bound)
+_BOUNDS: tuple[tuple[type, str, str], ...] = (
+    (annotated_types.Ge, "≥", "ge"),
+    (annotated_types.Gt, ">", "gt"),
+    (annotated_types.Le, "≤", "le"),
+    (annotated_types.Lt, "<", "lt"),
+    (annotated_types.MinLen, "min. length", "min_length"),
+)
 
 
 def render_config_reference() -> str:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pairforge.config import RunConfig
+from pairforge.config import MineConfig, RunConfig, VllmConfig
 from pairforge.docs_config import COMMAND, render_config_reference
+from pairforge.train.settings import TrainConfig
 from tests.conftest import REPO
 
 README_MAX_LINES = 250
@@ -25,6 +26,19 @@ CODE_SPAN = re.compile(r"`[^`\n]*`")
 def test_config_reference_is_current() -> None:
     text = (REPO / "docs" / "config.md").read_text(encoding="utf-8")
     assert text == render_config_reference(), f"docs/config.md is stale: run `{COMMAND}`"
+
+
+def test_config_reference_has_every_key() -> None:
+    """Every field of every section (nested ones included) is a row under its section's heading."""
+    reference = render_config_reference()
+    sections = dict(re.findall(r"^## `([\w.]+)`\n(.*?)(?=^## |\Z)", reference, flags=re.S | re.M))
+    missing = []
+    for path, model in [("generate.vllm", VllmConfig), ("mine", MineConfig), ("gate.train", TrainConfig)]:
+        missing += [f"{path}.{name}" for name in model.model_fields if f"| `{name}` |" not in sections[path]]
+    for name in RunConfig.model_fields:
+        if name != "corpora" and f"| `{name}` |" not in reference:
+            missing.append(name)
+    assert not missing, f"not in the generated reference: {missing}"
 
 
 def test_config_reference_sample_validates() -> None:
