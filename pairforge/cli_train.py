@@ -22,7 +22,7 @@ def train(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after N steps.")] = None,
     epochs: Annotated[float, typer.Option("--epochs", help="Passes over the data (without --max-steps).")] = 1.0,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    ewc_lambda: Annotated[float, typer.Option("--ewc-lambda", help="EWC strength λ (0: off); see README.")] = 0.0,
+    ewc_lambda: Annotated[float, typer.Option("--ewc-lambda", help="EWC strength λ (0: off); see docs/cli.md.")] = 0.0,
     ewc_reference: Annotated[
         list[str] | None, typer.Option("--ewc-reference", help="Versions for the Fisher sample (default: the data).")
     ] = None,

@@ -69,10 +69,39 @@ __all__ = [
 
 
 class RunConfig(Strict):
-    name: str = Field(default="pairforge", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="Dataset name.")
-    workdir: str = "work"
-    store: str = Field(default="store", description="Versioned dataset store: a folder or an fsspec URL (s3://...).")
-    corpora: list[CorpusConfig] = Field(min_length=1)
+    """A run is one YAML file, validated strictly: an unknown key is an error naming the key and the file, and
+    relative paths resolve against the config file's folder. ``RunConfig.fingerprint()`` (sha256 of the
+    canonical dump) names a config's content.
+
+    Beyond the types and bounds below, a config is checked as a whole before any work starts. Each violation is
+    an error naming the file and the key (``run.yaml: filter: query_min_chars (12) is larger than
+    query_max_chars (8): nothing could pass``), and no error message quotes a rejected value that may be a
+    secret. The cross-field rules are listed with their sections below; besides them:
+
+    - No two corpus entries name the same path (its records would be read twice).
+    - A key given twice in one YAML mapping is refused with the line of both (PyYAML would keep the second
+      silently, and a repeated section would drop every setting of the first).
+    - Secrets stay out of the config: ``generate.openai.api_key_env`` must be an environment variable name
+      (``[A-Za-z_][A-Za-z0-9_]*``, not a 32+ character token mixing lower case and digits), and
+      ``api_key_secret`` a Prefect block name (``[a-z0-9-]+``, same token rule); ``generate.openai.base_url``
+      must be an ``http(s)://`` URL, and neither it nor an fsspec ``store`` URL may carry credentials
+      (``user:secret@host``; a query or ``;`` parameter named like a key, token, password or signature,
+      ``?pwd=`` included; a value or path segment that is a known key form (``sk-…``, ``AKIA…``, a JWT) or a
+      40+ character key-like token; a ``#fragment``): put them in the environment.
+    - ``store`` and ``workdir`` must not contain each other."""
+
+    name: str = Field(
+        default="pairforge",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Dataset name: letters, digits, . _ - (the versions live under STORE/NAME/).",
+    )
+    workdir: str = Field(default="work", description="Where the stages write their shards, ledgers and logs.")
+    store: str = Field(
+        default="store", description="Versioned dataset store: a folder or an fsspec URL (s3://bucket/prefix)."
+    )
+    corpora: list[CorpusConfig] = Field(
+        min_length=1, description="One or more corpus entries, each {format, path} plus that reader's options."
+    )
     normalize: NormalizeConfig = NormalizeConfig()
     window: WindowConfig = WindowConfig()
     ingest: IngestConfig = IngestConfig()

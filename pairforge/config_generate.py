@@ -20,27 +20,48 @@ from pairforge.config_rules import (
 
 class SamplingConfig(Strict):
     n: int = Field(default=1, ge=1, description="Completions per request (several samples share one prefill).")
-    temperature: float = Field(default=0.7, ge=0)
-    top_p: float = Field(default=0.9, gt=0, le=1)
-    max_tokens: int = Field(default=384, gt=0)
-    seed: int = Field(default=0, description="Per request on GPU; engine-wide on the CPU build (see README).")
+    temperature: float = Field(default=0.7, ge=0, description="Sampling temperature (0: greedy).")
+    top_p: float = Field(default=0.9, gt=0, le=1, description="Nucleus sampling's probability mass.")
+    max_tokens: int = Field(
+        default=384, gt=0, description="Output tokens per answer; a stored answer is at most 16 characters a token."
+    )
+    seed: int = Field(
+        default=0,
+        description="Sent per request on a GPU; engine-wide on the CPU build, where a per-request seed crashes "
+        "batched engines (docs/operations.md, 'vLLM on the CPU').",
+    )
 
 
 class VllmConfig(Strict):
-    dtype: str = "auto"
-    max_model_len: int | None = 4096
-    max_num_seqs: int | None = None
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
-    enable_prefix_caching: bool = True
-    block_size: int | None = Field(default=None, description="None: 32 on CPU (caches the shared prompt head).")
-    enforce_eager: bool = False
+    """The in-process vLLM engine's settings (the same code on a GPU and on the CPU build)."""
+
+    dtype: str = Field(
+        default="auto",
+        description="auto: the model's dtype, but float32 on a CPU without native bf16 (no avx512_bf16 or "
+        "amx_bf16), where bf16 is emulated and about 6x slower.",
+    )
+    max_model_len: int | None = Field(default=4096, description="Prompt plus answer tokens per request.")
+    max_num_seqs: int | None = Field(default=None, description="Sequences in the engine at once (None: vLLM's).")
+    tensor_parallel_size: int = Field(default=1, description="GPUs one engine spans.")
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="GPU only: share of its memory.")
+    enable_prefix_caching: bool = Field(
+        default=True, description="Compute the prompt head every request shares once (instructions, examples)."
+    )
+    block_size: int | None = Field(
+        default=None, description="None: 32 on the CPU (caches the shared prompt head), vLLM's default on a GPU."
+    )
+    enforce_eager: bool = Field(default=False, description="No CUDA graphs (vLLM's enforce_eager).")
     kv_cache_gib: int | None = Field(default=None, ge=1, description="CPU only: KV cache GiB; default 2.")
-    structured_outputs_backend: Literal["xgrammar", "guidance", "outlines", "auto"] = "xgrammar"
+    structured_outputs_backend: Literal["xgrammar", "guidance", "outlines", "auto"] = Field(
+        default="xgrammar", description="vLLM's backend for JSON-schema constrained decoding."
+    )
     disable_any_whitespace: bool = Field(default=True, description="Grammar without free whitespace runs.")
 
 
 class OpenAIConfig(Strict):
+    """Any OpenAI-compatible server (vLLM's, a hosted API, the fake LLM). The key is read from the environment
+    (``api_key_env``) or a Prefect Secret block, never logged or stored."""
+
     base_url: str | list[str] = Field(
         default="http://127.0.0.1:8000/v1",
         description="One endpoint, or a list: generation's send tasks are spread over them, each request sent once.",
@@ -50,9 +71,13 @@ class OpenAIConfig(Strict):
         default=None,
         description="Prefect Secret block holding the key (read by `pairforge run` when the variable is unset).",
     )
-    concurrency: int = Field(default=16, ge=1)
-    timeout_s: float = Field(default=300, gt=0)
-    max_retries: int = Field(default=5, ge=0)
+    concurrency: int = Field(default=16, ge=1, description="Requests in flight at once, per send task.")
+    timeout_s: float = Field(default=300, gt=0, description="Seconds a request may take.")
+    max_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries per request, with exponential backoff, on 5xx/408/429, timeouts, connection errors.",
+    )
     json_schema: bool = Field(default=True, description="Send response_format json_schema.")
     send_seed: bool = Field(default=True, description="Send sampling.seed per request; false for a vLLM CPU server.")
 
@@ -73,8 +98,10 @@ class OpenAIConfig(Strict):
 
 
 class TransformersConfig(Strict):
-    batch_size: int = Field(default=8, ge=1)
-    dtype: str = "bfloat16"
+    """Hugging Face transformers in process (left-padded batches)."""
+
+    batch_size: int = Field(default=8, ge=1, description="Prompts per generate() call.")
+    dtype: str = Field(default="bfloat16", description="torch dtype of the model.")
     device: str | None = Field(default=None, description="torch device; default cuda when present, else cpu.")
 
 
@@ -82,10 +109,24 @@ QueryType = Literal["factoid", "keyword", "natural"]
 
 
 class GenerateConfig(Strict):
-    backend: Literal["vllm", "openai", "transformers"] = "vllm"
+    """The LLM that writes the pairs, and what it is asked.
+
+    Checked: ``kinds`` lists each kind once; ``counts`` and ``prompt_versions`` name only known kinds (qp, sp),
+    every count is at least 1, and every prompt version exists under ``prompts/``; with ``backend: vllm``,
+    ``sampling.max_tokens`` is below ``vllm.max_model_len``; ``target_min_chars <= target_max_chars``."""
+
+    backend: Literal["vllm", "openai", "transformers"] = Field(
+        default="vllm",
+        description="vllm (in process), openai (any OpenAI-compatible server) or transformers (in process).",
+    )
     model: str = Field(default="demo", description="Model folder or hub id; 'demo' = the prepared demo model.")
     served_model_name: str | None = Field(default=None, description="openai: model name the server knows.")
-    kinds: list[Literal["qp", "sp"]] = Field(default=["qp", "sp"], min_length=1)
+    kinds: list[Literal["qp", "sp"]] = Field(
+        default=["qp", "sp"],
+        min_length=1,
+        description="qp: (query, passage), a search query the passage answers; sp: (sentence, passage), a "
+        "restatement of one of its sentences.",
+    )
     prompt_versions: dict[str, str] = Field(
         default={"qp": "v1", "sp": "v1"},
         description="Prompt version per kind: v1 asks for `counts` items and the model quotes its evidence; "
@@ -104,8 +145,14 @@ class GenerateConfig(Strict):
     )
     target_min_chars: int = Field(default=12, ge=1, description="Shorter sentences are not chosen as targets.")
     target_max_chars: int = Field(default=80, ge=1, description="Longer sentences are not chosen as targets.")
-    structured_output: bool = True
-    chunk_size: int = Field(default=256, ge=1, description="Requests in the engine at once (vllm's window).")
+    structured_output: bool = Field(
+        default=True, description="JSON-schema constrained decoding where the backend has it."
+    )
+    chunk_size: int = Field(
+        default=256,
+        ge=1,
+        description="Requests in the engine at once (vllm's window); answers commit in batches of 32.",
+    )
     send_tasks: int | None = Field(
         default=None,
         ge=1,

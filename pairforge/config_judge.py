@@ -21,6 +21,11 @@ ENGINE_FIELDS = ("backend", "model", "served_model_name", "vllm", "openai", "tra
 
 
 class JudgeConfig(Strict):
+    """The LLM judge (opt-in): it scores every pair the filters kept on relevance, faithfulness and clarity
+    (integers 1-5), and the cut keeps the good ones. What is asked (model, prompt, sampling, structured output)
+    keys its ledger; the cut (``min_score``, ``min_scores``) does not, so a new cut sends no request. An engine
+    setting left unset is generate's: by default the judge is the generation model."""
+
     enabled: bool = Field(default=False, description="Score every kept pair with the LLM judge (the judge stage).")
     backend: Literal["vllm", "openai", "transformers"] | None = Field(
         default=None, description="None: generate's backend and its engine settings."
@@ -34,13 +39,18 @@ class JudgeConfig(Strict):
     min_scores: dict[Criterion, int] = Field(
         default={}, description="The cut per criterion (e.g. faithfulness: 4), besides min_score."
     )
-    sampling: SamplingConfig = SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=48)
-    structured_output: bool = True
+    sampling: SamplingConfig = Field(
+        default=SamplingConfig(temperature=0.0, top_p=1.0, max_tokens=48),
+        description="The judge's own sampling (greedy, 48 tokens).",
+    )
+    structured_output: bool = Field(default=True, description="JSON-schema constrained decoding of the scores.")
     chunk_size: int = Field(default=256, ge=1, description="Requests in the engine at once (vllm's window).")
     send_tasks: int | None = Field(default=None, ge=1, le=16, description="Send tasks; as generate.send_tasks.")
-    vllm: VllmConfig | None = None
-    openai: OpenAIConfig | None = None
-    transformers: TransformersConfig | None = None
+    vllm: VllmConfig | None = Field(
+        default=None, description="None: generate's; or the whole block for the judge's own engine."
+    )
+    openai: OpenAIConfig | None = Field(default=None, description="None: generate's; or an endpoint of its own.")
+    transformers: TransformersConfig | None = Field(default=None, description="None: generate's.")
 
     @field_validator("min_scores")
     @classmethod

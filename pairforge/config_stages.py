@@ -17,15 +17,23 @@ from pairforge.config_train import TrainConfig
 
 
 class DedupConfig(Strict):
-    num_perm: int = Field(default=128, ge=16, le=1024)
+    """Near-duplicate removal with MinHash LSH, of passages before generation and of pairs after it.
+
+    Checked: ``false_positive_weight + false_negative_weight`` is 1 (datasketch's MinHashLSH weights), and
+    ``threshold <= 1 - 1/num_perm``: above that, the Jaccard estimate (in steps of ``1/num_perm``) could only
+    count identical signatures, whatever the threshold says."""
+
+    num_perm: int = Field(default=128, ge=16, le=1024, description="Permutations (signature length).")
     threshold: float = Field(default=0.8, gt=0, lt=1, description="Jaccard at which two texts are duplicates.")
     ngram: int = Field(default=5, ge=1, description="Shingle size, in characters or words.")
     unit: Literal["char", "word"] = Field(default="char", description="char n-grams, or jieba word n-grams.")
     # Bucket collisions are verified against the signatures before two texts are joined, so a false positive
     # of the banding costs a comparison, not a wrong drop: the defaults favour recall (14 bands x 9 rows at 0.8).
-    false_positive_weight: float = Field(default=0.1, ge=0, le=1)
-    false_negative_weight: float = Field(default=0.9, ge=0, le=1)
-    seed: int = 1
+    false_positive_weight: float = Field(
+        default=0.1, ge=0, le=1, description="Banding's weight on false positives (verified on the signatures)."
+    )
+    false_negative_weight: float = Field(default=0.9, ge=0, le=1, description="Banding's weight on misses.")
+    seed: int = Field(default=1, description="Seeds the permutations.")
     scheme: Literal["affine32", "oph"] = Field(
         default="affine32", description="affine32: datasketch-identical signatures; oph: faster, as accurate."
     )
@@ -54,10 +62,12 @@ class DedupConfig(Strict):
 
 
 class FilterConfig(Strict):
-    query_min_chars: int = Field(default=4, ge=1)
-    query_max_chars: int = Field(default=64, ge=1)
-    passage_min_chars: int = Field(default=50, ge=1)
-    passage_max_chars: int = Field(default=4000, ge=1)
+    """The pair filters (docs/quality.md has each drop reason). Checked: every minimum is at most its maximum."""
+
+    query_min_chars: int = Field(default=4, ge=1, description="Shorter queries are query_too_short.")
+    query_max_chars: int = Field(default=64, ge=1, description="Longer queries are query_too_long.")
+    passage_min_chars: int = Field(default=50, ge=1, description="Shorter passages are passage_too_short.")
+    passage_max_chars: int = Field(default=4000, ge=1, description="Longer passages are passage_too_long.")
     min_cjk_share: float = Field(default=0.5, ge=0, le=1, description="CJK characters / (CJK + Latin words).")
     max_copy_chars: int = Field(
         default=12, ge=4, description="A query sharing a longer span with its passage is a copy."
@@ -91,13 +101,17 @@ class FilterConfig(Strict):
         "ranked but not judged (round_trip_skipped).",
     )
     contamination: list[CorpusConfig] = Field(
-        default=[], description="Evaluation sets; pairs whose query or passage nearly matches them are dropped."
+        default=[],
+        description="Evaluation sets, as corpus entries (e.g. {format: squad, path: cmrc2018_dev.json}); pairs "
+        "whose query or passage nearly matches them are dropped (contaminated).",
     )
-    contamination_threshold: float = Field(default=0.8, gt=0, lt=1)
+    contamination_threshold: float = Field(
+        default=0.8, gt=0, lt=1, description="MinHash Jaccard at which a text matches an evaluation text."
+    )
     require_evidence: bool = Field(
         default=True, description="Drop pairs whose evidence cannot be located in their passage (evidence_not_found)."
     )
-    contamination_ngram: int = Field(default=5, ge=1)
+    contamination_ngram: int = Field(default=5, ge=1, description="Character n-gram size of that comparison.")
     unsupported: bool = Field(
         default=True,
         description="Drop pairs whose query holds a number, Latin word or quoted name their passage lacks.",
@@ -124,23 +138,41 @@ class FilterConfig(Strict):
 
 
 class MineConfig(Strict):
-    """Hard-negative mining, with sentence-transformers' parameter names."""
+    """Hard-negative mining, with sentence-transformers' parameter names.
+
+    Checked: ``range_min < range_max``, and ``num_negatives <= range_max - range_min``: the negatives must fit
+    in the candidate window of one retriever, as sentence-transformers' ``mine_hard_negatives`` requires
+    (``top_up`` fills a shortfall left by the guards; it is no way to ask for more negatives than the window).
+    ``retriever: dense`` or ``both`` needs ``dense_model``."""
 
     range_min: int = Field(default=0, ge=0, description="Skip this many top-ranked candidates.")
     range_max: int = Field(default=50, ge=1, description="Candidates kept per query and retriever.")
-    num_negatives: int = Field(default=7, ge=1)
-    sampling_strategy: Literal["top", "random"] = "top"
+    num_negatives: int = Field(default=7, ge=1, description="Hard negatives per example.")
+    sampling_strategy: Literal["top", "random"] = Field(
+        default="top", description="The top candidates that pass, or a seeded random choice among them."
+    )
     relative_margin: float | None = Field(default=0.05, ge=0, lt=1, description="neg <= (1 - m) * pos score.")
     absolute_margin: float | None = Field(default=None, description="neg <= pos score - m.")
-    max_score: float | None = None
-    retriever: Literal["bm25", "dense", "both"] = "bm25"
+    max_score: float | None = Field(default=None, description="Candidates scoring above this are skipped.")
+    retriever: Literal["bm25", "dense", "both"] = Field(default="bm25", description="Who ranks the candidates.")
     bm25_share: float = Field(default=0.5, ge=0, le=1, description="With both retrievers: share of BM25 negatives.")
-    analyzer: Literal["jieba", "bigram", "jieba_bigram"] = Field(default="jieba", description="BM25 terms.")
-    dense_model: str | None = Field(default=None, description="sentence-transformers model folder for dense.")
-    dense_batch_size: int = Field(default=64, ge=1)
-    dense_index: Literal["exact", "faiss"] = Field(default="exact", description="faiss for large pools (extra).")
+    analyzer: Literal["jieba", "bigram", "jieba_bigram"] = Field(
+        default="jieba", description="BM25 terms: jieba words (default), character bigrams, or both."
+    )
+    dense_model: str | None = Field(
+        default=None, description="sentence-transformers model folder for dense (relative to the config)."
+    )
+    dense_batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
+    dense_index: Literal["exact", "faiss"] = Field(
+        default="exact", description="exact: blocked matrix products; faiss: IndexFlatIP (extra dense)."
+    )
     dense_device: str | None = Field(default=None, description="torch device; default cuda when present.")
-    near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1, description="MinHash J of a positive's twin.")
+    near_duplicate_threshold: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="MinHash Jaccard at which a candidate is a positive's twin, never a negative.",
+    )
     answer_guard: bool = Field(
         default=True, description="Skip negatives containing the pair's answer (human sets) or quoted evidence."
     )
@@ -155,7 +187,7 @@ class MineConfig(Strict):
         "passage stands for its MinHash cluster after passage dedup): their generated examples become the "
         "version's eval split (BEIR files under heldout/), and they are never anyone's negative.",
     )
-    seed: int = 0
+    seed: int = Field(default=0, description="Seeds random sampling and top-up.")
 
     @model_validator(mode="after")
     def _check_dense(self) -> MineConfig:
@@ -181,7 +213,11 @@ class MineConfig(Strict):
 
 
 class ExportConfig(Strict):
-    """What a published version holds besides ``data/`` (each format optional)."""
+    """What a published version holds besides ``data/`` (each format optional).
+
+    Checked: ``length_buckets`` edges are >= 0; ``query_instructions`` and ``flagembedding_types`` name only
+    qp, sp, human, and each type is one FlagEmbedding knows (normal, only_1neg, symmetric_sts,
+    symmetric_clustering, symmetric_class; FlagEmbedding would silently read a typo as normal)."""
 
     flagembedding: bool = Field(default=True, description="flagembedding/<kind>.jsonl, one file per kind.")
     length_buckets: list[Annotated[int, Field(ge=0)]] = Field(
@@ -222,10 +258,10 @@ class ExportConfig(Strict):
         description="An embedding teacher's cosine is divided by this (FlagEmbedding's own "
         "--temperature default), so its softmax is as sharp as the student's; cross-encoder logits are used as is.",
     )
-    teacher_batch_size: int = Field(default=32, ge=1)
+    teacher_batch_size: int = Field(default=32, ge=1, description="Texts per teacher batch.")
     card_examples: int = Field(default=10, ge=0, description="Seeded random examples shown in the dataset card.")
     card_text_chars: int = Field(default=200, ge=20, description="Longer texts are cut in the card.")
-    seed: int = 0
+    seed: int = Field(default=0, description="Seeds the card's examples.")
 
     @field_validator("query_instructions")
     @classmethod
@@ -266,11 +302,12 @@ class GateConfig(Strict):
 
 
 class FlowConfig(Strict):
-    """How ``pairforge run`` executes the pipeline flow."""
+    """How ``pairforge run`` executes the pipeline flow (docs/scaleout.md). Checked: ``dask_address`` is set only
+    with ``task_runner: dask`` (elsewhere it would be ignored)."""
 
     task_runner: Literal["thread", "process", "dask"] = "thread"
     dask_address: str | None = Field(default=None, description="An existing Dask scheduler; none: a LocalCluster.")
-    dask_workers: int = Field(default=2, ge=1)
+    dask_workers: int = Field(default=2, ge=1, description="Worker processes of the run's own LocalCluster.")
     llm_concurrency: int = Field(default=1, ge=1, description="LLM tasks running at once (global limit).")
     retries: int = Field(default=2, ge=0, description="Retries of I/O and LLM tasks.")
 

@@ -25,7 +25,7 @@ class TrainConfig(BaseModel):
     )
     static_dim: int = Field(default=256, ge=8, description="Embedding size of the `static` student.")
     max_seq_length: int = Field(default=512, ge=8, description="Token limit of a transformer student.")
-    epochs: float = Field(default=1.0, gt=0)
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the training rows (max_steps wins when set).")
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps (overrides epochs).")
     batch_size: int | None = Field(
         default=None, ge=2, description=f"Default {STATIC_BATCH} static, else {MODEL_BATCH}."
@@ -33,7 +33,7 @@ class TrainConfig(BaseModel):
     learning_rate: float | None = Field(
         default=None, gt=0, description=f"Default {STATIC_LR} static, else {MODEL_LR}."
     )
-    seed: int = 0
+    seed: int = Field(default=0, description="Seeds the student's initialisation, the batch order and the EWC sample.")
     num_negatives: int = Field(
         default=1,
         ge=0,

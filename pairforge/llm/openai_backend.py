@@ -90,7 +90,7 @@ class OpenAIBackend:
             "top_p": s.top_p,
             "max_tokens": s.max_tokens,
         }
-        if o.send_seed:  # a vLLM server on the CPU crashes on per-request seeds (see README)
+        if o.send_seed:  # a vLLM server on the CPU crashes on per-request seeds (see docs/operations.md)
             body["seed"] = s.seed
         if request.schema and self.config.structured_output and o.json_schema:
             body["response_format"] = {

@@ -171,7 +171,7 @@ def cpu_flags() -> set[str]:
 
 
 def _prepare_cpu_environment(kv_cache_gib: int | None) -> None:
-    """Settings the CPU build needs before the engine starts (see README, "vLLM on the CPU")."""
+    """Settings the CPU build needs before the engine starts (see docs/operations.md, "vLLM on the CPU")."""
     if kv_cache_gib is not None:
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(kv_cache_gib)
     else:

@@ -1,7 +1,7 @@
 """A minimal HTTP/1.1 server on asyncio streams, enough for OpenAI clients: keep-alive, Content-Length bodies,
 ``Expect: 100-continue``; everything bounded (head size, body size, idle and read time).
 
-Measured against ``ThreadingHTTPServer`` and uvicorn on this machine (see the fake LLM's README section): plain
+Measured against ``ThreadingHTTPServer`` and uvicorn on this machine (docs/operations.md, "A fake LLM"): plain
 asyncio streams answered the most requests per second, need no dependency, and a hanging request (the
 ``timeout`` fault) costs a sleeping coroutine instead of a thread.
 """

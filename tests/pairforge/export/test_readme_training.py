@@ -1,7 +1,8 @@
-"""The README's training commands, run as written: the FlagEmbedding command line and the sentence-transformers
-script, each on a pinned version and on ``latest``. Only the model (a small local one for the BGE one), the
-output folder and the budget (a few CPU steps) are swapped; each swap checks that the text it replaces is
-still in the README, so an edit there cannot leave this test running something else."""
+"""The training commands of docs/operations.md ("Pinning or following a version from a training job"), run as
+written: the FlagEmbedding command line and the sentence-transformers script, each on a pinned version and on
+``latest``. Only the model (a small local one for the BGE one), the output folder and the budget (a few CPU steps)
+are swapped; each swap checks that the text it replaces is still in the doc, so an edit there cannot leave this
+test running something else."""
 
 from __future__ import annotations
 
@@ -21,17 +22,20 @@ README_MODEL = "BAAI/bge-small-zh-v1.5"
 TIMEOUT_S = 600
 
 
+DOC = REPO / "docs" / "operations.md"
+
+
 def readme_block(first_line: str) -> str:
-    """The fenced block of README.md whose first line starts with ``first_line``."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    """The fenced block of docs/operations.md whose first line starts with ``first_line``."""
+    text = DOC.read_text(encoding="utf-8")
     blocks = re.findall(r"^```[a-z]*\n(.*?)^```$", text, flags=re.S | re.M)
     found = [b for b in blocks if b.startswith(first_line)]
-    assert len(found) == 1, f"README.md has {len(found)} blocks starting {first_line!r}"
+    assert len(found) == 1, f"{DOC.name} has {len(found)} blocks starting {first_line!r}"
     return found[0]
 
 
 def swap(text: str, old: str, new: str) -> str:
-    assert old in text, f"the README block no longer holds {old!r}"
+    assert old in text, f"the {DOC.name} block no longer holds {old!r}"
     return text.replace(old, new)
 
 

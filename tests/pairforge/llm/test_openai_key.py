@@ -1,5 +1,5 @@
-"""The API key where the request is sent (issue 21, item 13): a Dask worker started as the README shows has no key
-in its environment; the backend used to send "EMPTY" instead, so every request came back 401 and nothing was
+"""The API key where the request is sent (issue 21, item 13): a Dask worker started as docs/scaleout.md shows has
+no key in its environment; the backend used to send "EMPTY" instead, so every request came back 401 and nothing was
 published, without a word about the key. Now an unset variable is an error naming it."""
 
 from __future__ import annotations
