@@ -345,6 +345,7 @@ def test_every_stage_on_ray_gives_the_thread_runners_version(
     """Issue 23: the whole pipeline on prefect-ray's runner over a local Ray (127.0.0.1, 2 CPUs) publishes a version
     byte-identical to the thread runner's, and the shard tasks ran in Ray's worker processes. Ray is joined here
     (with the task recorder in its workers) and the run reuses it, as it would a cluster at ``ray_address``."""
+    pytest.importorskip("prefect_ray")  # the `ray` extra
     import ray
 
     from pairforge.ray_cluster import joined_ray
