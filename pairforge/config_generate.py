@@ -48,8 +48,9 @@ class RayActorsConfig(Strict):
     )
     address: str | None = Field(
         default=None,
-        description="An existing Ray cluster (`ray://<head>:10001`, or `auto` on a node that ran `ray start`); "
-        "none: the Ray the run already joined (`flow.task_runner: ray`), else a local Ray on 127.0.0.1.",
+        description="An existing Ray cluster (`ray://<head>:10001`, or `auto` on a node that ran `ray start`) "
+        "for the actors, unless the process has joined one already (with `flow.task_runner: ray`, the run's Ray); "
+        "none: a local Ray on 127.0.0.1.",
     )
     gpus_per_actor: float | None = Field(
         default=None,
