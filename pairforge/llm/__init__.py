@@ -20,6 +20,10 @@ def create_backend(
         from pairforge.llm.vllm_backend import VllmBackend
 
         return VllmBackend(config, model_path, log_path=log_path)
+    if config.backend == "vllm-ray":
+        from pairforge.llm.ray_actors import RayVllmBackend
+
+        return RayVllmBackend(config, model_path, log_path=log_path)
     if config.backend == "openai":
         from pairforge.llm.openai_backend import OpenAIBackend, endpoints
 

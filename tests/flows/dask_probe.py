@@ -1,7 +1,7 @@
-"""A Dask worker preload for the tests (``distributed.worker.preload``): each worker process records the name of
-every Prefect task run it executes in ``$PAIRFORGE_TEST_TASK_LOG/<pid>.txt``, so a test can tell which process ran
-which shard task. It listens to Prefect's task-run logger, whose records carry ``task_run_name`` (the engine logs
-"Finished in state ..." for every task run, in the process that ran it)."""
+"""A Dask worker preload for the tests (``distributed.worker.preload``; ``ray_setup`` is the same for Ray workers):
+each worker process records the name of every Prefect task run it executes in ``$PAIRFORGE_TEST_TASK_LOG/<pid>.txt``,
+so a test can tell which process ran which shard task. It listens to Prefect's task-run logger, whose records carry
+``task_run_name`` (the engine logs "Finished in state ..." for every task run, in the process that ran it)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,8 @@ def read_task_log(folder: Path) -> dict[int, list[str]]:
         int(path.stem): [line.split("\t", 1)[0] for line in path.read_text(encoding="utf-8").splitlines()]
         for path in folder.glob("*.txt")
     }
+
+
+def ray_setup() -> None:
+    """The same recorder in a Ray worker process (``runtime_env={"worker_process_setup_hook": ...}``)."""
+    dask_setup(None)

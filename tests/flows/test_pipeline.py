@@ -338,6 +338,45 @@ def test_every_stage_on_dask_gives_the_thread_runners_bytes(
         f"pid {pid}: {', '.join(sorted(names))}" for pid, names in sorted(ran.items())))  # fmt: skip
 
 
+# ----------------------------------------------------------------------------------------------- the Ray runner
+def test_every_stage_on_ray_gives_the_thread_runners_version(
+    reference: dict[str, Any], llm: FakeLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23: the whole pipeline on prefect-ray's runner over a local Ray (127.0.0.1, 2 CPUs) publishes a version
+    byte-identical to the thread runner's, and the shard tasks ran in Ray's worker processes. Ray is joined here
+    (with the task recorder in its workers) and the run reuses it, as it would a cluster at ``ray_address``."""
+    pytest.importorskip("prefect_ray")  # the `ray` extra
+    import ray
+
+    from pairforge.ray_cluster import joined_ray
+
+    config = write_config(tmp_path, reference["folder"] / "corpus", llm.base_url,
+                          flow={"task_runner": "ray", "ray_cpus": 2}, generate=EVIDENCE_FIRST)  # fmt: skip
+    task_log = tmp_path / "task-log"
+    task_log.mkdir()
+    monkeypatch.setenv(TASK_LOG_ENV, str(task_log))  # the workers inherit the environment Ray starts with
+    hook = {"worker_process_setup_hook": "tests.flows.dask_probe.ray_setup"}
+    with joined_ray(None, 2, runtime_env=hook):
+        addresses = {node["NodeManagerAddress"] for node in ray.nodes()}
+        result = run_pipeline(config)
+        assert ray.is_initialized()  # the run left the Ray it found running
+    assert not ray.is_initialized()
+    assert addresses == {"127.0.0.1"} and result["version"] == 1
+
+    thread_work, ray_work = Path(reference["config"]).parent / "work", tmp_path / "work"
+    assert stage_bytes(ray_work) == stage_bytes(thread_work)
+    thread_version, ray_version = Path(reference["result"]["path"]), Path(result["path"])
+    assert version_bytes(ray_version) == version_bytes(thread_version)
+    hashes = [[f for f in manifest(v)["files"] if f["path"] != "README.md"] for v in (ray_version, thread_version)]
+    assert hashes[0] == hashes[1]  # the manifest's file hashes (the card holds the creation time)
+
+    ran = read_task_log(task_log)
+    assert ran and os.getpid() not in ran, ran  # Ray's workers, never this process
+    by_stage = Counter(name.split(":")[0] for names in ran.values() for name in names)
+    shards = len(done_keys(thread_work)["ingest"])
+    assert by_stage["ingest"] == by_stage["mine"] == by_stage["select"] == shards, by_stage
+
+
 def stage_bytes(workdir: Path) -> dict[str, str]:
     """sha256 of every stage output file, by path (not the timing records: ``stats.json``, ``_done``)."""
     found = {}

@@ -112,6 +112,9 @@ def test_shipped_configs_load() -> None:
         (MINIMAL + "export: {flagembedding_types: {qp: nromal}}\n", "export.flagembedding_types", "'nromal'"),
         (MINIMAL + "export: {query_instructions: {qa: 检索}}\n", "export.query_instructions", "unknown kind 'qa'"),
         (MINIMAL + "flow: {dask_address: 'tcp://10.0.0.1:8786'}\n", "flow", "task_runner"),
+        (MINIMAL + "flow: {task_runner: dask, ray_address: 'ray://10.0.0.1:10001'}\n", "flow", "'dask'"),
+        (MINIMAL + "generate: {backend: vllm-ray, ray: {actors: 0}}\n", "generate.ray.actors", "greater than"),
+        (MINIMAL + "generate: {backend: vllm-ray, sampling: {max_tokens: 4096}}\n", "generate", "max_model_len"),
         # corpora
         (MINIMAL + "  - {format: jsonl, path: data/*.jsonl}\n", "corpora", "corpora 0 and 1"),
         (MINIMAL.replace("}", ", encoding: utf-16}"), "corpora.0.encoding", "'utf-16' is not supported"),
