@@ -138,8 +138,8 @@ class GenerateConfig(Strict):
     """The LLM that writes the pairs, and what it is asked.
 
     Checked: ``kinds`` lists each kind once; ``counts`` and ``prompt_versions`` name only known kinds (qp, sp),
-    every count is at least 1, and every prompt version exists under ``prompts/``; with ``backend: vllm`` or ``vllm-ray``,
-    ``sampling.max_tokens`` is below ``vllm.max_model_len``; ``target_min_chars <= target_max_chars``."""
+    every count is at least 1, and every prompt version exists under ``prompts/``; with ``backend: vllm`` or
+    ``vllm-ray``, ``sampling.max_tokens`` is below ``vllm.max_model_len``; ``target_min_chars <= target_max_chars``."""
 
     backend: Literal["vllm", "vllm-ray", "openai", "transformers"] = Field(
         default="vllm",

@@ -20,6 +20,8 @@ PRODUCT_PACKAGES = ("pairforge", "filters", "flows", "prompts")
 # The layers, lowest first: a module may import its own layer and any layer below it, never one above. A module
 # belongs to the layer of the longest prefix that names it (``pairforge.cli`` is the top layer, though the rest of
 # ``pairforge`` is lower). One table, read by the test and by docs/architecture.md ("## Layers").
+ROOT_PACKAGES = ("pairforge",)  # their entry in LAYERS covers the package's __init__ only
+
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "records",
@@ -61,6 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "pairforge.restated",
             "pairforge.human_counts",
             "pairforge.llm",
+            "pairforge.ray_cluster",
         ),
     ),
     ("dedup", ("pairforge.dedup", "pairforge.pool")),
@@ -87,6 +90,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "cli",
         (
+            "pairforge.docs_config",
             "pairforge.cli",
             "pairforge.cli_common",
             "pairforge.cli_eval",
@@ -257,7 +261,9 @@ def layer_of(module: str, layers: tuple[tuple[str, tuple[str, ...]], ...] = LAYE
     best, best_length = -1, -1
     for position, (_, prefixes) in enumerate(layers):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_length:
+            # the bare package name places only its __init__: a new pairforge module must be placed by name
+            below = module.startswith(prefix + ".") and prefix not in ROOT_PACKAGES
+            if (module == prefix or below) and len(prefix) > best_length:
                 best, best_length = position, len(prefix)
     if best < 0:
         raise KeyError(f"{module} is in no layer of tests/import_graph.py LAYERS")

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from pairforge.config import MineConfig, RunConfig, VllmConfig
+from pairforge.config_train import TrainConfig
 from pairforge.docs_config import COMMAND, render_config_reference
-from pairforge.train.settings import TrainConfig
 from tests.conftest import REPO
 
 README_MAX_LINES = 250
