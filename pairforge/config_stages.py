@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pairforge.config_adjudicate import AdjudicateConfig
 from pairforge.config_inputs import CorpusConfig, Strict
 from pairforge.config_rules import (
     EXPORT_KINDS,
@@ -156,6 +157,11 @@ class MineConfig(Strict):
         "version's eval split (BEIR files under heldout/), and they are never anyone's negative.",
     )
     seed: int = 0
+    adjudicate: AdjudicateConfig = Field(
+        default_factory=AdjudicateConfig,
+        description="False-negative adjudication: an LLM asked about candidates that outrank or come close to the "
+        "positive (opt-in; answers ledgered under cache/adjudicate-ledger).",
+    )
 
     @model_validator(mode="after")
     def _check_dense(self) -> MineConfig:
