@@ -40,6 +40,7 @@ from prompts import load_prompt
 STAGE = "mine"
 STEP = "mine.adjudicate"
 # Settings that change neither what is asked nor the verdicts (how the engine runs).
+COUNTS = ("pairs", "pairs_with_false_negatives", "asked", "confirmed", "failed", "unanswered")  # per kind
 ENGINE_ONLY = ("vllm", "openai", "transformers", "chunk_size", "send_tasks")
 
 
@@ -157,7 +158,7 @@ def _write(
         row["asked_scores"].append(pair["score"])
         row["asked_sources"].append(pair["source"])
         row["verdicts"].append(verdict)
-        tally = counts.setdefault(pair["kind"], Counter())
+        tally = counts.setdefault(pair["kind"], Counter(dict.fromkeys(COUNTS, 0)))
         tally["asked"] += 1
         if verdict == "yes":
             row["false_negative_ids"].append(request.passage["id"])
