@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pairforge.adjudicate.card import adjudication_section
 from pairforge.adjudicate.stage import plan_adjudication_shard
 from pairforge.config import RunConfig
 from pairforge.export.formats import flagembedding_row, sentence_transformers_row, uniem_row
@@ -103,6 +104,21 @@ def test_close_candidates_are_asked_once_and_confirmed_ones_never_become_negativ
     assert uniem_row(e) in (None, {"text": e["query"], "text_pos": e["pos"][0], "text_neg": e["neg"][0]})
     row = sentence_transformers_row(e, len(e["neg"]))
     assert row is not None and row["positive"] == e["pos"][0]
+
+
+def test_the_card_reports_the_false_negative_rate_per_kind(adjudicated: Adjudicated) -> None:
+    funnel = [s.to_dict() for s in adjudicated.stats.values()]
+    section = adjudication_section(funnel)
+    by_kind = adjudicated.stats["mine"].details["adjudication"]["by_kind"]
+    assert (
+        section.startswith("## False negatives") and f"within {adjudicated.config.mine.adjudicate.margin:g}" in section
+    )
+    for kind in ("qp", "sp"):
+        c = by_kind[kind]
+        rate = f"{c['confirmed'] / c['asked']:.1%}"
+        assert f"| {kind} | {c['pairs']:,} | {c['asked']:,} | {c['confirmed']:,} | {rate} |" in section
+    off = [r for r in funnel if r["stage"] != "mine"] + [{"stage": "mine", "details": {}}]
+    assert adjudication_section(off) == ""
 
 
 def test_a_changed_margin_remines_nothing_and_sends_only_new_questions(
