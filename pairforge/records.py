@@ -130,11 +130,12 @@ PAIR_SCHEMA = pa.schema(
         ("sample", pa.int32()),
     ]
 )
-"""A generated pair as ``generate`` writes it; ``filter`` adds the round trip's rank and score."""
+"""A generated pair as ``generate`` writes it; ``filter`` adds the round trip's rank, score and margin against the
+best other passage (under ``filter.consistency_retriever``)."""
 
 FILTERED_PAIR_SCHEMA = PAIR_SCHEMA.append(pa.field("consistency_rank", pa.int32())).append(
-    pa.field("consistency_score", pa.float64())
-)
+    pa.field("consistency_score", pa.float64())).append(pa.field("consistency_margin", pa.float64())
+)  # fmt: skip
 
 JUDGED_PAIR_SCHEMA = FILTERED_PAIR_SCHEMA.append(pa.field("judge_relevance", pa.int32())).append(
     pa.field("judge_faithfulness", pa.int32())).append(pa.field("judge_clarity", pa.int32())).append(

@@ -53,7 +53,7 @@ STAGES: tuple[Stage, ...] = (
                                            "-generate.vllm", "-generate.openai", "-generate.transformers",
                                            "-generate.max_attempts"),
           "ask the LLM for (query, passage) pairs; answers go to the ledger"),
-    Stage("filter", "pairs", ("filter", "window.long_chars", "mine.analyzer"),
+    Stage("filter", "pairs", ("filter", "window.long_chars", "mine.analyzer", "mine.dense_model"),
           "quality, copying, evidence, contamination and round-trip filters"),
     Stage("judge", "pairs", JUDGED_WITH, "an LLM scores each kept pair on a rubric; the cut is a setting",
           enabled_by="judge.enabled"),
