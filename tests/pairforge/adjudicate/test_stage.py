@@ -172,3 +172,20 @@ def test_backend_failures_are_never_cached(adjudicated: Adjudicated, tmp_path: P
     assert (
         select.details["skipped"]["false_negative"] == adjudicated.stats["select"].details["skipped"]["false_negative"]
     )
+
+
+def test_settings_that_change_nothing_change_no_fingerprint(adjudicated: Adjudicated) -> None:
+    config = adjudicated.config
+    off = config.model_copy(update={"mine": config.mine.model_copy(
+        update={"adjudicate": config.mine.adjudicate.model_copy(update={"enabled": False})})})  # fmt: skip
+    retuned = off.model_copy(update={"mine": off.mine.model_copy(
+        update={"adjudicate": off.mine.adjudicate.model_copy(update={"margin": 0.3, "model": "other"})})})  # fmt: skip
+    assert "adjudicate" not in stage_settings(off, "select")["mine"]
+    assert output_fingerprint(off, 0, {}) == output_fingerprint(retuned, 0, {}) != output_fingerprint(config, 0, {})
+    # the round trip's hybrid and margin knobs, while BM25 ranks by rank share
+    knobs = off.filter.model_copy(
+        update={"consistency_rrf_k": 10, "consistency_depth": 7, "consistency_max_margin": 1}
+    )
+    assert stage_settings(off.model_copy(update={"filter": knobs}), "filter") == stage_settings(off, "filter")
+    margin = off.filter.model_copy(update={"consistency_criterion": "margin"})
+    assert stage_settings(off.model_copy(update={"filter": margin}), "filter") != stage_settings(off, "filter")
