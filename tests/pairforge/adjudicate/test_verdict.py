@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pairforge.adjudicate.verdict import Adjudication, candidates_to_ask, parse_adjudication, render_adjudication
+from pairforge.testing.answers import fill_answer
 from prompts import load_prompt
 
 PROMPT = load_prompt("adjudicate", "v1")
@@ -97,3 +98,10 @@ def test_an_unknown_kind_is_refused() -> None:
 def test_the_schema_allows_only_the_two_verdicts() -> None:
     assert PROMPT.schema["properties"]["verdict"]["enum"] == ["yes", "no"]
     assert PROMPT.schema["required"] == ["verdict"]
+
+
+def test_the_fake_llm_answers_the_schema_with_a_verdict() -> None:
+    messages = render_adjudication(PROMPT, kind="sp", query="赵州桥由李春设计。", passage="赵州桥由李春设计建造。")
+    schema = {"type": "json_schema", "json_schema": {"name": "adjudicate", "schema": PROMPT.schema}}
+    answer = fill_answer({"messages": messages, "response_format": schema})
+    assert parse_adjudication(answer).failure is None
