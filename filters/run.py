@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from filters.base import CheckFilter, PairFilter
-from filters.consistency import RoundTripFilter
+from filters.consistency import RoundTripFilter, dense_ranker
 from filters.contamination import ContaminationFilter
 from filters.copy import check_copy
 from filters.evidence import check_evidence
@@ -66,7 +66,7 @@ def build_filters(config: RunConfig, output: Workdir) -> list[PairFilter]:
         filters.append(ContaminationFilter(config.filter))
     if config.filter.consistency_top_k:
         pool, index = Pool(output.pool), BM25Index.open(output.bm25)
-        filters.append(RoundTripFilter(pool, index, config.filter))
+        filters.append(RoundTripFilter(pool, index, config.filter, dense_ranker(config, output)))
     return filters
 
 
@@ -91,7 +91,7 @@ def filter_shard(config: RunConfig, output: Workdir, index_key: str | None, fres
     output.forget(STAGE, shard)
     pairs = read_shard_table(output.generated, shard).to_pylist()
     for pair in pairs:
-        pair["consistency_rank"] = pair["consistency_score"] = None
+        pair["consistency_rank"] = pair["consistency_score"] = pair["consistency_margin"] = None
     why: list[str | None] = [None] * len(pairs)
     filters = build_filters(config, output)
     for pair_filter in filters:

@@ -38,9 +38,9 @@ from pairforge.pool import PoolPart
 from pairforge.stats import StageStats
 from pairforge.workdir import Workdir
 
-LLM_STAGES = ("generate.send", "judge.send")
+LLM_STAGES = ("generate.send", "judge.send", "mine.adjudicate.send")
 # Their progress is reported otherwise (requests).
-QUIET = ("generate.send", "generate", "judge.send", "dedup-passages.sign")
+QUIET = ("generate.send", "generate", "judge.send", "mine.adjudicate.send", "dedup-passages.sign")
 
 
 def _run_shard(run_shard: ShardFn, shard: str) -> StageStats:
@@ -171,6 +171,8 @@ def load_api_key(config: RunConfig) -> None:
     engines = [config.generate]
     if config.judge.enabled:
         engines.append(config.judge.engine(config.generate))  # the judge may ask another endpoint
+    if config.mine.adjudicate.enabled:
+        engines.append(config.mine.adjudicate.engine(config.generate))  # so may false-negative adjudication
     for engine in engines:
         o = engine.openai
         if engine.backend != "openai" or not o.api_key_secret or os.environ.get(o.api_key_env):

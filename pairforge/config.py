@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from pairforge.config_generate import GenerateConfig, OpenAIConfig, SamplingConfig, TransformersConfig, VllmConfig
 from pairforge.config_inputs import (
@@ -138,6 +138,15 @@ class RunConfig(Strict):
                 raise ValueError(f"corpora {seen[corpus.path]} and {i} name the same path: it would be read twice")
             seen[corpus.path] = i
         return corpora
+
+    @model_validator(mode="after")
+    def _check_round_trip_dense(self) -> RunConfig:
+        if self.filter.consistency_retriever != "bm25" and self.mine.retriever == "bm25":
+            raise ValueError(
+                f"filter.consistency_retriever is {self.filter.consistency_retriever!r} but mine.retriever is 'bm25': "
+                "the pool has no dense embeddings (set mine.retriever to dense or both, and mine.dense_model)"
+            )
+        return self
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON dump: equal configs give equal fingerprints."""

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pairforge.config_adjudicate import AdjudicateConfig
 from pairforge.config_inputs import CorpusConfig, Strict
 from pairforge.config_rules import (
     EXPORT_KINDS,
@@ -98,7 +99,35 @@ class FilterConfig(Strict):
         default=50,
         ge=2,
         description="Round trip: a smaller pool is too small for BM25 statistics; its pairs are "
-        "ranked but not judged (round_trip_skipped).",
+        "ranked but not judged (round_trip_skipped), unless a dense rank judges them (consistency_retriever).",
+    )
+    consistency_retriever: Literal["bm25", "dense", "hybrid"] = Field(
+        default="bm25",
+        description="Round trip: rank the positive by BM25, by the dense retriever (mine.dense_model, whose pool "
+        "embeddings the index stage builds when mine.retriever is dense or both), or hybrid: reciprocal rank fusion "
+        "of both. With dense or hybrid, a pool under consistency_min_pool is judged by the dense rank instead of "
+        "skipped.",
+    )
+    consistency_rrf_k: int = Field(
+        default=60, ge=1, description="Round trip, hybrid: RRF's k (a passage scores 1/(k + rank) per retriever)."
+    )
+    consistency_depth: int = Field(
+        default=100,
+        ge=1,
+        description="Round trip, hybrid: each retriever's top list the fused rank is computed over (at least the "
+        "rank cut).",
+    )
+    consistency_criterion: Literal["rank_share", "margin"] = Field(
+        default="rank_share",
+        description="Round trip: judge by the positive's rank (consistency_top_k / consistency_max_rank_share) or by "
+        "its score margin against the best other passage (consistency_max_margin). Rank, score and margin are "
+        "stored on every ranked pair either way.",
+    )
+    consistency_max_margin: float = Field(
+        default=0.2,
+        ge=0,
+        description="Round trip, margin criterion: the positive may score at most this share below the best other "
+        "passage ((best - own) / |best|), under the round trip's retriever (BM25 score, cosine, or fused RRF score).",
     )
     contamination: list[CorpusConfig] = Field(
         default=[],
@@ -188,6 +217,11 @@ class MineConfig(Strict):
         "version's eval split (BEIR files under heldout/), and they are never anyone's negative.",
     )
     seed: int = Field(default=0, description="Seeds random sampling and top-up.")
+    adjudicate: AdjudicateConfig = Field(
+        default_factory=AdjudicateConfig,
+        description="False-negative adjudication: an LLM asked about candidates that outrank or come close to the "
+        "positive (opt-in; answers ledgered under cache/adjudicate-ledger).",
+    )
 
     @model_validator(mode="after")
     def _check_dense(self) -> MineConfig:

@@ -130,11 +130,12 @@ PAIR_SCHEMA = pa.schema(
         ("sample", pa.int32()),
     ]
 )
-"""A generated pair as ``generate`` writes it; ``filter`` adds the round trip's rank and score."""
+"""A generated pair as ``generate`` writes it; ``filter`` adds the round trip's rank, score and margin against the
+best other passage (under ``filter.consistency_retriever``)."""
 
 FILTERED_PAIR_SCHEMA = PAIR_SCHEMA.append(pa.field("consistency_rank", pa.int32())).append(
-    pa.field("consistency_score", pa.float64())
-)
+    pa.field("consistency_score", pa.float64())).append(pa.field("consistency_margin", pa.float64())
+)  # fmt: skip
 
 JUDGED_PAIR_SCHEMA = FILTERED_PAIR_SCHEMA.append(pa.field("judge_relevance", pa.int32())).append(
     pa.field("judge_faithfulness", pa.int32())).append(pa.field("judge_clarity", pa.int32())).append(
@@ -163,6 +164,19 @@ CANDIDATE_SCHEMA = pa.schema(
     ]
 )
 """What mining stores per query: every retriever's top ``range_max`` with scores ("mine once, select many")."""
+
+ADJUDICATED_SCHEMA = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("kind", pa.string()),
+        ("asked_ids", pa.list_(pa.string())),  # the candidates asked about, in the order asked
+        ("asked_scores", pa.list_(pa.float64())),  # their retriever scores
+        ("asked_sources", pa.list_(pa.string())),  # bm25 | dense
+        ("verdicts", pa.list_(pa.string())),  # yes | no | unanswered | a failure kind, per asked candidate
+        ("false_negative_ids", pa.list_(pa.string())),  # the confirmed ones (verdict yes)
+    ]
+)
+"""False-negative adjudication per pair (``mine.adjudicate``): what the LLM was asked and which it confirmed."""
 
 EXAMPLE_SCHEMA = pa.schema(
     [

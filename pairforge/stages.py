@@ -84,12 +84,26 @@ def stage_settings(config: RunConfig, name: str) -> dict[str, Any]:
     for path in get_stage(name).settings:
         if not path.startswith("-"):
             chosen[path] = _lookup(dump, path)
-    for path in get_stage(name).settings:
+    for path in [*get_stage(name).settings, *(f"-{p}" for p in idle_settings(config))]:
         if path.startswith("-"):
             head, _, tail = path[1:].rpartition(".")
             if head in chosen and isinstance(chosen[head], dict):
                 chosen[head] = {k: v for k, v in chosen[head].items() if k != tail}
     return chosen
+
+
+def idle_settings(config: RunConfig) -> list[str]:
+    """Settings that change no output as configured (an opt-in part that is off, a mode's knobs in another mode):
+    left out of the stage settings, so adding such a part changes no fingerprint of a config that does not use it."""
+    f = config.filter
+    idle = [] if config.mine.adjudicate.enabled else ["mine.adjudicate"]
+    idle += ["filter.consistency_retriever"] * (f.consistency_retriever == "bm25")
+    idle += ["filter.consistency_rrf_k"] * (f.consistency_retriever != "hybrid")
+    idle += ["filter.consistency_depth"] * (
+        f.consistency_retriever != "hybrid" and f.consistency_criterion != "margin"
+    )
+    idle += ["filter.consistency_criterion", "filter.consistency_max_margin"] * (f.consistency_criterion != "margin")
+    return idle
 
 
 def output_fingerprint(config: RunConfig, corpus_index: int, prompts: dict[str, str]) -> str:

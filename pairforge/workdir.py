@@ -127,6 +127,11 @@ class Workdir:
         return self.stage("mine") / "candidates"
 
     @property
+    def adjudicated(self) -> Path:
+        """Per pair, the candidates the LLM was asked about and those it confirmed as answers (``mine.adjudicate``)."""
+        return self.stage("mine") / "adjudicated"
+
+    @property
     def examples(self) -> Path:
         """Training examples: query, positive, selected negatives."""
         return self.stage("select") / "examples"
@@ -146,6 +151,11 @@ class Workdir:
     def judge_ledger(self) -> Path:
         """The judge's answers, by request key (a cache like ``ledger``: a changed cut is rebuilt from it)."""
         return self.root / "cache" / "judge-ledger"
+
+    @property
+    def adjudicate_ledger(self) -> Path:
+        """False-negative adjudication's answers, by request key (a cache like ``ledger``)."""
+        return self.root / "cache" / "adjudicate-ledger"
 
     @property
     def embeddings(self) -> Path:

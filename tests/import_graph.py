@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "config",
         (
             "pairforge.config",
+            "pairforge.config_adjudicate",
             "pairforge.config_generate",
             "pairforge.config_inputs",
             "pairforge.config_judge",
@@ -75,6 +76,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "pairforge.ingest",
             "pairforge.generation",
             "pairforge.judge",
+            "pairforge.adjudicate",
             "pairforge.negatives",
             "pairforge.train",
             "pairforge.reaper",

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from pairforge.adjudicate.card import adjudication_section
 from pairforge.export.notes import describe_human_pairs, describe_left_out
 from pairforge.export.plots import PLOTS
 from pairforge.judge.card import judge_section
@@ -84,6 +85,7 @@ def render_card(manifest: dict[str, Any], examples: list[dict[str, Any]], text_c
         _files_section(manifest),
         "## Funnel\n\n" + funnel_table(manifest["funnel"]) + _human_line(manifest),
         *filter(None, [judge_section(manifest["funnel"])]),  # only when the judge ran
+        *filter(None, [adjudication_section(manifest["funnel"])]),  # only when mine.adjudicate ran
         _left_out_section(manifest),
         "## Lengths and scores\n\n" + "\n".join(f"![{title}]({path})\n" for path, title in PLOTS.values()),
         _examples_section(examples, text_chars, manifest),

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pairforge.adjudicate.stage import adjudication_key, read_false_negatives
 from pairforge.config import MineConfig, RunConfig
 from pairforge.dedup.minhash import estimate_jaccard
 from pairforge.mapping import Mapper, serial_map
@@ -45,12 +46,13 @@ class SelectInputs:
     candidates: Path
     pool: Path
     upstream: str
+    adjudicated: Path | None = None  # false-negative verdicts (``mine.adjudicate``), where the workdir has them
 
 
 def select_inputs(workdir: Workdir, shards: list[str]) -> SelectInputs:
     """The select stage's inputs in a workdir: its own candidates and pool."""
     upstream = task_key(f"{STAGE}.upstream", [workdir.key_of("mine", s) for s in shards])
-    return SelectInputs(shards, workdir.candidates, workdir.pool, upstream)
+    return SelectInputs(shards, workdir.candidates, workdir.pool, upstream, workdir.adjudicated)
 
 
 class PoolIds(Sequence[str]):
@@ -110,13 +112,19 @@ def select_shard(
     config: RunConfig, inputs: SelectInputs, output: Workdir, repeats_key: str, fresh: bool, shard: str
 ) -> StageStats:
     """One shard's examples."""
-    key = task_key(STAGE, repeats_key, shard, config.mine.model_dump(mode="json"))
+    adjudicated = inputs.adjudicated if config.mine.adjudicate.enabled else None
+    verdicts_key = adjudication_key(output, shard) if adjudicated else None
+    key = task_key(
+        STAGE, repeats_key, shard, config.mine.model_dump(mode="json"), *([verdicts_key] * bool(adjudicated))
+    )
     done = None if fresh else output.finished(STAGE, shard, key)
     if done is not None:
         return done
     output.forget(STAGE, shard)
     table = pa.concat_tables(pq.read_table(f) for f in shard_files(inputs.candidates, shard))
     candidates = [cut(row, config.mine.range_max) for row in table.to_pylist()]
+    if adjudicated:
+        mark_false_negatives(candidates, read_false_negatives(adjudicated, shard), config.mine)
     pool = Pool(inputs.pool)
     examples, summary = select_examples(candidates, pool, config.mine, _repeats(output))
     examples, heldout = split_heldout(examples, config.mine.heldout_share, config.mine.seed)
@@ -175,6 +183,18 @@ def select_examples(
     return examples, summary.to_dict()
 
 
+def mark_false_negatives(
+    candidates: list[dict[str, Any]], confirmed: dict[str, list[str]], config: MineConfig
+) -> None:
+    """Give each candidate row the ids the LLM confirmed as answering its query (never its negatives) and, with
+    ``adjudicate.export_positives``, the same ids as extra positives (held-out passages never: they are eval)."""
+    for c in candidates:
+        ids = confirmed.get(c["pair_id"], [])
+        c["false_negative_ids"] = ids
+        export = config.adjudicate.export_positives
+        c["extra_positive_ids"] = [i for i in ids if not is_heldout(i, config.heldout_share, config.seed)] * export
+
+
 def _twin_signatures(positives_of: dict[str, set[str]], texts: dict[str, list[str]], pool: Pool) -> dict[str, list]:
     """Per query, the MinHash signatures of all its positives (pool rows, or computed for positives outside it)."""
     twins: dict[str, list] = {}
@@ -190,10 +210,19 @@ def _twin_signatures(positives_of: dict[str, set[str]], texts: dict[str, list[st
 def _example(c: dict[str, Any], negs: list[tuple[str, float, str]], text_of: Any) -> dict[str, Any]:
     positive = text_of(c["positive_id"]) if c["positive_id"] else c["positive"]
     own = c["bm25_positive_score"] if c["bm25_positive_score"] is not None else c["dense_positive_score"]
-    return {"pair_id": c["pair_id"], "kind": c["kind"], "query": c["query"], "pos": [positive],
-            "neg": [text_of(pid) for pid, _, _ in negs], "pos_scores": [own or 0.0],
+    extra = c.get("extra_positive_ids") or []  # confirmed false negatives, after the pair's own positive
+    return {"pair_id": c["pair_id"], "kind": c["kind"], "query": c["query"], "pos": [positive, *map(text_of, extra)],
+            "neg": [text_of(pid) for pid, _, _ in negs], "pos_scores": [own or 0.0, *_scores_of(c, extra)],
             "neg_scores": [score for _, score, _ in negs], "neg_sources": [source for _, _, source in negs],
             "positive_id": c["positive_id"], "negative_ids": [pid for pid, _, _ in negs]}  # fmt: skip
+
+
+def _scores_of(c: dict[str, Any], ids: list[str]) -> list[float]:
+    """The retriever score of each of ``ids`` in a candidate row (BM25's where both found it)."""
+    scores: dict[str, float] = {}
+    for source in ("dense", "bm25"):
+        scores.update(zip(c.get(f"{source}_ids") or [], c.get(f"{source}_scores") or [], strict=True))
+    return [scores.get(pid, 0.0) for pid in ids]
 
 
 def _repeats(output: Workdir) -> pa.Table:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from pairforge.config import RunConfig
+from pairforge.llm import Backend
 from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.bm25 import BM25Index
 from pairforge.pool import Pool
@@ -36,13 +37,27 @@ class MineInputs:
 
 
 def run_mine(
-    config: RunConfig, inputs: MineInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+    config: RunConfig,
+    inputs: MineInputs,
+    output: Workdir,
+    *,
+    fresh: bool = False,
+    map_shards: Mapper = serial_map,
+    backend: Backend | None = None,
 ) -> StageStats:
-    """Candidates for every pair of every input shard."""
+    """Candidates for every pair of every input shard, then (``mine.adjudicate``) the LLM's false-negative verdicts
+    on those that outrank or come close to the positive (``backend``: a ready one, for tests)."""
     started = time.perf_counter()
     run = functools.partial(mine_shard, config, output, output.key_of("index", ALL), fresh)
     stats = combine(STAGE, UNIT, map_shards(STAGE, run, inputs.shards), time.perf_counter() - started)
     stats.details["mined_with"] = {k.split(".", 1)[1]: v for k, v in stage_settings(config, STAGE).items()}
+    if config.mine.adjudicate.enabled:
+        from pairforge.adjudicate.stage import run_adjudication
+
+        stats.details["adjudication"] = run_adjudication(
+            config, output, inputs.shards, fresh=fresh, map_shards=map_shards, backend=backend
+        )
+        stats.seconds = time.perf_counter() - started
     stats.save(output.stats(STAGE))
     return stats
 

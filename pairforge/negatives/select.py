@@ -17,7 +17,15 @@ from typing import Any
 
 from pairforge.config import MineConfig
 
-GUARDS = ("positive", "other_positive", "near_duplicate_of_positive", "contains_answer", "margin", "max_score")
+GUARDS = (
+    "positive",
+    "other_positive",
+    "false_negative",
+    "near_duplicate_of_positive",
+    "contains_answer",
+    "margin",
+    "max_score",
+)
 MIN_ANSWER_CHARS = 2  # a one-character answer ("3") is in most passages; guarding on it empties the pool
 RETRIEVERS = ("bm25", "dense")
 
@@ -116,6 +124,7 @@ def select_negatives(
 ) -> list[tuple[str, float, str]]:
     """The negatives of one candidate row, best first within each source."""
     rng = random.Random(f"{config.seed}:{candidate['pair_id']}")
+    confirmed = set(candidate.get("false_negative_ids") or ())
     answers = [a for a in candidate.get("answers") or [] if len(a) >= MIN_ANSWER_CHARS] if config.answer_guard else []
     allowed: dict[str, list[tuple[str, float, str]]] = {}
     for source in RETRIEVERS:
@@ -130,6 +139,8 @@ def select_negatives(
             if rank < config.range_min:
                 continue
             reason = _guard(pid, score, own, candidate["positive_id"], positives, config, is_near_duplicate)
+            if pid in confirmed:  # the LLM said it answers the query (mine.adjudicate): never a negative
+                reason = "false_negative"
             if not reason and answers and any(a in text_of(pid) for a in answers):
                 reason = "contains_answer"
             if reason:
@@ -146,7 +157,7 @@ def select_negatives(
     for items in allowed.values():
         chosen += _take(items, n - len(chosen), {c[0] for c in chosen}, config.sampling_strategy, rng)
     if len(chosen) < n and config.top_up == "random":
-        taken = {c[0] for c in chosen} | positives | {candidate["positive_id"]}
+        taken = {c[0] for c in chosen} | positives | {candidate["positive_id"]} | confirmed
 
         def unfit(pid: str) -> bool:
             return is_near_duplicate(pid) or any(a in text_of(pid) for a in answers)

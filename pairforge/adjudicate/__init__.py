@@ -1,0 +1,1 @@
+"""False-negative adjudication of mined candidates by an LLM (``mine.adjudicate``)."""
