@@ -271,6 +271,14 @@ class FlowConfig(Strict):
     task_runner: Literal["thread", "process", "dask"] = "thread"
     dask_address: str | None = Field(default=None, description="An existing Dask scheduler; none: a LocalCluster.")
     dask_workers: int = Field(default=2, ge=1)
+    pin_workers: bool = Field(
+        default=False,
+        description=(
+            "Pin each worker of the run's Dask LocalCluster to one core, with one numba/OpenMP/BLAS thread and its "
+            "helper processes inside the pin (pairforge.pinning), so N workers use N cores and no more. For a "
+            "cluster started by hand, start the workers with `dask worker --nthreads 1 --preload pairforge.pinning`."
+        ),
+    )
     llm_concurrency: int = Field(default=1, ge=1, description="LLM tasks running at once (global limit).")
     retries: int = Field(default=2, ge=0, description="Retries of I/O and LLM tasks.")
 
@@ -278,4 +286,9 @@ class FlowConfig(Strict):
     def _check_dask(self) -> FlowConfig:
         if self.dask_address and self.task_runner != "dask":
             raise ValueError(f"dask_address is set but task_runner is {self.task_runner!r}: it would be ignored")
+        if self.pin_workers and (self.task_runner != "dask" or self.dask_address):
+            raise ValueError(
+                "pin_workers pins the workers of the run's own Dask LocalCluster (task_runner: dask, no dask_address);"
+                " pin a cluster started by hand with `dask worker --nthreads 1 --preload pairforge.pinning`"
+            )
         return self
