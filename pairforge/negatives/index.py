@@ -35,8 +35,8 @@ class IndexInputs:
 def run_index(
     config: RunConfig, inputs: IndexInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
 ) -> StageStats:
-    """Build the pool, its BM25 index and (dense retrievers) its embeddings under ``output``; with a process or
-    Dask ``map_shards`` the BM25 segments are written by shard tasks (``build_bm25_on_workers``)."""
+    """Build the pool, its BM25 index and (dense retrievers) its embeddings under ``output``; on Dask (a Dask
+    ``map_shards``) the BM25 segments are written by shard tasks on the workers (``build_bm25_on_workers``)."""
     started = time.perf_counter()
     own = [PoolPart(s, shard_files(output.passages, s), output.passage_index / s) for s in inputs.shards]
     upstream = [output.key_of("dedup-passages", s) for s in inputs.shards]
@@ -47,7 +47,7 @@ def run_index(
         return done
     output.forget(STAGE, ALL)
     pool = build_pool([*inputs.carried, *own], output.pool, config.dedup)
-    if map_shards is serial_map or config.flow.task_runner == "thread":
+    if map_shards is serial_map or config.flow.task_runner != "dask":  # threads/processes: 2 helper processes
         batches = ((pool.ids(range(lo, hi)), pool.texts(range(lo, hi))) for lo, hi in pool_batches(pool.size))
         build_bm25_index(batches, output.bm25, analyzer=config.mine.analyzer)
     else:  # one task per batch on the cluster's workers, then the global merge here
