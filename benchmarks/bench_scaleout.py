@@ -4,8 +4,8 @@ A corpus of real passages (built from ../shared/data) in 8 shards; each run gets
 started before the clock (a standing cluster, as in production), then the pipeline's stage flows run their shard
 tasks on it: ingest, dedup-passages, index, generate (the fake LLM, for a fixed subset; not counted), filter,
 dedup-pairs, mine, select. The two runs' outputs must be identical, byte for byte. Prints a per-stage table
-(1-worker s, 2-worker s, speedup) and ``RESULT scaleout ours=<s, 2 workers> anchor=<s, 1 worker>
-ratio=<anchor/ours> unit=speedup`` last.
+(1-worker s, 2-worker s, speedup; with ``--repeat N`` each stage's fastest of N runs) and
+``RESULT scaleout ours=<s, 2 workers> anchor=<s, 1 worker> ratio=<anchor/ours> unit=speedup`` last.
 
 ``--pinned`` pins each worker to one core with one numba/OpenMP/BLAS thread and its helper processes inside the
 pin (``pairforge.pinning``, what ``flow.pin_workers`` does in a run), so 1 worker uses one core and 2 workers two:
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=40_000)
     parser.add_argument("--generate", type=int, default=2_000)
     parser.add_argument("--warmup", type=int, default=800, help="passages of the untimed run each cluster does first")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per worker count; a stage's fastest counts")
     parser.add_argument("--pinned", action="store_true", help="each worker on one core, one thread (see above)")
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -145,7 +146,8 @@ def main() -> None:
     ):
         write_corpus(Path(tmp) / "corpus", args.passages)
         write_corpus(Path(tmp) / "warm-corpus", args.warmup)
-        seconds, digests = {}, {}
+        seconds: dict[int, dict[str, float]] = {}
+        digests: set[str] = set()
         for workers in (1, 2):
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                               host="127.0.0.1", **pin) as cluster:  # fmt: skip
@@ -155,14 +157,18 @@ def main() -> None:
                 # untimed: every worker imports the stages and loads numba's cached kernels, as a standing cluster has
                 run_stages(Path(tmp) / "warm-corpus", Path(tmp) / f"warm-{workers}", cluster.scheduler_address, url,
                            args.generate)  # fmt: skip
-                with driver_pinned(0 if args.pinned else None):
-                    seconds[workers] = run_stages(Path(tmp) / "corpus", Path(tmp) / f"work-{workers}",
-                                                  cluster.scheduler_address, url, args.generate)  # fmt: skip
-            digests[workers] = digest(Path(tmp) / f"work-{workers}")
-            print(f"{workers} worker(s): {sum(seconds[workers].values()):.1f} s over the CPU stages", flush=True)
-    assert digests[1] == digests[2], "1 and 2 workers gave different outputs"
+                for rep in range(args.repeat):  # on a shared machine the fastest run is the least disturbed
+                    work = Path(tmp) / f"work-{workers}-{rep}"
+                    with driver_pinned(0 if args.pinned else None):
+                        run = run_stages(Path(tmp) / "corpus", work, cluster.scheduler_address, url, args.generate)
+                    seconds[workers] = {s: min(t, seconds.get(workers, run)[s]) for s, t in run.items()}
+                    digests.add(digest(work))
+                    total = sum(run.values())
+                    print(f"{workers} worker(s), run {rep + 1}: {total:.1f} s over the CPU stages", flush=True)
+    assert len(digests) == 1, "the runs gave different outputs"
+    digest_hex = digests.pop()
     print_table(seconds)
-    print(f"{args.passages:,} passages in {SHARDS} shards; every stage output identical (sha256 {digests[1][:16]})")
+    print(f"{args.passages:,} passages in {SHARDS} shards; every stage output identical (sha256 {digest_hex[:16]})")
     ours, anchor = sum(seconds[2].values()), sum(seconds[1].values())
     name = "scaleout_pinned" if args.pinned else "scaleout"
     print(f"RESULT {name} ours={ours:.2f} anchor={anchor:.2f} ratio={anchor / ours:.2f} unit=speedup")
