@@ -60,3 +60,23 @@ def test_a_pinned_process_has_one_core_one_thread_each_and_forks_inside_the_pin(
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen == {"main": [core], "thread": [core], "child": [core], "helpers": 1, "numba": 1, "omp": "1"}
     assert usable_cores() == len(os.sched_getaffinity(0))  # this process is not pinned
+
+
+@pytest.mark.parametrize(
+    ("flow", "error"),
+    [
+        ({"task_runner": "dask", "pin_workers": True}, None),
+        ({"task_runner": "thread", "pin_workers": True}, "pin_workers pins the workers of the run's own"),
+        ({"task_runner": "dask", "dask_address": "tcp://127.0.0.1:8786", "pin_workers": True}, "--preload"),
+    ],
+)
+def test_pin_workers_is_for_the_runs_own_local_cluster(flow: dict, error: str | None) -> None:
+    from pydantic import ValidationError
+
+    from pairforge.config_stages import FlowConfig
+
+    if error is None:
+        assert FlowConfig.model_validate(flow).pin_workers
+    else:
+        with pytest.raises(ValidationError, match=error):
+            FlowConfig.model_validate(flow)
