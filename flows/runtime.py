@@ -114,8 +114,9 @@ def ensure_llm_limit(limit: int) -> None:
 @contextmanager
 def dask_cluster(flow: FlowConfig) -> Iterator[str | None]:
     """The Dask scheduler every stage of a run uses: ``flow.dask_address``, or a LocalCluster of ``dask_workers``
-    single-threaded worker processes started once for the run (None when the runner is not Dask). With the Ray
-    runner it joins Ray for the run instead (``flows.ray_runtime``)."""
+    single-threaded worker processes started once for the run, each pinned to one core with ``flow.pin_workers``
+    (None when the runner is not Dask). With the Ray runner it joins Ray for the run instead
+    (``flows.ray_runtime``)."""
     if flow.task_runner == "ray":
         from flows.ray_runtime import ray_cluster
 
@@ -130,8 +131,18 @@ def dask_cluster(flow: FlowConfig) -> Iterator[str | None]:
         return
     from distributed import LocalCluster
 
+    pin = {}
+    if flow.pin_workers:  # each worker on its own core, after any preload the Dask config names
+        import dask
+
+        pin = {"preload": [*dask.config.get("distributed.worker.preload", []), "pairforge.pinning"]}
     with LocalCluster(
-        n_workers=flow.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=flow.dask_workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+        **pin,
     ) as cluster:
         yield cluster.scheduler_address
 

@@ -96,10 +96,10 @@ def dedup_passages_flow(config: dict[str, Any], shards: list[str], prior: list[s
 @flow(name="index")
 def index_flow(config: dict[str, Any], shards: list[str], carried: list[dict[str, Any]], fresh: bool = False
                ) -> dict[str, Any]:  # fmt: skip
-    """The whole pool, its BM25 index (and embeddings): one global task."""
-    cfg, workdir, _ = _setup(config)
+    """The whole pool, its BM25 index (and embeddings): a global step, its BM25 segments one task per batch."""
+    cfg, workdir, mapper = _setup(config)
     parts = [PoolPart(c["name"], [Path(p) for p in c["passages"]], Path(c["index"])) for c in carried]
-    return run_index(cfg, IndexInputs(shards, parts), workdir, fresh=fresh).to_dict()
+    return run_index(cfg, IndexInputs(shards, parts), workdir, fresh=fresh, map_shards=mapper).to_dict()
 
 
 @flow(name="generate")

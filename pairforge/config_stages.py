@@ -354,6 +354,14 @@ class FlowConfig(Strict):
     ray_cpus: int = Field(
         default=2, ge=1, description="CPUs of the local Ray started when `ray_address` is unset: shard tasks at once."
     )
+    pin_workers: bool = Field(
+        default=False,
+        description=(
+            "Pin each worker of the run's Dask LocalCluster to one core, with one numba/OpenMP/BLAS thread and its "
+            "helper processes inside the pin (pairforge.pinning), so N workers use N cores and no more. For a "
+            "cluster started by hand, start the workers with `dask worker --nthreads 1 --preload pairforge.pinning`."
+        ),
+    )
     llm_concurrency: int = Field(default=1, ge=1, description="LLM tasks running at once (global limit).")
     retries: int = Field(default=2, ge=0, description="Retries of I/O and LLM tasks.")
 
@@ -363,4 +371,9 @@ class FlowConfig(Strict):
             raise ValueError(f"dask_address is set but task_runner is {self.task_runner!r}: it would be ignored")
         if self.ray_address and self.task_runner != "ray":
             raise ValueError(f"ray_address is set but task_runner is {self.task_runner!r}: it would be ignored")
+        if self.pin_workers and (self.task_runner != "dask" or self.dask_address):
+            raise ValueError(
+                "pin_workers pins the workers of the run's own Dask LocalCluster (task_runner: dask, no dask_address);"
+                " pin a cluster started by hand with `dask worker --nthreads 1 --preload pairforge.pinning`"
+            )
         return self

@@ -65,6 +65,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "pairforge.human_counts",
             "pairforge.llm",
             "pairforge.ray_cluster",
+            "pairforge.pinning",
         ),
     ),
     ("dedup", ("pairforge.dedup", "pairforge.pool")),

@@ -25,6 +25,7 @@ from pairforge.analysis.terms import Terms, analyze_arrays, hash_terms
 from pairforge.negatives import bm25_kernels as K
 from pairforge.negatives.bm25_build import build_folder
 from pairforge.negatives.bm25_segment import same_chars
+from pairforge.pinning import usable_cores
 
 __all__ = ["BM25Index", "build_bm25_index"]
 _QUERY_CHUNK = 8192
@@ -38,18 +39,20 @@ def build_bm25_index(
     k1: float = 1.5,
     b: float = 0.75,
     epsilon: float = 0.25,
-    workers: int = 2,
+    workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> BM25Index:
     """Index ``batches`` of ``(ids, texts)`` (e.g. one Parquet shard each) into ``folder`` and open it.
 
     Docs are numbered in input order (the first batch's first text is doc 0). Each batch is analyzed and
-    written as a segment by one of ``workers`` processes (in this process when ``workers <= 1``), at most
+    written as a segment by one of ``workers`` processes (in this process when ``workers <= 1``; default two, or
+    one in a pinned worker, see ``pairforge.pinning.usable_cores``, so the build stays inside the pin), at most
     two batches per worker in flight; a global merge then computes N, avgdl, df and the IDFs over all of
     them. ``progress(n)`` is called with the number of docs indexed so far after each batch. The index is
     written aside and renamed into ``folder`` when whole, replacing an existing index only then.
     Raises ValueError/TypeError naming the batch and row for mismatched ids/texts or a non-str text."""
     params = {"k1": float(k1), "b": float(b), "epsilon": float(epsilon)}
+    workers = min(2, usable_cores()) if workers is None else workers
     build_folder(batches, Path(folder), analyzer=analyzer, params=params, workers=workers, progress=progress)
     return BM25Index.open(folder)
 

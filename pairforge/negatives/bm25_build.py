@@ -37,6 +37,46 @@ def build_folder(
     progress: Callable[[int], None] | None,
 ) -> None:
     """Write a complete index into ``folder`` (see ``bm25.build_bm25_index``)."""
+    _build(folder, analyzer, params, lambda tmp: _write_segments(batches, tmp, analyzer, workers, progress))
+
+
+def build_folder_from_segments(
+    ids: Iterable[Sequence[str]],
+    write_segments: Callable[[Path], None],
+    folder: Path,
+    *,
+    analyzer: str,
+    params: dict[str, float],
+) -> None:
+    """``build_folder`` with the segments written elsewhere, e.g. as shard tasks on every worker of a cluster:
+    ``write_segments(segments)`` must leave batch ``n``'s segment (``bm25_segment.write_segment`` of its texts
+    with ``analyzer``) in ``segments / f"{n:06d}"``; ``ids`` gives each batch's doc ids in order. The merge and
+    the atomic swap are ``build_folder``'s, so the index is byte-identical to one built in this process."""
+
+    def segments_of(tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+        with open(tmp / "ids.bin", "wb") as ids_file:
+            offsets = [np.zeros(1, np.int64)]
+            for batch in ids:
+                offsets.append(offsets[-1][-1] + _write_ids(ids_file, [str(i) for i in batch]))
+        np.concatenate(offsets).tofile(tmp / "ids_ptr.bin")
+        write_segments(tmp / "segments")
+        segments = [tmp / "segments" / f"{n:06d}" for n in range(len(offsets) - 1)]
+        metas = [json.loads((s / "meta.json").read_text()) for s in segments]
+        for number, meta in enumerate(metas):
+            if meta["n_docs"] != offsets[number + 1].shape[0]:
+                raise ValueError(f"batch {number}: {offsets[number + 1].shape[0]} ids but {meta['n_docs']} texts")
+        return segments, metas
+
+    _build(folder, analyzer, params, segments_of)
+
+
+def _build(
+    folder: Path,
+    analyzer: str,
+    params: dict[str, float],
+    write: Callable[[Path], tuple[list[Path], list[dict[str, Any]]]],
+) -> None:
+    """Check the settings, write the segments into a folder aside (``write``), merge, and swap it in."""
     if analyzer not in ANALYZERS:
         raise ValueError(f"unknown analyzer {analyzer!r}; expected one of {ANALYZERS}")
     if params["k1"] < 0 or not 0 <= params["b"] <= 1:
@@ -47,7 +87,7 @@ def build_folder(
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        segments, metas = _write_segments(batches, tmp, analyzer, workers, progress)
+        segments, metas = write(tmp)
         meta = merge_segments(segments, metas, tmp, params)
         shutil.rmtree(tmp / "segments", ignore_errors=True)
         meta.update(format=FORMAT, analyzer=analyzer, **params)
@@ -56,6 +96,13 @@ def build_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_ids(ids_file: Any, ids: list[str]) -> np.ndarray:
+    """Append one batch's ids to the id file; returns their end offsets relative to the batch's start."""
+    encoded = [i.encode("utf-8", errors="surrogatepass") for i in ids]
+    ids_file.write(b"".join(encoded))
+    return np.cumsum(np.fromiter(map(len, encoded), np.int64, len(ids)))
 
 
 def _write_segments(
@@ -87,9 +134,7 @@ def _write_segments(
             for number, (ids, texts) in enumerate(batches):
                 ids, texts = [str(i) for i in ids], list(texts)
                 _check_batch(number, ids, texts)
-                encoded = [i.encode("utf-8", errors="surrogatepass") for i in ids]
-                ids_file.write(b"".join(encoded))
-                offsets.append(offsets[-1][-1] + np.cumsum(np.fromiter(map(len, encoded), np.int64, len(ids))))
+                offsets.append(offsets[-1][-1] + _write_ids(ids_file, ids))
                 segments.append(tmp / "segments" / f"{number:06d}")
                 if pool is None:
                     collect(write_segment(segments[-1], texts, analyzer))

@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from pairforge.config import RunConfig
+from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.bm25 import build_bm25_index
+from pairforge.negatives.index_segments import build_bm25_on_workers, pool_batches
 from pairforge.pool import Pool, PoolPart, build_pool
 from pairforge.stages import get_stage, stage_settings
 from pairforge.stats import StageStats
@@ -30,8 +32,11 @@ class IndexInputs:
     carried: list[PoolPart] = field(default_factory=list)
 
 
-def run_index(config: RunConfig, inputs: IndexInputs, output: Workdir, *, fresh: bool = False) -> StageStats:
-    """Build the pool, its BM25 index and (dense retrievers) its embeddings under ``output``."""
+def run_index(
+    config: RunConfig, inputs: IndexInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+) -> StageStats:
+    """Build the pool, its BM25 index and (dense retrievers) its embeddings under ``output``; on Dask (a Dask
+    ``map_shards``) the BM25 segments are written by shard tasks on the workers (``build_bm25_on_workers``)."""
     started = time.perf_counter()
     own = [PoolPart(s, shard_files(output.passages, s), output.passage_index / s) for s in inputs.shards]
     upstream = [output.key_of("dedup-passages", s) for s in inputs.shards]
@@ -42,12 +47,11 @@ def run_index(config: RunConfig, inputs: IndexInputs, output: Workdir, *, fresh:
         return done
     output.forget(STAGE, ALL)
     pool = build_pool([*inputs.carried, *own], output.pool, config.dedup)
-    batch = 8192
-    batches = (
-        (pool.ids(range(i, min(i + batch, pool.size))), pool.texts(range(i, min(i + batch, pool.size))))
-        for i in range(0, pool.size, batch)
-    )
-    build_bm25_index(batches, output.bm25, analyzer=config.mine.analyzer)
+    if map_shards is serial_map or config.flow.task_runner != "dask":  # threads/processes: 2 helper processes
+        batches = ((pool.ids(range(lo, hi)), pool.texts(range(lo, hi))) for lo, hi in pool_batches(pool.size))
+        build_bm25_index(batches, output.bm25, analyzer=config.mine.analyzer)
+    else:  # one task per batch on the cluster's workers, then the global merge here
+        build_bm25_on_workers(config, pool, output, map_shards)
     if config.mine.retriever != "bm25":
         embed_pool(config, pool, output)
     stats = StageStats(STAGE, UNIT, input=pool.size, output=pool.size, seconds=time.perf_counter() - started)

@@ -26,6 +26,8 @@ class TaskRunRecorder(logging.Handler):
         if name and message.startswith("Finished in state"):
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(f"{name}\t{message}\n")
+            # the cores the task's thread may run on (a pinned worker: its one core)
+            self.path.with_suffix(".cores").write_text(" ".join(map(str, sorted(os.sched_getaffinity(0)))))
 
 
 def dask_setup(worker: Any) -> None:

@@ -295,11 +295,13 @@ def test_every_stage_on_dask_gives_the_thread_runners_bytes(
     reference: dict[str, Any], llm: FakeLLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 12: the whole pipeline on a 2-worker LocalCluster (127.0.0.1) writes, stage by stage, the same bytes
-    as the thread runner, and every stage's shard tasks ran in the worker processes."""
+    as the thread runner, and every stage's shard tasks ran in the worker processes. Issue 23: the workers are
+    pinned (``flow.pin_workers``), each to its own core, and the index's BM25 segments are shard tasks too."""
     import dask
 
     config = write_config(tmp_path, reference["folder"] / "corpus", llm.base_url,
-                          flow={"task_runner": "dask", "dask_workers": 2}, generate=EVIDENCE_FIRST)  # fmt: skip
+                          flow={"task_runner": "dask", "dask_workers": 2, "pin_workers": True},
+                          generate=EVIDENCE_FIRST)  # fmt: skip
     task_log = tmp_path / "task-log"
     task_log.mkdir()
     monkeypatch.setenv(TASK_LOG_ENV, str(task_log))
@@ -325,6 +327,7 @@ def test_every_stage_on_dask_gives_the_thread_runners_bytes(
         "ingest": shards,
         "dedup-passages.sign": shards,
         "dedup-passages": shards,
+        "index.segments": 1,  # the pool fits one BM25 batch
         "generate.send": 1,
         "generate": shards,
         "filter": shards,
@@ -334,6 +337,9 @@ def test_every_stage_on_dask_gives_the_thread_runners_bytes(
         "select": shards,
     }
     assert dict(by_stage) == expected
+    pins = [(task_log / f"{pid}.cores").read_text().split() for pid in ran]
+    if len(os.sched_getaffinity(0)) >= 2:  # one core each, not the same one
+        assert all(len(p) == 1 for p in pins) and pins[0] != pins[1], pins
     figure("Dask: shard tasks per worker process", "\n".join(
         f"pid {pid}: {', '.join(sorted(names))}" for pid, names in sorted(ran.items())))  # fmt: skip
 

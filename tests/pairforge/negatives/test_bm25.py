@@ -219,3 +219,34 @@ def test_eval_retrieval_cli_on_cmrc_trial(shared_data: Path) -> None:
     assert (report["passages"], report["queries"]) == (256, 1000)  # 2 of the 1,002 questions are empty
     assert report["recall_at_1"] <= report["recall_at_5"] <= report["recall_at_10"]
     assert report["recall_at_5"] >= 0.95
+
+
+def test_segments_written_elsewhere_give_the_in_process_index(cmrc, tmp_path: Path) -> None:
+    """Issue 23: the index stage's segments as shard tasks (here: written in any order by a callback, as workers
+    would) merge to the bytes of the in-process build; a segment with the wrong doc count is refused."""
+    from pairforge.negatives.bm25_build import build_folder_from_segments
+    from pairforge.negatives.bm25_segment import write_segment
+
+    batches = _batches(cmrc[0][:300], 70)
+    in_process = build_bm25_index(batches, tmp_path / "one", workers=1)
+    params = {"k1": 1.5, "b": 0.75, "epsilon": 0.25}
+
+    def write_segments(segments: Path) -> None:
+        for number in reversed(range(len(batches))):
+            write_segment(segments / f"{number:06d}", batches[number][1], "jieba")
+
+    build_folder_from_segments((ids for ids, _ in batches), write_segments, tmp_path / "tasks", analyzer="jieba",
+                               params=params)  # fmt: skip
+    names = sorted(p.name for p in in_process.folder.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "tasks").iterdir())
+    for name in names:
+        assert (in_process.folder / name).read_bytes() == (tmp_path / "tasks" / name).read_bytes(), name
+
+    def short_segment(segments: Path) -> None:
+        for number, (_, texts) in enumerate(batches):
+            write_segment(segments / f"{number:06d}", texts[:-1] if number == 2 else texts, "jieba")
+
+    with pytest.raises(ValueError, match="batch 2: 70 ids but 69 texts"):
+        build_folder_from_segments((ids for ids, _ in batches), short_segment, tmp_path / "bad", analyzer="jieba",
+                                   params=params)  # fmt: skip
+    assert not (tmp_path / "bad").exists()
