@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from filters.base import CheckFilter, PairFilter
@@ -21,7 +20,7 @@ from filters.located import check_located
 from filters.quality import check_quality
 from filters.unsupported import check_unsupported
 from pairforge.config import RunConfig
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.negatives.bm25 import BM25Index
 from pairforge.pool import Pool
 from pairforge.records import DROPPED_SCHEMA, FILTERED_PAIR_SCHEMA
@@ -41,13 +40,6 @@ CHECKS = (  # per-pair checks, cheap first, with the reasons each may give
     (check_located, ("not_restated", "off_target")),  # before the copy check, which compares with the evidence
     (check_copy, ("copied_from_target", "copied_from_passage")),
 )
-
-
-@dataclass(frozen=True)
-class FilterInputs:
-    """The input shards whose generated pairs to filter (the pool and its BM25 index come from the index stage)."""
-
-    shards: list[str]
 
 
 def drop_reason(pair: dict[str, Any], config: RunConfig) -> str | None:
@@ -71,7 +63,7 @@ def build_filters(config: RunConfig, output: Workdir) -> list[PairFilter]:
 
 
 def run_filter(
-    config: RunConfig, inputs: FilterInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+    config: RunConfig, inputs: ShardInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
 ) -> StageStats:
     """Filter the generated pairs of every input shard."""
     started = time.perf_counter()

@@ -45,11 +45,12 @@ def main() -> None:
 @app.command("filter")
 def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
-    from filters.run import FilterInputs, run_filter
+    from filters.run import run_filter
+    from pairforge.wiring import stage_inputs
 
     with user_errors("filter", config):
         cfg, workdir, plan = open_run(config)
-        stats = run_filter(cfg, FilterInputs(plan.keys), workdir, fresh=fresh)
+        stats = run_filter(cfg, stage_inputs("filter", cfg, plan, workdir), workdir, fresh=fresh)
     print_stats(stats, as_json)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 from pairforge.config import RunConfig
 from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures
 from pairforge.dedup.index import dedup_signatures
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.records import JUDGED_PAIR_SCHEMA
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
@@ -28,15 +27,8 @@ UNIT = get_stage(STAGE).unit
 REASON = "near_duplicate_query"
 
 
-@dataclass(frozen=True)
-class DedupPairsInputs:
-    """The input shards whose judged pairs to deduplicate."""
-
-    shards: list[str]
-
-
 def run_dedup_pairs(
-    config: RunConfig, inputs: DedupPairsInputs, output: Workdir, *, fresh: bool = False,
+    config: RunConfig, inputs: ShardInputs, output: Workdir, *, fresh: bool = False,
     map_shards: Mapper = serial_map,
 ) -> StageStats:  # fmt: skip
     """Deduplicate ``judge``'s pairs of every input shard into ``output.pairs``."""

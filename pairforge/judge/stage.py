@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from pairforge.config import JudgeConfig, RunConfig
@@ -23,7 +22,7 @@ from pairforge.generation.send import ProgressFn, partition_count, send_partitio
 from pairforge.judge.requests import judge_model_id, plan_judge_requests
 from pairforge.judge.rubric import CRITERIA, Verdict, parse_verdict
 from pairforge.llm import Backend
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.records import DROPPED_SCHEMA, JUDGED_PAIR_SCHEMA
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
@@ -36,16 +35,9 @@ UNIT = get_stage(STAGE).unit
 SCORE_COLUMNS = {f"judge_{name}": name for name in CRITERIA}
 
 
-@dataclass(frozen=True)
-class JudgeInputs:
-    """The input shards whose filtered pairs the judge scores."""
-
-    shards: list[str]
-
-
 def run_judge(
     config: RunConfig,
-    inputs: JudgeInputs,
+    inputs: ShardInputs,
     output: Workdir,
     *,
     fresh: bool = False,

@@ -8,13 +8,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pairforge.config import RunConfig
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.negatives.bm25 import BM25Index
 from pairforge.pool import Pool
 from pairforge.records import CANDIDATE_SCHEMA
@@ -28,15 +27,8 @@ UNIT = get_stage(STAGE).unit
 RETRIEVERS = ("bm25", "dense")
 
 
-@dataclass(frozen=True)
-class MineInputs:
-    """The input shards whose pairs to mine for (the pool and its indexes come from the index stage)."""
-
-    shards: list[str]
-
-
 def run_mine(
-    config: RunConfig, inputs: MineInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+    config: RunConfig, inputs: ShardInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
 ) -> StageStats:
     """Candidates for every pair of every input shard."""
     started = time.perf_counter()
