@@ -47,12 +47,18 @@ def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) ->
     This is what deployments (``prefect.yaml``, ``pairforge deploy``) schedule. What the run did ("published vN" or
     "nothing new") is its Completed state's message, a log line and the ``pairforge-outcome`` artifact."""
     started = time.perf_counter()
-    config = load_config(Path(config_path))
+    return _run_planned(load_config(Path(config_path)), None, limit=limit, fresh=fresh, started=started)
+
+
+def _run_planned(config: RunConfig, plan: RunPlan | None, *, limit: int | None, fresh: bool, started: float) -> Any:
+    """The body of a pipeline flow run over a loaded config (and the plan made before it started, if any): the plan
+    is made again only when there is none yet or another run published after it."""
     repair_pointers(Store(config.store), config.name)  # a publisher killed between its rename and `latest`
     ensure_llm_limit(config.flow.llm_concurrency)
     with dask_cluster(config.flow) as address:
         for attempt in range(ATTEMPTS):
-            plan = plan_run(config, fresh=fresh, limit=limit)
+            if plan is None or attempt > 0:
+                plan = plan_run(config, fresh=fresh, limit=limit)
             if not plan.todo:
                 report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
                 return _announce(_nothing_new(config, plan, started))
@@ -89,17 +95,27 @@ def _announce(result: dict[str, Any]) -> Any:
     return Completed(message=message, data=result)
 
 
-def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = None) -> dict[str, Any]:
+def run_pipeline(
+    config_path: Path, *, fresh: bool = False, limit: int | None = None, config: RunConfig | None = None
+) -> dict[str, Any]:
     """``pairforge run``: the pipeline flow on the temporary local server (nothing to start by hand); when the
-    latest version already covers every input shard, the answer comes without starting anything."""
+    latest version already covers every input shard, the answer comes without starting anything. ``config`` is the
+    config already loaded from ``config_path`` (the CLI's): the YAML is read once and the plan made once per run."""
     started = time.perf_counter()
-    config = load_config(config_path)  # a bad config fails before any server starts
-    repair_pointers(Store(config.store), config.name)  # a publisher killed between its rename and `latest`
-    plan = plan_run(config, fresh=fresh, limit=limit)
+    loaded = config or load_config(config_path)  # a bad config fails before any server starts
+    repair_pointers(Store(loaded.store), loaded.name)  # a publisher killed between its rename and `latest`
+    plan = plan_run(loaded, fresh=fresh, limit=limit)
     if not plan.todo:
-        return _nothing_new(config, plan, started)
+        return _nothing_new(loaded, plan, started)
+
+    def run_loaded(config_path: str, limit: int | None = None, fresh: bool = False) -> Any:
+        return _run_planned(loaded, plan, limit=limit, fresh=fresh, started=started)
+
+    # The deployable flow's name and parameters (what the UI and Prefect's database show), this run's config and
+    # plan bound in: nothing loaded or planned twice, no config in Prefect's database.
+    one_run = flow(name="pipeline", description=pipeline.description, validate_parameters=False)(run_loaded)
     with temporary_server():
-        return cast(dict[str, Any], pipeline(str(Path(config_path).resolve()), limit, fresh))
+        return cast(dict[str, Any], one_run(str(Path(config_path).resolve()), limit, fresh))
 
 
 def run_stages(
