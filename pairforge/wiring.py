@@ -7,21 +7,23 @@ reaches passage dedup in a flow run exactly as it does from ``pairforge dedup``.
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Any
 
 from pairforge.config import RunConfig
-from pairforge.dedup.passages import dedup_inputs
+from pairforge.dedup.index import is_index
+from pairforge.dedup.passages import DedupInputs
 from pairforge.export import ExportInputs
 from pairforge.generation.generate import GenerateInputs
 from pairforge.mapping import ShardInputs
-from pairforge.negatives.examples import select_inputs
+from pairforge.negatives.examples import SelectInputs
 from pairforge.negatives.index import IndexInputs
 from pairforge.plan import RunPlan
 from pairforge.stages import STAGE_NAMES, get_stage
 from pairforge.stats import StageStats
 from pairforge.store.local import carried_parts
-from pairforge.workdir import Workdir
+from pairforge.workdir import Workdir, task_key
 
 SHARD_ONLY = ("filter", "judge", "dedup-pairs", "mine")  # stages whose inputs are the plan's shard keys alone
 
@@ -36,7 +38,7 @@ def stage_inputs(name: str, config: RunConfig, plan: RunPlan, workdir: Workdir) 
         return [s.shard for s in plan.todo]
     if name == "dedup-passages":
         prior, _ = carried_parts(config, plan, workdir)
-        return dedup_inputs(config, keys, prior)
+        return DedupInputs(keys, [*prior, *against_parts(config)])
     if name == "index":
         _, parts = carried_parts(config, plan, workdir)
         return IndexInputs(keys, parts)
@@ -45,7 +47,8 @@ def stage_inputs(name: str, config: RunConfig, plan: RunPlan, workdir: Workdir) 
     if name in SHARD_ONLY:
         return ShardInputs(keys)
     if name == "select":
-        return select_inputs(workdir, keys)
+        upstream = task_key("select.upstream", [workdir.key_of("mine", s) for s in keys])
+        return SelectInputs(keys, workdir.candidates, workdir.pool, upstream)
     assert name == "export"
     return ExportInputs(plan, saved_funnel(workdir))
 
@@ -54,3 +57,16 @@ def saved_funnel(workdir: Workdir) -> list[StageStats]:
     """The stats the stages before export saved in the workdir, in stage order (a stage not run is left out)."""
     paths = [workdir.stats(s) for s in STAGE_NAMES if s != "export"]
     return [StageStats.load(p) for p in paths if Path(p).is_file()]
+
+
+def against_parts(config: RunConfig) -> list[Path]:
+    """The MinHash index parts ``dedup.against`` names: a glob of index parts, or of folders of them (a version's
+    ``index/passages``); a pattern that finds none is an error naming it."""
+    found: list[Path] = []
+    for pattern in config.dedup.against:
+        parts = sorted(Path(p) for p in glob.glob(pattern) if is_index(Path(p)))
+        parts += sorted(Path(p).parent for p in glob.glob(f"{pattern}/*/meta.json"))  # a folder of parts
+        if not parts:
+            raise FileNotFoundError(f"dedup.against: {pattern}: no MinHash index there")
+        found.extend(parts)
+    return found

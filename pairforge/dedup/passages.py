@@ -9,7 +9,6 @@ holds an earlier version's passage keeps none of this run's (``seen_in_earlier_v
 from __future__ import annotations
 
 import functools
-import glob
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 
 from pairforge.config import RunConfig
 from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures, lsh_shape
-from pairforge.dedup.index import dedup_signatures, is_index, read_index, write_index
+from pairforge.dedup.index import dedup_signatures, read_index, write_index
 from pairforge.mapping import Mapper, serial_map
 from pairforge.records import PASSAGE_SCHEMA
 from pairforge.shard_task import StageRun, run_shard_task
@@ -41,18 +40,6 @@ class DedupInputs:
 
     shards: list[str]
     prior: list[Path] = field(default_factory=list)
-
-
-def dedup_inputs(config: RunConfig, shards: list[str], prior: list[Path]) -> DedupInputs:
-    """The stage's inputs: ``prior`` (earlier versions' index parts) plus the parts ``dedup.against`` names."""
-    extra: list[Path] = []
-    for pattern in config.dedup.against:
-        found = sorted(Path(p) for p in glob.glob(pattern) if is_index(Path(p)))
-        found += sorted(Path(p).parent for p in glob.glob(f"{pattern}/*/meta.json"))  # a folder of parts
-        if not found:
-            raise FileNotFoundError(f"dedup.against: {pattern}: no MinHash index there")
-        extra.extend(found)
-    return DedupInputs(shards, [*prior, *extra])
 
 
 def run_dedup_passages(

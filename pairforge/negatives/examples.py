@@ -30,7 +30,7 @@ from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.shards import ShardWriter
 from pairforge.stages import get_stage
 from pairforge.stats import StageStats
-from pairforge.workdir import ALL, Workdir, shard_files, task_key
+from pairforge.workdir import ALL, Workdir, shard_files
 
 STAGE = "select"
 UNIT = get_stage(STAGE).unit
@@ -45,12 +45,6 @@ class SelectInputs:
     candidates: Path
     pool: Path
     upstream: str
-
-
-def select_inputs(workdir: Workdir, shards: list[str]) -> SelectInputs:
-    """The select stage's inputs in a workdir: its own candidates and pool."""
-    upstream = task_key(f"{STAGE}.upstream", [workdir.key_of("mine", s) for s in shards])
-    return SelectInputs(shards, workdir.candidates, workdir.pool, upstream)
 
 
 class PoolIds(Sequence[str]):
