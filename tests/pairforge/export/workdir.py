@@ -126,12 +126,13 @@ def build_workdir(
     plan = plan_run(config, limit=limit)
     plan.save(workdir.plan)
     keys = plan.keys
-    stages = list(STAGE_NAMES[:-1])
-    if with_llm:
-        fill_ledger(config, workdir, keys, answers_by_doc(shared_data))
-    else:
-        stages = [s for s in stages if s not in ("generate", "filter", "judge", "dedup-pairs")]
-    funnel = [run_stage(name, config, plan, workdir) for name in stages]
+    funnel = []
+    for name in STAGE_NAMES[:-1]:
+        if name in ("generate", "filter", "judge", "dedup-pairs") and not with_llm:
+            continue
+        if name == "generate":  # the passages are known now: answer every request they make
+            fill_ledger(config, workdir, keys, answers_by_doc(shared_data))
+        funnel.append(run_stage(name, config, plan, workdir))
     if plant:
         plant_short_examples(workdir, keys[0])
     return Built(config, plan, funnel)
