@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from pairforge.mapping import ShardInputs
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PAIRFORGE_SHARED_DATA", REPO.parent / "shared" / "data"))
 SOURCE = SHARED / "cmrc2018" / "cmrc2018_trial.squad.json"
@@ -102,7 +104,7 @@ def generate(workdir: Path, passages: int, seed: str, min_chars: int) -> Path:
 
 def filter_arm(config_path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """The filter stage under ``settings`` (in this process: no LLM is needed), its kept pairs scored."""
-    from filters.run import FilterInputs, run_filter
+    from filters.run import run_filter
     from pairforge.config import load_config
     from pairforge.evaluate.faithfulness import score_faithfulness
     from pairforge.plan import RunPlan
@@ -113,7 +115,7 @@ def filter_arm(config_path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     config = config.model_copy(update={"filter": config.filter.model_copy(update=settings)})
     workdir = Workdir(config.workdir)
     shards = RunPlan.load(workdir.plan).keys
-    stats = run_filter(config, FilterInputs(shards), workdir)
+    stats = run_filter(config, ShardInputs(shards), workdir)
     kept = [row for shard in shards for row in read_shard_table(workdir.filtered, shard).to_pylist()]
     generated = sum(read_shard_table(workdir.generated, shard).num_rows for shard in shards)
     passages = sum(read_shard_table(workdir.passages, shard).num_rows for shard in shards)

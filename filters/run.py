@@ -5,9 +5,7 @@ reason wins). Kept pairs go to ``filter/pairs`` with the round trip's rank and s
 from __future__ import annotations
 
 import functools
-import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from filters.base import CheckFilter, PairFilter
@@ -21,14 +19,15 @@ from filters.located import check_located
 from filters.quality import check_quality
 from filters.unsupported import check_unsupported
 from pairforge.config import RunConfig
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.negatives.bm25 import BM25Index
 from pairforge.pool import Pool
 from pairforge.records import DROPPED_SCHEMA, FILTERED_PAIR_SCHEMA
+from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
-from pairforge.stats import StageStats, combine
-from pairforge.workdir import ALL, Workdir, task_key
+from pairforge.stats import StageStats
+from pairforge.workdir import ALL, Workdir
 
 STAGE = "filter"
 UNIT = get_stage(STAGE).unit
@@ -41,13 +40,6 @@ CHECKS = (  # per-pair checks, cheap first, with the reasons each may give
     (check_located, ("not_restated", "off_target")),  # before the copy check, which compares with the evidence
     (check_copy, ("copied_from_target", "copied_from_passage")),
 )
-
-
-@dataclass(frozen=True)
-class FilterInputs:
-    """The input shards whose generated pairs to filter (the pool and its BM25 index come from the index stage)."""
-
-    shards: list[str]
 
 
 def drop_reason(pair: dict[str, Any], config: RunConfig) -> str | None:
@@ -71,24 +63,23 @@ def build_filters(config: RunConfig, output: Workdir) -> list[PairFilter]:
 
 
 def run_filter(
-    config: RunConfig, inputs: FilterInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+    config: RunConfig, inputs: ShardInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
 ) -> StageStats:
     """Filter the generated pairs of every input shard."""
-    started = time.perf_counter()
+    run = StageRun(STAGE, output)
     index_key = output.key_of("index", ALL) if config.filter.consistency_top_k else None
-    run = functools.partial(filter_shard, config, output, index_key, fresh)
-    stats = combine(STAGE, UNIT, map_shards(STAGE, run, inputs.shards), time.perf_counter() - started)
-    stats.save(output.stats(STAGE))
-    return stats
+    parts = map_shards(STAGE, functools.partial(filter_shard, config, output, index_key, fresh), inputs.shards)
+    return run.save(run.combine(parts))
 
 
 def filter_shard(config: RunConfig, output: Workdir, index_key: str | None, fresh: bool, shard: str) -> StageStats:
     """One shard's pairs through every filter."""
-    key = task_key(STAGE, output.key_of("generate", shard), index_key, stage_settings(config, STAGE))
-    done = None if fresh else output.finished(STAGE, shard, key)
-    if done is not None:
-        return done
-    output.forget(STAGE, shard)
+    depends_on = (output.key_of("generate", shard), index_key, stage_settings(config, STAGE))
+    work = functools.partial(_filter, config, output, shard)
+    return run_shard_task(output, STAGE, shard, depends_on, work, fresh=fresh)
+
+
+def _filter(config: RunConfig, output: Workdir, shard: str) -> StageStats:
     pairs = read_shard_table(output.generated, shard).to_pylist()
     for pair in pairs:
         pair["consistency_rank"] = pair["consistency_score"] = pair["consistency_margin"] = None
@@ -113,7 +104,6 @@ def filter_shard(config: RunConfig, output: Workdir, index_key: str | None, fres
             stats.drop(reason, n)
         if isinstance(pair_filter, RoundTripFilter) and pair_filter.skipped:
             stats.details["round_trip_skipped"] = pair_filter.skipped  # a pool too small to judge by
-    output.mark_done(STAGE, shard, key, stats)
     return stats
 
 

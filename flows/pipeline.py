@@ -24,25 +24,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.events import emit_version_published
 from flows.progress import report
-from flows.runtime import dask_cluster, ensure_llm_limit, temporary_server
-from flows.stages import (
-    dedup_pairs_flow,
-    dedup_passages_flow,
-    export_flow,
-    filter_flow,
-    generate_flow,
-    index_flow,
-    ingest_flow,
-    judge_flow,
-    mine_flow,
-    select_flow,
-    with_runner,
-)
+from flows.runtime import create_task_runner, dask_cluster, ensure_llm_limit, temporary_server
+from flows.stages import stage_flow
 from pairforge.config import RunConfig, load_config
 from pairforge.diskfull import DiskFullError, describe_disk_full, is_disk_full
 from pairforge.export import NothingToPublish
 from pairforge.export.notes import describe_human_pairs, describe_left_out
-from pairforge.plan import RunPlan, carried_parts, plan_run
+from pairforge.plan import RunPlan, plan_run
 from pairforge.stages import STAGE_NAMES, StageError
 from pairforge.stats import StageStats
 from pairforge.store import Store, VersionConflict
@@ -59,12 +47,18 @@ def pipeline(config_path: str, limit: int | None = None, fresh: bool = False) ->
     This is what deployments (``prefect.yaml``, ``pairforge deploy``) schedule. What the run did ("published vN" or
     "nothing new") is its Completed state's message, a log line and the ``pairforge-outcome`` artifact."""
     started = time.perf_counter()
-    config = load_config(Path(config_path))
+    return _run_planned(load_config(Path(config_path)), None, limit=limit, fresh=fresh, started=started)
+
+
+def _run_planned(config: RunConfig, plan: RunPlan | None, *, limit: int | None, fresh: bool, started: float) -> Any:
+    """The body of a pipeline flow run over a loaded config (and the plan made before it started, if any): the plan
+    is made again only when there is none yet or another run published after it."""
     repair_pointers(Store(config.store), config.name)  # a publisher killed between its rename and `latest`
     ensure_llm_limit(config.flow.llm_concurrency)
     with dask_cluster(config.flow) as address:
         for attempt in range(ATTEMPTS):
-            plan = plan_run(config, fresh=fresh, limit=limit)
+            if plan is None or attempt > 0:
+                plan = plan_run(config, fresh=fresh, limit=limit)
             if not plan.todo:
                 report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
                 return _announce(_nothing_new(config, plan, started))
@@ -101,17 +95,27 @@ def _announce(result: dict[str, Any]) -> Any:
     return Completed(message=message, data=result)
 
 
-def run_pipeline(config_path: Path, *, fresh: bool = False, limit: int | None = None) -> dict[str, Any]:
+def run_pipeline(
+    config_path: Path, *, fresh: bool = False, limit: int | None = None, config: RunConfig | None = None
+) -> dict[str, Any]:
     """``pairforge run``: the pipeline flow on the temporary local server (nothing to start by hand); when the
-    latest version already covers every input shard, the answer comes without starting anything."""
+    latest version already covers every input shard, the answer comes without starting anything. ``config`` is the
+    config already loaded from ``config_path`` (the CLI's): the YAML is read once and the plan made once per run."""
     started = time.perf_counter()
-    config = load_config(config_path)  # a bad config fails before any server starts
-    repair_pointers(Store(config.store), config.name)  # a publisher killed between its rename and `latest`
-    plan = plan_run(config, fresh=fresh, limit=limit)
+    loaded = config or load_config(config_path)  # a bad config fails before any server starts
+    repair_pointers(Store(loaded.store), loaded.name)  # a publisher killed between its rename and `latest`
+    plan = plan_run(loaded, fresh=fresh, limit=limit)
     if not plan.todo:
-        return _nothing_new(config, plan, started)
+        return _nothing_new(loaded, plan, started)
+
+    def run_loaded(config_path: str, limit: int | None = None, fresh: bool = False) -> Any:
+        return _run_planned(loaded, plan, limit=limit, fresh=fresh, started=started)
+
+    # The deployable flow's name and parameters (what the UI and Prefect's database show), this run's config and
+    # plan bound in: nothing loaded or planned twice, no config in Prefect's database.
+    one_run = flow(name="pipeline", description=pipeline.description, validate_parameters=False)(run_loaded)
     with temporary_server():
-        return cast(dict[str, Any], pipeline(str(Path(config_path).resolve()), limit, fresh))
+        return cast(dict[str, Any], one_run(str(Path(config_path).resolve()), limit, fresh))
 
 
 def run_stages(
@@ -120,34 +124,19 @@ def run_stages(
     """The stage flows in order over the plan's shards (called inside a flow run); the version export publishes
     is announced with one ``pairforge.version.published`` event (``flows.events``)."""
     workdir = Workdir(config.workdir)
-    plan.save(workdir.plan)
-    data, keys = config.redacted(), plan.keys
-    prior_parts, pool_parts = carried_parts(config, plan, workdir)
-    prior = [str(p) for p in prior_parts]
-    carried = [{"name": p.name, "passages": [str(f) for f in p.passages], "index": str(p.index)} for p in pool_parts]
-    steps = [
-        ("ingest", ingest_flow, (data, [s.shard.to_dict() for s in plan.todo], fresh)),
-        ("dedup-passages", dedup_passages_flow, (data, keys, prior, fresh)),
-        ("index", index_flow, (data, keys, carried, fresh)),
-        ("generate", generate_flow, (data, keys, plan.limit, fresh)),
-        ("filter", filter_flow, (data, keys, fresh)),
-        ("judge", judge_flow, (data, keys, fresh)),
-        ("dedup-pairs", dedup_pairs_flow, (data, keys, fresh)),
-        ("mine", mine_flow, (data, keys, fresh)),
-        ("select", select_flow, (data, keys, fresh)),
-    ]
-    funnel: list[StageStats] = []
+    plan.save(workdir.plan)  # the stage commands and a rerun read it
+    runner = create_task_runner(config.flow, address)
     report("pipeline", "stages", 0, len(STAGE_NAMES))  # first, so the overall bar heads the stages' bars
-    for n, (name, stage_flow, args) in enumerate(steps, 1):
+    for n, name in enumerate(STAGE_NAMES[:-1], 1):
         with _one_step(name):
-            funnel.append(StageStats.from_dict(_run(name, with_runner(stage_flow, config, address), *args)))
+            _run(name, config, stage_flow(name, config, plan, runner), fresh)
         report("pipeline", "stages", n, len(STAGE_NAMES))
-    with _one_step("export"):  # the gate, when configured, trains inside it
-        exported = StageStats.from_dict(_run("export", export_flow, data, [s.to_dict() for s in funnel]))
+    with _one_step("export"):  # in the flow run's own process; the gate, when configured, trains inside it
+        exported = StageStats.from_dict(_run("export", config, stage_flow("export", config, plan), fresh))
     emit_version_published(config.name, exported.details)  # published: a failure below leaves it published
     report("pipeline", "stages", len(STAGE_NAMES), len(STAGE_NAMES))
     result = _result(config, exported.details["version"], exported.details["path"], started)
-    result["new_shards"] = len(keys)
+    result["new_shards"] = len(plan.keys)
     result["report"] = str(_write_report(config, exported.details["path"], exported.details["version"]))
     _publish_artifacts(result)
     return result
@@ -166,17 +155,16 @@ def _one_step(name: str) -> Iterator[None]:
         report(name, "step", 1, 1)
 
 
-def _run(name: str, stage_flow: Any, *args: Any) -> dict[str, Any]:
+def _run(name: str, config: RunConfig, one_stage: Any, fresh: bool) -> dict[str, Any]:
     """One stage flow; an unexpected error becomes one sentence naming the stage (a full disk: naming the full
     folder, the workdir's or the store's, with no traceback behind it)."""
     try:
-        result: dict[str, Any] = stage_flow(*args)
+        result: dict[str, Any] = one_stage(fresh)
         return result
     except (VersionConflict, NothingToPublish, StageError):
         raise
     except Exception as exc:
-        config = args[0] if args and isinstance(args[0], dict) else {}
-        folders = [config[k] for k in ("workdir", "store") if k in config]
+        folders = [config.workdir, config.store]
         if is_disk_full(exc, folders):
             raise DiskFullError(describe_disk_full(name, folders)) from None
         raise StageError(f"stage {name} failed: {type(exc).__name__}: {exc}") from exc

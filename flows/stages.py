@@ -2,40 +2,42 @@
 runner (threads, processes, Dask workers). The stages themselves live in the core (``run_<stage>``); flows only
 wire them: which inputs, which runner, retries, the LLM concurrency limit, progress.
 
-Flows receive the config as redacted JSON (``RunConfig.redacted``), so Prefect's database never holds a secret.
+``run_stage`` is the one way a stage runs over a run plan (its inputs from ``pairforge.wiring.stage_inputs``, its
+runner from ``RUNNERS``): the pipeline, the stage contract test and the test workdirs call it. A stage's flow is made
+per run with the config bound (loaded once, never re-validated), so Prefect's database never holds a secret.
 Whether a shard's work is already done is the core's business (``Workdir.finished``), not Prefect's cache.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
-from filters.run import FilterInputs, run_filter
+from filters.run import run_filter
 from flows.progress import report
-from flows.runtime import LLM_LEASE_S, LLM_LIMIT, create_task_runner
+from flows.runtime import LLM_LEASE_S, LLM_LIMIT
 from pairforge.config import RunConfig
-from pairforge.dedup.pairs import DedupPairsInputs, run_dedup_pairs
-from pairforge.dedup.passages import DedupInputs, run_dedup_passages
-from pairforge.export import ExportInputs, run_export
-from pairforge.generation.generate import GenerateInputs, run_generate
+from pairforge.dedup.pairs import run_dedup_pairs
+from pairforge.dedup.passages import run_dedup_passages
+from pairforge.export import run_export
+from pairforge.generation.generate import run_generate
 from pairforge.ingest import run_ingest
-from pairforge.inputs import InputShard
-from pairforge.judge.stage import JudgeInputs, run_judge
-from pairforge.mapping import ShardFn
-from pairforge.negatives.examples import run_select, select_inputs
-from pairforge.negatives.index import IndexInputs, run_index
-from pairforge.negatives.mine import MineInputs, run_mine
+from pairforge.judge.stage import run_judge
+from pairforge.mapping import Mapper, ShardFn, serial_map
+from pairforge.negatives.examples import run_select
+from pairforge.negatives.index import run_index
+from pairforge.negatives.mine import run_mine
 from pairforge.plan import RunPlan
-from pairforge.pool import PoolPart
+from pairforge.stages import get_stage
 from pairforge.stats import StageStats
+from pairforge.wiring import stage_inputs
 from pairforge.workdir import Workdir
 
 LLM_STAGES = ("generate.send", "judge.send", "mine.adjudicate.send")
@@ -71,98 +73,52 @@ def task_mapper(config: RunConfig) -> Any:
     return map_shards
 
 
-def _setup(config: dict[str, Any]) -> tuple[RunConfig, Workdir, Any]:
-    cfg = RunConfig.model_validate(config)
-    return cfg, Workdir(cfg.workdir), task_mapper(cfg)
+RUNNERS: dict[str, Callable[..., StageStats]] = {
+    "ingest": run_ingest,
+    "dedup-passages": run_dedup_passages,
+    "index": run_index,
+    "generate": run_generate,
+    "filter": run_filter,
+    "judge": run_judge,
+    "dedup-pairs": run_dedup_pairs,
+    "mine": run_mine,
+    "select": run_select,
+    "export": run_export,
+}
+LLM_REQUESTS = ("generate", "judge")  # stages that report progress in requests
+ASKING = (*LLM_REQUESTS, "mine")  # stages that may ask an LLM (mine: mine.adjudicate), so may need the API key
 
 
-@flow(name="ingest")
-def ingest_flow(config: dict[str, Any], shards: list[dict[str, Any]], fresh: bool = False) -> dict[str, Any]:
-    """Read, normalise, window and sample: one task per input shard."""
-    cfg, workdir, mapper = _setup(config)
-    inputs = [InputShard.from_dict(s) for s in shards]
-    return run_ingest(cfg, inputs, workdir, fresh=fresh, map_shards=mapper).to_dict()
+def run_stage(
+    name: str, config: RunConfig, plan: RunPlan, workdir: Workdir, *, fresh: bool = False,
+    map_shards: Mapper = serial_map, **options: Any,
+) -> StageStats:  # fmt: skip
+    """Stage ``name`` over the plan: its inputs from ``stage_inputs``, its runner from ``RUNNERS``. ``fresh`` and
+    ``map_shards`` go to the stages that take them (global steps have no shard tasks, export has nothing to redo);
+    ``options`` (a progress callback, a backend) to the stage as they are."""
+    runner = RUNNERS[name]
+    accepted = inspect.signature(runner).parameters
+    shared = {k: v for k, v in (("fresh", fresh), ("map_shards", map_shards)) if k in accepted}
+    return runner(config, stage_inputs(name, config, plan, workdir), workdir, **shared, **options)
 
 
-@flow(name="dedup-passages")
-def dedup_passages_flow(config: dict[str, Any], shards: list[str], prior: list[str], fresh: bool = False
-                        ) -> dict[str, Any]:  # fmt: skip
-    """Near-duplicate passages out, within the run and against the earlier versions' segments."""
-    cfg, workdir, mapper = _setup(config)
-    inputs = DedupInputs(shards, [Path(p) for p in prior])
-    return run_dedup_passages(cfg, inputs, workdir, fresh=fresh, map_shards=mapper).to_dict()
+def stage_flow(name: str, config: RunConfig, plan: RunPlan, task_runner: Any = None) -> Any:
+    """The Prefect flow of stage ``name``: its shard tasks on ``task_runner``, LLM requests under the global limit.
+    The config and plan are bound here, made once per run: the flow's parameters (what Prefect's database records)
+    are only the shard keys and ``fresh``, so no secret and no copy of the config reaches it."""
 
+    def run(fresh: bool = False) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if name in ASKING:
+            load_api_key(config)
+        if name in LLM_REQUESTS:
+            options["progress"] = functools.partial(report, name, "requests")
+        workdir = Workdir(config.workdir)
+        return run_stage(name, config, plan, workdir, fresh=fresh, map_shards=task_mapper(config), **options).to_dict()
 
-@flow(name="index")
-def index_flow(config: dict[str, Any], shards: list[str], carried: list[dict[str, Any]], fresh: bool = False
-               ) -> dict[str, Any]:  # fmt: skip
-    """The whole pool, its BM25 index (and embeddings): a global step, its BM25 segments one task per batch."""
-    cfg, workdir, mapper = _setup(config)
-    parts = [PoolPart(c["name"], [Path(p) for p in c["passages"]], Path(c["index"])) for c in carried]
-    return run_index(cfg, IndexInputs(shards, parts), workdir, fresh=fresh, map_shards=mapper).to_dict()
-
-
-@flow(name="generate")
-def generate_flow(config: dict[str, Any], shards: list[str], limit: int | None = None, fresh: bool = False
-                  ) -> dict[str, Any]:  # fmt: skip
-    """Send what the ledger lacks (one task per key partition, under the LLM limit), then build each shard's
-    pairs."""
-    cfg, workdir, mapper = _setup(config)
-    load_api_key(cfg)
-    progress = functools.partial(report, "generate", "requests")
-    stats = run_generate(cfg, GenerateInputs(shards, limit), workdir, fresh=fresh, map_shards=mapper,
-                         progress=progress)  # fmt: skip
-    return stats.to_dict()
-
-
-@flow(name="filter")
-def filter_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) -> dict[str, Any]:
-    """Quality, copying, evidence, contamination and round-trip filters: one task per shard."""
-    cfg, workdir, mapper = _setup(config)
-    return run_filter(cfg, FilterInputs(shards), workdir, fresh=fresh, map_shards=mapper).to_dict()
-
-
-@flow(name="judge")
-def judge_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) -> dict[str, Any]:
-    """The LLM judge's scores and cut (send under the LLM limit, then one task per shard); off: pairs pass on."""
-    cfg, workdir, mapper = _setup(config)
-    load_api_key(cfg)
-    progress = functools.partial(report, "judge", "requests")
-    return run_judge(cfg, JudgeInputs(shards), workdir, fresh=fresh, map_shards=mapper, progress=progress).to_dict()
-
-
-@flow(name="dedup-pairs")
-def dedup_pairs_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) -> dict[str, Any]:
-    """Near-duplicate queries of the same passage out: one task per shard."""
-    cfg, workdir, mapper = _setup(config)
-    return run_dedup_pairs(cfg, DedupPairsInputs(shards), workdir, fresh=fresh, map_shards=mapper).to_dict()
-
-
-@flow(name="mine")
-def mine_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) -> dict[str, Any]:
-    """BM25 / dense candidates with scores, stored in full: one task per shard."""
-    cfg, workdir, mapper = _setup(config)
-    return run_mine(cfg, MineInputs(shards), workdir, fresh=fresh, map_shards=mapper).to_dict()
-
-
-@flow(name="select")
-def select_flow(config: dict[str, Any], shards: list[str], fresh: bool = False) -> dict[str, Any]:
-    """Hard negatives chosen from the stored candidates: one task per shard."""
-    cfg, workdir, mapper = _setup(config)
-    return run_select(cfg, select_inputs(workdir, shards), workdir, fresh=fresh, map_shards=mapper).to_dict()
-
-
-@flow(name="export")
-def export_flow(config: dict[str, Any], funnel: list[dict[str, Any]]) -> dict[str, Any]:
-    """Publish the next version of the workdir's run plan (atomic; built on the plan's parent, or a conflict)."""
-    cfg, workdir, _ = _setup(config)
-    inputs = ExportInputs(RunPlan.load(workdir.plan), [StageStats.from_dict(s) for s in funnel])
-    return run_export(cfg, inputs, workdir).to_dict()
-
-
-def with_runner(stage_flow: Any, config: RunConfig, dask_address: str | None) -> Any:
-    """``stage_flow`` running its tasks on the configured runner."""
-    return stage_flow.with_options(task_runner=create_task_runner(config.flow, dask_address))
+    run.__name__ = f"{name.replace('-', '_')}_flow"
+    stage_flow = flow(name=name, description=get_stage(name).summary, validate_parameters=False)(run)
+    return stage_flow if task_runner is None else stage_flow.with_options(task_runner=task_runner)
 
 
 def load_api_key(config: RunConfig) -> None:

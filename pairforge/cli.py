@@ -25,7 +25,7 @@ from pairforge.cli_stages import ConfigArg, FreshOption, open_run, print_stats
 from pairforge.cli_stages import register as register_stages
 from pairforge.cli_train import train
 from pairforge.cli_versions import versions_app
-from pairforge.config import load_config
+from pairforge.config import RunConfig, load_config
 from pairforge.models import prepare_demo_model
 from pairforge.reaper import guard_processes
 
@@ -45,11 +45,12 @@ def main() -> None:
 @app.command("filter")
 def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
-    from filters.run import FilterInputs, run_filter
+    from filters.run import run_filter
+    from pairforge.wiring import stage_inputs
 
     with user_errors("filter", config):
         cfg, workdir, plan = open_run(config)
-        stats = run_filter(cfg, FilterInputs(plan.keys), workdir, fresh=fresh)
+        stats = run_filter(cfg, stage_inputs("filter", cfg, plan, workdir), workdir, fresh=fresh)
     print_stats(stats, as_json)
 
 
@@ -100,7 +101,7 @@ def run(
             return
         try:
             with guard_processes():  # what the run starts (server, engines, workers) ends with it, even on SIGKILL
-                result = _run_with_progress(config, fresh=not resume, limit=limit)
+                result = _run_with_progress(config, cfg, fresh=not resume, limit=limit)
         except NothingToPublish as exc:
             err.print(str(exc), highlight=False, soft_wrap=True)  # the reason in one line
             raise typer.Exit(3) from None
@@ -111,7 +112,7 @@ def run(
     print_json(result, as_json)
 
 
-def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[str, Any]:
+def _run_with_progress(config: Path, cfg: RunConfig, *, fresh: bool, limit: int | None) -> dict[str, Any]:
     """The pipeline with one progress bar per stage; Prefect's own log lines go to WORKDIR/logs/prefect.log (and to
     its server), not the terminal."""
     import contextlib
@@ -123,7 +124,7 @@ def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[
     from flows.progress import listen
     from pairforge.workdir import Workdir
 
-    logs = Workdir(load_config(config).workdir).logs
+    logs = Workdir(cfg.workdir).logs
     logs.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(logs / "prefect.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
@@ -148,7 +149,7 @@ def _run_with_progress(config: Path, *, fresh: bool, limit: int | None) -> dict[
 
         stop = listen(update)
         try:
-            return run_pipeline(config, fresh=fresh, limit=limit)
+            return run_pipeline(config, fresh=fresh, limit=limit, config=cfg)
         finally:
             stop()
             logging.getLogger("prefect").removeHandler(handler)

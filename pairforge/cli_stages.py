@@ -13,6 +13,7 @@ from pairforge.cli_common import JsonOption, err, print_json, store_errors, user
 from pairforge.config import RunConfig, load_config
 from pairforge.plan import RunPlan, plan_run
 from pairforge.stats import StageStats
+from pairforge.wiring import stage_inputs
 from pairforge.workdir import Workdir
 
 ConfigArg = Annotated[Path, typer.Argument(help="RunConfig YAML file.")]
@@ -70,7 +71,7 @@ def ingest(
             def progress(shard: str, documents: int, _bytes: int) -> None:
                 bar.update(task, description=f"ingest {Path(shard).name}", docs=documents)
 
-            stats = run_ingest(cfg, [s.shard for s in plan.todo], workdir, strict=strict, limit=limit,
+            stats = run_ingest(cfg, stage_inputs("ingest", cfg, plan, workdir), workdir, strict=strict, limit=limit,
                                progress=progress, fresh=fresh)  # fmt: skip
     err.print(f"{len(plan.todo)} of {len(plan.shards)} input shards to process (the others are covered)",
               highlight=False)  # fmt: skip
@@ -92,27 +93,23 @@ def dedup(
     with user_errors(f"dedup-{target}", config), store_errors():
         cfg, workdir, plan = open_run(config)
         if target == "passages":
-            from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
-            from pairforge.plan import carried_parts
+            from pairforge.dedup.passages import run_dedup_passages
 
-            prior, _ = carried_parts(cfg, plan, workdir)
-            stats = run_dedup_passages(cfg, dedup_inputs(cfg, plan.keys, prior), workdir, fresh=fresh)
+            stats = run_dedup_passages(cfg, stage_inputs("dedup-passages", cfg, plan, workdir), workdir, fresh=fresh)
         else:
-            from pairforge.dedup.pairs import DedupPairsInputs, run_dedup_pairs
+            from pairforge.dedup.pairs import run_dedup_pairs
 
-            stats = run_dedup_pairs(cfg, DedupPairsInputs(plan.keys), workdir, fresh=fresh)
+            stats = run_dedup_pairs(cfg, stage_inputs("dedup-pairs", cfg, plan, workdir), workdir, fresh=fresh)
     print_stats(stats, as_json)
 
 
 def index(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """The whole pool (earlier versions' and this run's passages) and its BM25 index: WORKDIR/index/."""
-    from pairforge.negatives.index import IndexInputs, run_index
-    from pairforge.plan import carried_parts
+    from pairforge.negatives.index import run_index
 
     with user_errors("index", config), store_errors():
         cfg, workdir, plan = open_run(config)
-        _, parts = carried_parts(cfg, plan, workdir)
-        stats = run_index(cfg, IndexInputs(plan.keys, parts), workdir, fresh=fresh)
+        stats = run_index(cfg, stage_inputs("index", cfg, plan, workdir), workdir, fresh=fresh)
     print_stats(stats, as_json)
 
 
@@ -123,14 +120,15 @@ def generate(
     as_json: JsonOption = False,
 ) -> None:
     """Ask the LLM for pairs: sends what the ledger lacks, writes WORKDIR/generate/pairs."""
-    from pairforge.generation.generate import GenerateInputs, run_generate
+    from pairforge.generation.generate import run_generate
 
     with user_errors("generate", config):
         cfg, workdir, plan = open_run(config)
+        plan.limit = limit  # this command's --limit, not the one `ingest` planned with
         with Progress(TextColumn("[bold]generate"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
                       TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
             task = bar.add_task("generate", total=None)
-            stats = run_generate(cfg, GenerateInputs(plan.keys, limit), workdir, fresh=fresh,
+            stats = run_generate(cfg, stage_inputs("generate", cfg, plan, workdir), workdir, fresh=fresh,
                                  progress=lambda d, t: bar.update(task, completed=d, total=t))  # fmt: skip
     d = stats.details
     err.print(f"generate ({d['backend']}, {d['model']}): {d['passages']:,} passages, {d['requests']:,} requests"
@@ -142,14 +140,14 @@ def generate(
 def judge(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Score the filtered pairs with the LLM judge and keep those above the cut (off: pass them on): sends what the
     judge's ledger lacks, writes WORKDIR/judge/."""
-    from pairforge.judge.stage import JudgeInputs, run_judge
+    from pairforge.judge.stage import run_judge
 
     with user_errors():
         cfg, workdir, plan = open_run(config)
         with Progress(TextColumn("[bold]judge"), BarColumn(), TextColumn("{task.completed}/{task.total} requests"),
                       TimeElapsedColumn(), console=err, transient=True) as bar:  # fmt: skip
             task = bar.add_task("judge", total=None)
-            stats = run_judge(cfg, JudgeInputs(plan.keys), workdir, fresh=fresh,
+            stats = run_judge(cfg, stage_inputs("judge", cfg, plan, workdir), workdir, fresh=fresh,
                               progress=lambda d, t: bar.update(task, completed=d, total=t))  # fmt: skip
     d = stats.details
     if d.get("enabled"):
@@ -162,22 +160,22 @@ def judge(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = F
 
 def mine(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Hard-negative candidates for every pair, stored in full: WORKDIR/mine/."""
-    from pairforge.negatives.mine import MineInputs, run_mine
+    from pairforge.negatives.mine import run_mine
 
     with user_errors("mine", config):
         cfg, workdir, plan = open_run(config)
-        stats = run_mine(cfg, MineInputs(plan.keys), workdir, fresh=fresh)
+        stats = run_mine(cfg, stage_inputs("mine", cfg, plan, workdir), workdir, fresh=fresh)
     print_stats(stats, as_json)
 
 
 def select(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Choose hard negatives from the stored candidates: WORKDIR/select/examples."""
-    from pairforge.negatives.examples import run_select, select_inputs
+    from pairforge.negatives.examples import run_select
     from pairforge.negatives.select import format_stats
 
     with user_errors("select", config):
         cfg, workdir, plan = open_run(config)
-        stats = run_select(cfg, select_inputs(workdir, plan.keys), workdir, fresh=fresh)
+        stats = run_select(cfg, stage_inputs("select", cfg, plan, workdir), workdir, fresh=fresh)
     err.print(format_stats(stats.details), highlight=False)
     print_stats(stats, as_json)
 
@@ -185,15 +183,13 @@ def select(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = 
 def export(config: ConfigArg, as_json: JsonOption = False) -> None:
     """Publish the workdir's run as the next immutable version (exit code 3 when there is nothing to publish, 4 when
     a file the parent version shares is damaged)."""
-    from pairforge.export import ExportInputs, NothingToPublish, run_export
-    from pairforge.stages import STAGE_NAMES
+    from pairforge.export import NothingToPublish, run_export
     from pairforge.store import DamagedVersion
 
     with user_errors("export", config), store_errors():
         cfg, workdir, plan = open_run(config)
-        funnel = [StageStats.load(workdir.stats(s)) for s in STAGE_NAMES if workdir.stats(s).is_file()]
         try:
-            stats = run_export(cfg, ExportInputs(plan, funnel), workdir)
+            stats = run_export(cfg, stage_inputs("export", cfg, plan, workdir), workdir)
         except NothingToPublish as exc:
             err.print(str(exc), highlight=False)
             raise typer.Exit(3) from None

@@ -41,7 +41,6 @@ class DedupConfig(Strict):
     against: list[str] = Field(
         default=[], description="Index folders (or globs) of earlier versions; texts they hold are dropped."
     )
-    against_store: bool = Field(default=True, description="Also dedup against every published version of the dataset.")
 
     @model_validator(mode="after")
     def _check_lsh(self) -> DedupConfig:

@@ -8,7 +8,6 @@ import functools
 import hashlib
 import itertools
 import re
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -25,12 +24,13 @@ from pairforge.inputs import InputShard, list_input_shards
 from pairforge.mapping import Mapper, serial_map
 from pairforge.quarantine import Quarantine, raise_first_quarantined
 from pairforge.records import HUMAN_PAIR_SCHEMA, PASSAGE_SCHEMA, Document, HumanPair, Rejected
+from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.shards import ShardWriter, write_table
 from pairforge.stages import get_stage, stage_settings
-from pairforge.stats import StageStats, combine
+from pairforge.stats import StageStats
 from pairforge.text import normalize_text
 from pairforge.window import WindowStats, window_document
-from pairforge.workdir import Workdir, shard_files, task_key
+from pairforge.workdir import Workdir, shard_files
 
 STAGE = "ingest"
 UNIT = get_stage(STAGE).unit
@@ -52,9 +52,9 @@ def run_ingest(
     """Ingest ``inputs`` (default: every shard of the config) into ``output`` (default: the config's workdir).
     ``limit`` reads at most that many documents in all (one shard after another); a shard it cuts is not
     complete. Bad records are quarantined, or with ``strict`` raise at the first."""
-    started = time.perf_counter()
-    shards = list(inputs) if inputs is not None else list_input_shards(config)
     output = output or Workdir(config.workdir)
+    stage_run = StageRun(STAGE, output)
+    shards = list(inputs) if inputs is not None else list_input_shards(config)
     if limit is not None:  # a budget across shards is sequential by nature
         parts, left = [], limit
         for shard in shards:
@@ -66,9 +66,7 @@ def run_ingest(
         by_key = {s.key: s for s in shards}
         run = functools.partial(_ingest_key, config, by_key, output, strict, progress, fresh)
         parts = map_shards(STAGE, run, list(by_key))
-    stats = combine(STAGE, UNIT, parts, time.perf_counter() - started)
-    stats.save(output.stats(STAGE))  # the funnel of `pairforge export` reads every stage's stats.json
-    return stats
+    return stage_run.save(stage_run.combine(parts))
 
 
 def _ingest_key(
@@ -92,19 +90,21 @@ def ingest_shard(
     same content, reading options and settings."""
     corpus = config.corpora[shard.corpus_index].model_dump(mode="json")
     corpus.pop("path")
-    key = task_key(STAGE, shard.sha256, corpus, stage_settings(config, STAGE), limit)
-    done = None if fresh else output.finished(STAGE, shard.key, key)
-    if done is not None:
-        if strict and done.details.get("quarantined"):
-            raise_first_quarantined(output.quarantine / f"{shard.key}.jsonl", shard.path)
-        return done
-    started = time.perf_counter()
-    output.forget(STAGE, shard.key)
+    work = functools.partial(_ingest, config, shard, output, strict, limit, progress)
+    depends_on = (shard.sha256, corpus, stage_settings(config, STAGE), limit)
+    stats = run_shard_task(output, STAGE, shard.key, depends_on, work, fresh=fresh)
+    if strict and stats.details.get("quarantined"):  # recorded by an earlier run that was not strict
+        raise_first_quarantined(output.quarantine / f"{shard.key}.jsonl", shard.path)
+    return stats
+
+
+def _ingest(
+    config: RunConfig, shard: InputShard, output: Workdir, strict: bool, limit: int | None,
+    progress: ProgressFn | None,
+) -> StageStats:  # fmt: skip
     stats = StageStats(STAGE, UNIT)
     windows = _read_windows(config, shard, output, stats, strict=strict, limit=limit, progress=progress)
     _sample(config, shard.key, windows, output, stats)
-    stats.seconds = time.perf_counter() - started
-    output.mark_done(STAGE, shard.key, key, stats)
     return stats
 
 

@@ -66,6 +66,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "pairforge.llm",
             "pairforge.ray_cluster",
             "pairforge.pinning",
+            "pairforge.shard_task",
         ),
     ),
     ("dedup", ("pairforge.dedup", "pairforge.pool")),
@@ -88,6 +89,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("evaluate", ("pairforge.evaluate",)),
     ("export", ("pairforge.export",)),
+    ("wiring", ("pairforge.wiring",)),
     ("filters", ("filters",)),
     ("flows", ("flows",)),
     (

@@ -32,9 +32,10 @@ from pairforge.llm import Backend
 from pairforge.mapping import Mapper, serial_map
 from pairforge.pool import Pool
 from pairforge.records import ADJUDICATED_SCHEMA
+from pairforge.shard_task import Unfinished, run_shard_task
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stats import StageStats, combine
-from pairforge.workdir import Workdir, shard_files, task_key
+from pairforge.workdir import Workdir, shard_files
 from prompts import load_prompt
 
 STAGE = "mine"
@@ -102,21 +103,20 @@ def adjudicate_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str
     settings = config.mine.adjudicate
     engine = settings.engine(config.generate)
     asked = {k: v for k, v in settings.model_dump(mode="json").items() if k not in ENGINE_ONLY}
-    key = task_key(STEP, output.key_of(STAGE, shard), asked, [engine.backend, adjudication_model_id(engine)])
-    done = None if fresh else output.finished(STAGE, done_shard(shard), key)
-    if done is not None and not done.details.get("unanswered"):
-        return done
-    output.forget(STAGE, done_shard(shard))
-    started = time.perf_counter()
-    planned = plan_adjudication_shard(config, output, shard)
-    answers, retryable = _answers(output, planned, engine.max_attempts)
-    stats = _write(config, output, shard, planned, answers)
-    stats.seconds = time.perf_counter() - started
-    unanswered = sorted(p.key for p, a in zip(planned, answers, strict=True) if a is None)
-    if unanswered or retryable:  # other output once answers arrive: key it by what it lacks, so select redoes
-        key = task_key(STEP, key, unanswered, retryable)
-    output.mark_done(STAGE, done_shard(shard), key, stats)
-    return stats
+    depends_on = (output.key_of(STAGE, shard), asked, [engine.backend, adjudication_model_id(engine)])
+
+    def work() -> Unfinished:
+        planned = plan_adjudication_shard(config, output, shard)
+        answers, retryable = _answers(output, planned, engine.max_attempts)
+        stats = _write(config, output, shard, planned, answers)
+        unanswered = sorted(p.key for p, a in zip(planned, answers, strict=True) if a is None)
+        # other output once answers arrive: keyed by what it lacks, so select redoes
+        return Unfinished(stats, [unanswered, retryable] if unanswered or retryable else [])
+
+    def complete(done: StageStats) -> bool:
+        return not done.details.get("unanswered")
+
+    return run_shard_task(output, STEP, done_shard(shard), depends_on, work, fresh=fresh, reuse=complete)
 
 
 def _answers(

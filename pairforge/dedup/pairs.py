@@ -7,8 +7,6 @@ every pair of a passage lies in the passage's input shard, so each shard is clus
 from __future__ import annotations
 
 import functools
-import time
-from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -16,44 +14,37 @@ import pyarrow.parquet as pq
 from pairforge.config import RunConfig
 from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures
 from pairforge.dedup.index import dedup_signatures
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.records import JUDGED_PAIR_SCHEMA
+from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
-from pairforge.stats import StageStats, combine
-from pairforge.workdir import Workdir, task_key
+from pairforge.stats import StageStats
+from pairforge.workdir import Workdir
 
 STAGE = "dedup-pairs"
 UNIT = get_stage(STAGE).unit
 REASON = "near_duplicate_query"
 
 
-@dataclass(frozen=True)
-class DedupPairsInputs:
-    """The input shards whose judged pairs to deduplicate."""
-
-    shards: list[str]
-
-
 def run_dedup_pairs(
-    config: RunConfig, inputs: DedupPairsInputs, output: Workdir, *, fresh: bool = False,
+    config: RunConfig, inputs: ShardInputs, output: Workdir, *, fresh: bool = False,
     map_shards: Mapper = serial_map,
 ) -> StageStats:  # fmt: skip
     """Deduplicate ``judge``'s pairs of every input shard into ``output.pairs``."""
-    started = time.perf_counter()
+    run = StageRun(STAGE, output)
     parts = map_shards(STAGE, functools.partial(dedup_pair_shard, config, output, fresh), inputs.shards)
-    stats = combine(STAGE, UNIT, parts, time.perf_counter() - started)
-    stats.save(output.stats(STAGE))
-    return stats
+    return run.save(run.combine(parts))
 
 
 def dedup_pair_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> StageStats:
     """One shard's pairs without near-duplicate queries of the same passage (the smallest pair id stays)."""
-    key = task_key(STAGE, output.key_of("judge", shard), stage_settings(config, STAGE))
-    done = None if fresh else output.finished(STAGE, shard, key)
-    if done is not None:
-        return done
-    output.forget(STAGE, shard)
+    depends_on = (output.key_of("judge", shard), stage_settings(config, STAGE))
+    work = functools.partial(_dedup_pairs, config, output, shard)
+    return run_shard_task(output, STAGE, shard, depends_on, work, fresh=fresh)
+
+
+def _dedup_pairs(config: RunConfig, output: Workdir, shard: str) -> StageStats:
     table = read_shard_table(output.judged, shard)
     ids = table["id"].combine_chunks()
     roots = cluster_signatures(
@@ -75,5 +66,4 @@ def dedup_pair_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str
     pq.write_table(audit, output.pair_clusters / f"{shard}.parquet")
     stats = StageStats(STAGE, UNIT, input=table.num_rows, output=table.num_rows - keep.false_count)
     stats.drop(REASON, keep.false_count)
-    output.mark_done(STAGE, shard, key, stats)
     return stats

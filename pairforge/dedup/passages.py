@@ -9,9 +9,7 @@ holds an earlier version's passage keeps none of this run's (``seen_in_earlier_v
 from __future__ import annotations
 
 import functools
-import glob
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +20,14 @@ import pyarrow.parquet as pq
 
 from pairforge.config import RunConfig
 from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures, lsh_shape
-from pairforge.dedup.index import dedup_signatures, is_index, read_index, write_index
+from pairforge.dedup.index import dedup_signatures, read_index, write_index
 from pairforge.mapping import Mapper, serial_map
 from pairforge.records import PASSAGE_SCHEMA
+from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
-from pairforge.stats import StageStats, combine
-from pairforge.workdir import ALL, Workdir, shard_files, task_key
+from pairforge.stats import StageStats
+from pairforge.workdir import ALL, Workdir, shard_files
 
 STAGE = "dedup-passages"
 UNIT = get_stage(STAGE).unit
@@ -43,48 +42,34 @@ class DedupInputs:
     prior: list[Path] = field(default_factory=list)
 
 
-def dedup_inputs(config: RunConfig, shards: list[str], prior: list[Path]) -> DedupInputs:
-    """The stage's inputs: ``prior`` (earlier versions' index parts) plus the parts ``dedup.against`` names."""
-    extra: list[Path] = []
-    for pattern in config.dedup.against:
-        found = sorted(Path(p) for p in glob.glob(pattern) if is_index(Path(p)))
-        found += sorted(Path(p).parent for p in glob.glob(f"{pattern}/*/meta.json"))  # a folder of parts
-        if not found:
-            raise FileNotFoundError(f"dedup.against: {pattern}: no MinHash index there")
-        extra.extend(found)
-    return DedupInputs(shards, [*prior, *extra])
-
-
 def run_dedup_passages(
     config: RunConfig, inputs: DedupInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
 ) -> StageStats:
     """Deduplicate the ingested passages of ``inputs.shards`` into ``output.passages``."""
-    started = time.perf_counter()
-    signed = map_shards(f"{STAGE}.sign", functools.partial(sign_shard, config, output, fresh), inputs.shards)
-    sign_keys = [s.details["key"] for s in signed]
+    run = StageRun(STAGE, output)
+    map_shards(f"{STAGE}.sign", functools.partial(sign_shard, config, output, fresh), inputs.shards)
+    sign_keys = [output.key_of(STAGE, f"{s}.sig") for s in inputs.shards]
     clustered = cluster_passages(config, inputs, output, sign_keys, fresh=fresh)
-    keep = functools.partial(keep_shard, config, output, clustered.details["key"], fresh)
-    stats = combine(STAGE, UNIT, map_shards(STAGE, keep, inputs.shards), time.perf_counter() - started)
+    keep = functools.partial(keep_shard, config, output, output.key_of(STAGE, ALL), fresh)
+    stats = run.combine(map_shards(STAGE, keep, inputs.shards))
     stats.details.update({k: clustered.details[k] for k in ("clusters", "bands", "rows", "prior_passages")})
-    stats.details.pop("key", None)
-    stats.save(output.stats(STAGE))
-    return stats
+    return run.save(stats)
 
 
 def sign_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> StageStats:
     """Step 1: the MinHash signatures of one ingested shard, to ``dedup-passages/signatures/<shard>.u32``."""
-    key = task_key(f"{STAGE}.sign", output.key_of("ingest", shard), stage_settings(config, STAGE))
-    done = None if fresh else output.finished(STAGE, f"{shard}.sig", key)
-    if done is not None:
-        return done
+    depends_on = (output.key_of("ingest", shard), stage_settings(config, STAGE))
+    work = functools.partial(_sign, config, output, shard)
+    return run_shard_task(output, f"{STAGE}.sign", f"{shard}.sig", depends_on, work, fresh=fresh)
+
+
+def _sign(config: RunConfig, output: Workdir, shard: str) -> StageStats:
     texts = read_shard_table(output.ingested, shard, ["text"])["text"].to_pylist()
     sigs = dedup_signatures(texts, config.dedup)
     path = _signature_file(output, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     sigs.tofile(path)
-    stats = StageStats(STAGE, UNIT, input=len(texts), details={"key": key})
-    output.mark_done(STAGE, f"{shard}.sig", key, stats)
-    return stats
+    return StageStats(STAGE, UNIT, input=len(texts))
 
 
 def cluster_passages(
@@ -93,10 +78,14 @@ def cluster_passages(
     """Step 2 (global): cluster the earlier versions' and this run's signatures; writes each row's root and the
     clusters' representatives to ``dedup-passages/_global``."""
     prior_parts = [read_index(folder, config.dedup) for folder in inputs.prior]
-    key = task_key(f"{STAGE}.cluster", sign_keys, [str(p) for p in inputs.prior], [len(i) for i, _ in prior_parts])
-    done = None if fresh else output.finished(STAGE, ALL, key)
-    if done is not None:
-        return done
+    depends_on = (sign_keys, [str(p) for p in inputs.prior], [len(i) for i, _ in prior_parts])
+    work = functools.partial(_cluster, config, inputs, output, prior_parts)
+    return run_shard_task(output, f"{STAGE}.cluster", ALL, depends_on, work, fresh=fresh)
+
+
+def _cluster(
+    config: RunConfig, inputs: DedupInputs, output: Workdir, prior_parts: list[tuple[pa.Array, np.ndarray]]
+) -> StageStats:
     parts = [sigs for _, sigs in prior_parts]
     sizes = {}
     for shard in inputs.shards:
@@ -118,19 +107,17 @@ def cluster_passages(
     (folder / "rows.json").write_text(json.dumps({"prior": n_prior, "offsets": offsets, "sizes": sizes}))
     bands, rows = lsh_shape(config.dedup)
     clusters = len(np.unique(roots[n_prior:])) if len(roots) > n_prior else 0
-    stats = StageStats(STAGE, UNIT, details={"key": key, "clusters": clusters, "bands": bands, "rows": rows,
-                                             "prior_passages": n_prior})  # fmt: skip
-    output.mark_done(STAGE, ALL, key, stats)
-    return stats
+    details = {"clusters": clusters, "bands": bands, "rows": rows, "prior_passages": n_prior}
+    return StageStats(STAGE, UNIT, details=details)
 
 
 def keep_shard(config: RunConfig, output: Workdir, cluster_key: str, fresh: bool, shard: str) -> StageStats:
     """Step 3: one shard's kept passages, its cluster audit and its MinHash index part."""
-    key = task_key(STAGE, cluster_key, shard)
-    done = None if fresh else output.finished(STAGE, shard, key)
-    if done is not None:
-        return done
-    output.forget(STAGE, shard)
+    work = functools.partial(_keep, config, output, shard)
+    return run_shard_task(output, STAGE, shard, (cluster_key, shard), work, fresh=fresh)
+
+
+def _keep(config: RunConfig, output: Workdir, shard: str) -> StageStats:
     folder = _global(output)
     layout = json.loads((folder / "rows.json").read_text())
     start, size = layout["offsets"][shard], layout["sizes"][shard]
@@ -152,7 +139,6 @@ def keep_shard(config: RunConfig, output: Workdir, cluster_key: str, fresh: bool
     stats = StageStats(STAGE, UNIT, input=table.num_rows, output=kept.num_rows)
     for reason in (NEAR, SEEN):
         stats.drop(reason, status.count(reason))
-    output.mark_done(STAGE, shard, key, stats)
     return stats
 
 

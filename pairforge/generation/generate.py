@@ -9,7 +9,6 @@ that is not (a backend outage, ``--limit``) is rebuilt by the next run, which se
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
@@ -20,9 +19,10 @@ from pairforge.generation.requests import PlannedRequest, plan_requests
 from pairforge.generation.send import ProgressFn, partition_count, send_partition
 from pairforge.llm import Backend
 from pairforge.mapping import Mapper, serial_map
+from pairforge.shard_task import StageRun, Unfinished, run_shard_task
 from pairforge.stages import get_stage, stage_settings
 from pairforge.stats import StageStats, combine
-from pairforge.workdir import Workdir, shard_files, task_key
+from pairforge.workdir import Workdir, shard_files
 
 STAGE = "generate"
 UNIT = get_stage(STAGE).unit
@@ -49,14 +49,14 @@ def run_generate(
     backend: Backend | None = None,
 ) -> StageStats:
     """Send what the ledger lacks, then build every shard's pairs."""
-    started = time.perf_counter()
+    run = StageRun(STAGE, output)
     budget = passage_budget(output, inputs)
     plan = functools.partial(plan_shard, config, output, budget)
     partitions = partition_count(config)
     send = functools.partial(_send, config, output, inputs.shards, plan, partitions, backend, progress)
     sent = map_shards(f"{STAGE}.send", send, [str(p) for p in range(partitions)])
     build = functools.partial(_build, config, output, plan, budget, fresh)
-    stats = combine(STAGE, UNIT, map_shards(STAGE, build, inputs.shards), time.perf_counter() - started)
+    stats = run.combine(map_shards(STAGE, build, inputs.shards))
     sending = combine(STAGE, UNIT, sent)
     for kind, n in sending.details.get("backend_errors", {}).items():
         stats.drop(f"backend_{kind}", n)
@@ -66,8 +66,7 @@ def run_generate(
         tokens_out_sent=sending.details.get("tokens_out_sent", 0), send_seconds=round(sending.seconds, 3),
         model=config.generate.model, backend=config.generate.backend, send_tasks=partitions,
     )  # fmt: skip
-    stats.save(output.stats(STAGE))
-    return stats
+    return run.save(stats)
 
 
 def passage_budget(output: Workdir, inputs: GenerateInputs) -> dict[str, int]:
@@ -103,11 +102,19 @@ def _build(
     fresh: bool, shard: str,
 ) -> StageStats:  # fmt: skip
     """One shard's pairs; skipped when complete under the same passages, settings and budget."""
-    key = task_key(STAGE, output.key_of("dedup-passages", shard), stage_settings(config, STAGE), budget[shard])
-    done = None if fresh else output.finished(STAGE, shard, key)
-    if done is not None and done.details.get("complete"):
-        return done
-    output.forget(STAGE, shard)
+    depends_on = (output.key_of("dedup-passages", shard), stage_settings(config, STAGE), budget[shard])
+    work = functools.partial(_build_pairs, config, output, plan, budget, shard)
+    return run_shard_task(output, STAGE, shard, depends_on, work, fresh=fresh, reuse=_complete)
+
+
+def _complete(done: StageStats) -> bool:
+    return bool(done.details.get("complete"))
+
+
+def _build_pairs(
+    config: RunConfig, output: Workdir, plan: functools.partial[list[PlannedRequest]], budget: dict[str, int],
+    shard: str,
+) -> Unfinished:  # fmt: skip
     planned = plan(shard)
     unanswered: list[str] = []
     retryable: list[str] = []
@@ -115,10 +122,7 @@ def _build(
     total = sum(pq.read_metadata(f).num_rows for f in shard_files(output.passages, shard))
     stats.details["passages_left_by_limit"] = total - budget[shard]
     stats.details["complete"] = stats.details["complete"] and total == budget[shard]
-    if unanswered or retryable:
-        # The same settings give other pairs once more answers arrive (or an unusable one is asked again): key
-        # this output by what it lacks, so the next run rebuilds it and the stages after it (whose keys chain
-        # on this one) redo their work.
-        key = task_key(STAGE, key, sorted(unanswered), *([sorted(retryable)] if retryable else []))
-    output.mark_done(STAGE, shard, key, stats)
-    return stats
+    # The same settings give other pairs once more answers arrive (or an unusable one is asked again): keyed by
+    # what it lacks, the next run rebuilds it and the stages after it redo their work.
+    lacking = [sorted(unanswered), *([sorted(retryable)] if retryable else [])] if unanswered or retryable else []
+    return Unfinished(stats, lacking)

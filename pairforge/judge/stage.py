@@ -11,9 +11,7 @@ changed cut redoes this step from the ledger and sends nothing. A judge that is 
 from __future__ import annotations
 
 import functools
-import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from pairforge.config import JudgeConfig, RunConfig
@@ -23,12 +21,13 @@ from pairforge.generation.send import ProgressFn, partition_count, send_partitio
 from pairforge.judge.requests import judge_model_id, plan_judge_requests
 from pairforge.judge.rubric import CRITERIA, Verdict, parse_verdict
 from pairforge.llm import Backend
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.records import DROPPED_SCHEMA, JUDGED_PAIR_SCHEMA
+from pairforge.shard_task import StageRun, Unfinished, run_shard_task
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
 from pairforge.stats import StageStats, combine
-from pairforge.workdir import Workdir, task_key
+from pairforge.workdir import Workdir
 from prompts import load_prompt
 
 STAGE = "judge"
@@ -36,16 +35,9 @@ UNIT = get_stage(STAGE).unit
 SCORE_COLUMNS = {f"judge_{name}": name for name in CRITERIA}
 
 
-@dataclass(frozen=True)
-class JudgeInputs:
-    """The input shards whose filtered pairs the judge scores."""
-
-    shards: list[str]
-
-
 def run_judge(
     config: RunConfig,
-    inputs: JudgeInputs,
+    inputs: ShardInputs,
     output: Workdir,
     *,
     fresh: bool = False,
@@ -54,7 +46,7 @@ def run_judge(
     backend: Backend | None = None,
 ) -> StageStats:
     """Send the judge requests the ledger lacks, then keep each shard's pairs that pass the cut."""
-    started = time.perf_counter()
+    run = StageRun(STAGE, output)
     sending = StageStats(STAGE, "requests")
     if config.judge.enabled:
         engine = config.judge.engine(config.generate)
@@ -62,7 +54,7 @@ def run_judge(
         send = functools.partial(_send, config, output, inputs.shards, partitions, backend, progress)
         sending = combine(STAGE, "requests", map_shards(f"{STAGE}.send", send, [str(p) for p in range(partitions)]))
     keep = functools.partial(judge_shard, config, output, fresh)
-    stats = combine(STAGE, UNIT, map_shards(STAGE, keep, inputs.shards), time.perf_counter() - started)
+    stats = run.combine(map_shards(STAGE, keep, inputs.shards))
     stats.details["enabled"] = config.judge.enabled
     if config.judge.enabled:
         for kind, n in sending.details.get("backend_errors", {}).items():
@@ -74,8 +66,7 @@ def run_judge(
             prompt=f"judge/{config.judge.prompt_version}.zh",
             cut={"min_score": config.judge.min_score, "min_scores": dict(config.judge.min_scores)},
         )  # fmt: skip
-    stats.save(output.stats(STAGE))
-    return stats
+    return run.save(stats)
 
 
 def plan_judge_shard(config: RunConfig, output: Workdir, shard: str) -> list[PlannedRequest]:
@@ -102,24 +93,27 @@ def judge_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> 
     same filtered pairs, judge settings and model."""
     engine = config.judge.engine(config.generate) if config.judge.enabled else None
     model = [engine.backend, judge_model_id(engine)] if engine else None
-    key = task_key(STAGE, output.key_of("filter", shard), stage_settings(config, STAGE), model)
-    done = None if fresh else output.finished(STAGE, shard, key)
-    if done is not None and not done.details.get("unanswered"):
-        return done
-    output.forget(STAGE, shard)
-    started = time.perf_counter()
+    depends_on = (output.key_of("filter", shard), stage_settings(config, STAGE), model)
+    work = functools.partial(_judge_pairs, config, output, shard)
+    return run_shard_task(output, STAGE, shard, depends_on, work, fresh=fresh, reuse=_answered)
+
+
+def _answered(done: StageStats) -> bool:
+    return not done.details.get("unanswered")
+
+
+def _judge_pairs(config: RunConfig, output: Workdir, shard: str) -> Unfinished:
+    engine = config.judge.engine(config.generate) if config.judge.enabled else None
     pairs = read_shard_table(output.filtered, shard).to_pylist()
     retryable: list[str] = []  # answers that gave no scores and will be asked again (generate.max_attempts)
     verdicts: list[Verdict | None] = [None] * len(pairs)
     if engine:
         verdicts = _verdicts(config, output, shard, engine.max_attempts, retryable)
     stats = _write(config, output, shard, pairs, verdicts)
-    stats.seconds = time.perf_counter() - started
     unanswered = [p["id"] for p, v in zip(pairs, verdicts, strict=True) if engine and v is None]
-    if unanswered or retryable:  # other output once answers arrive: key it by what it lacks, so later stages redo
-        key = task_key(STAGE, key, sorted(unanswered), *([sorted(retryable)] if retryable else []))
-    output.mark_done(STAGE, shard, key, stats)
-    return stats
+    # other output once answers arrive: keyed by what it lacks, so later stages redo
+    lacking = [sorted(unanswered), *([sorted(retryable)] if retryable else [])] if unanswered or retryable else []
+    return Unfinished(stats, lacking)
 
 
 def _verdicts(

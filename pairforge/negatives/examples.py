@@ -9,7 +9,6 @@ question, or the same question generated for two passages), so no positive of a 
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,11 @@ from pairforge.negatives.heldout import drop_heldout_candidates, is_heldout, spl
 from pairforge.negatives.select import score_means, select_all
 from pairforge.pool import Pool, id_hashes
 from pairforge.records import EXAMPLE_SCHEMA
+from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.shards import ShardWriter
 from pairforge.stages import get_stage
-from pairforge.stats import StageStats, combine
-from pairforge.workdir import ALL, Workdir, shard_files, task_key
+from pairforge.stats import StageStats
+from pairforge.workdir import ALL, Workdir, shard_files
 
 STAGE = "select"
 UNIT = get_stage(STAGE).unit
@@ -47,12 +47,6 @@ class SelectInputs:
     pool: Path
     upstream: str
     adjudicated: Path | None = None  # false-negative verdicts (``mine.adjudicate``), where the workdir has them
-
-
-def select_inputs(workdir: Workdir, shards: list[str]) -> SelectInputs:
-    """The select stage's inputs in a workdir: its own candidates and pool."""
-    upstream = task_key(f"{STAGE}.upstream", [workdir.key_of("mine", s) for s in shards])
-    return SelectInputs(shards, workdir.candidates, workdir.pool, upstream, workdir.adjudicated)
 
 
 class PoolIds(Sequence[str]):
@@ -72,21 +66,23 @@ def run_select(
     config: RunConfig, inputs: SelectInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
 ) -> StageStats:
     """Examples for every input shard's candidates under ``config.mine``'s selection policy."""
-    started = time.perf_counter()
+    run = StageRun(STAGE, output)
     repeats_key = find_repeated_queries(config, inputs, output, fresh=fresh)
-    run = functools.partial(select_shard, config, inputs, output, repeats_key, fresh)
-    stats = combine(STAGE, UNIT, map_shards(STAGE, run, inputs.shards), time.perf_counter() - started)
+    select = functools.partial(select_shard, config, inputs, output, repeats_key, fresh)
+    stats = run.combine(map_shards(STAGE, select, inputs.shards))
     stats.details = score_means(stats.details)
-    stats.save(output.stats(STAGE))
-    return stats
+    return run.save(stats)
 
 
 def find_repeated_queries(config: RunConfig, inputs: SelectInputs, output: Workdir, *, fresh: bool = False) -> str:
     """The global step: every query that occurs in more than one candidate row, with its positives, to
     ``select/_global/repeats.parquet``. Memory: 8 bytes per row, and the repeated rows."""
-    key = task_key(f"{STAGE}.repeats", inputs.upstream, inputs.shards)
-    if not fresh and output.finished(STAGE, ALL, key) is not None:
-        return key
+    work = functools.partial(_find_repeats, inputs, output)
+    run_shard_task(output, f"{STAGE}.repeats", ALL, (inputs.upstream, inputs.shards), work, fresh=fresh)
+    return output.key_of(STAGE, ALL)
+
+
+def _find_repeats(inputs: SelectInputs, output: Workdir) -> StageStats:
     files = [f for s in inputs.shards for f in shard_files(inputs.candidates, s)]
     hashes = np.concatenate(
         [id_hashes(pq.read_table(f, columns=["query"])["query"].to_pylist()) for f in files]
@@ -104,8 +100,7 @@ def find_repeated_queries(config: RunConfig, inputs: SelectInputs, output: Workd
     schema = pa.schema([("query", pa.string()), ("positive_id", pa.string()), ("positive", pa.string())])
     table = pa.concat_tables([r.cast(schema) for r in rows]) if rows else schema.empty_table()
     pq.write_table(table, folder / "repeats.parquet")
-    output.mark_done(STAGE, ALL, key, StageStats(STAGE, UNIT, details={"repeated_rows": table.num_rows}))
-    return key
+    return StageStats(STAGE, UNIT, details={"repeated_rows": table.num_rows})
 
 
 def select_shard(
@@ -114,13 +109,14 @@ def select_shard(
     """One shard's examples."""
     adjudicated = inputs.adjudicated if config.mine.adjudicate.enabled else None
     verdicts_key = adjudication_key(output, shard) if adjudicated else None
-    key = task_key(
-        STAGE, repeats_key, shard, config.mine.model_dump(mode="json"), *([verdicts_key] * bool(adjudicated))
-    )
-    done = None if fresh else output.finished(STAGE, shard, key)
-    if done is not None:
-        return done
-    output.forget(STAGE, shard)
+    work = functools.partial(_select, config, inputs, output, shard, adjudicated)
+    depends_on = (repeats_key, shard, config.mine.model_dump(mode="json"), *([verdicts_key] * bool(adjudicated)))
+    return run_shard_task(output, STAGE, shard, depends_on, work, fresh=fresh)
+
+
+def _select(
+    config: RunConfig, inputs: SelectInputs, output: Workdir, shard: str, adjudicated: Path | None
+) -> StageStats:
     table = pa.concat_tables(pq.read_table(f) for f in shard_files(inputs.candidates, shard))
     candidates = [cut(row, config.mine.range_max) for row in table.to_pylist()]
     if adjudicated:
@@ -139,7 +135,6 @@ def select_shard(
         writer.close()
     stats = StageStats(STAGE, UNIT, input=len(candidates), output=len(examples), details=summary)
     stats.details["human_examples"] = sum(e["kind"] == "human" for e in examples)  # the funnel's human-pairs row
-    output.mark_done(STAGE, shard, key, stats)
     return stats
 
 

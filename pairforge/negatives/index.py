@@ -4,7 +4,7 @@ filter and mining both read it, so the pool is tokenised and indexed once per ru
 
 from __future__ import annotations
 
-import time
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +15,10 @@ from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.bm25 import build_bm25_index
 from pairforge.negatives.index_segments import build_bm25_on_workers, pool_batches
 from pairforge.pool import Pool, PoolPart, build_pool
+from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.stages import get_stage, stage_settings
 from pairforge.stats import StageStats
-from pairforge.workdir import ALL, Workdir, shard_files, task_key
+from pairforge.workdir import ALL, Workdir, shard_files
 
 STAGE = "index"
 UNIT = get_stage(STAGE).unit
@@ -37,15 +38,16 @@ def run_index(
 ) -> StageStats:
     """Build the pool, its BM25 index and (dense retrievers) its embeddings under ``output``; on Dask (a Dask
     ``map_shards``) the BM25 segments are written by shard tasks on the workers (``build_bm25_on_workers``)."""
-    started = time.perf_counter()
-    own = [PoolPart(s, shard_files(output.passages, s), output.passage_index / s) for s in inputs.shards]
+    run = StageRun(STAGE, output)
     upstream = [output.key_of("dedup-passages", s) for s in inputs.shards]
     carried = [(p.name, [(str(f), f.stat().st_size) for f in p.passages]) for p in inputs.carried]
-    key = task_key(STAGE, upstream, carried, stage_settings(config, STAGE))
-    done = None if fresh else output.finished(STAGE, ALL, key)
-    if done is not None:
-        return done
-    output.forget(STAGE, ALL)
+    work = functools.partial(_index, config, inputs, output, map_shards)
+    stats = run_shard_task(output, STAGE, ALL, (upstream, carried, stage_settings(config, STAGE)), work, fresh=fresh)
+    return run.save(stats)
+
+
+def _index(config: RunConfig, inputs: IndexInputs, output: Workdir, map_shards: Mapper) -> StageStats:
+    own = [PoolPart(s, shard_files(output.passages, s), output.passage_index / s) for s in inputs.shards]
     pool = build_pool([*inputs.carried, *own], output.pool, config.dedup)
     if map_shards is serial_map or config.flow.task_runner != "dask":  # threads/processes: 2 helper processes
         batches = ((pool.ids(range(lo, hi)), pool.texts(range(lo, hi))) for lo, hi in pool_batches(pool.size))
@@ -54,10 +56,8 @@ def run_index(
         build_bm25_on_workers(config, pool, output, map_shards)
     if config.mine.retriever != "bm25":
         embed_pool(config, pool, output)
-    stats = StageStats(STAGE, UNIT, input=pool.size, output=pool.size, seconds=time.perf_counter() - started)
+    stats = StageStats(STAGE, UNIT, input=pool.size, output=pool.size)
     stats.details.update(pool=pool.size, carried=sum(p["rows"] for p in pool.meta["parts"][: len(inputs.carried)]))
-    output.mark_done(STAGE, ALL, key, stats)
-    stats.save(output.stats(STAGE))
     return stats
 
 

@@ -8,37 +8,30 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pairforge.config import RunConfig
 from pairforge.llm import Backend
-from pairforge.mapping import Mapper, serial_map
+from pairforge.mapping import Mapper, ShardInputs, serial_map
 from pairforge.negatives.bm25 import BM25Index
 from pairforge.pool import Pool
 from pairforge.records import CANDIDATE_SCHEMA
+from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.shards import ShardWriter, read_shard_table
 from pairforge.stages import get_stage, stage_settings
-from pairforge.stats import StageStats, combine
-from pairforge.workdir import ALL, Workdir, shard_files, task_key
+from pairforge.stats import StageStats
+from pairforge.workdir import ALL, Workdir, shard_files
 
 STAGE = "mine"
 UNIT = get_stage(STAGE).unit
 RETRIEVERS = ("bm25", "dense")
 
 
-@dataclass(frozen=True)
-class MineInputs:
-    """The input shards whose pairs to mine for (the pool and its indexes come from the index stage)."""
-
-    shards: list[str]
-
-
 def run_mine(
     config: RunConfig,
-    inputs: MineInputs,
+    inputs: ShardInputs,
     output: Workdir,
     *,
     fresh: bool = False,
@@ -47,9 +40,9 @@ def run_mine(
 ) -> StageStats:
     """Candidates for every pair of every input shard, then (``mine.adjudicate``) the LLM's false-negative verdicts
     on those that outrank or come close to the positive (``backend``: a ready one, for tests)."""
-    started = time.perf_counter()
-    run = functools.partial(mine_shard, config, output, output.key_of("index", ALL), fresh)
-    stats = combine(STAGE, UNIT, map_shards(STAGE, run, inputs.shards), time.perf_counter() - started)
+    run = StageRun(STAGE, output)
+    mine = functools.partial(mine_shard, config, output, output.key_of("index", ALL), fresh)
+    stats = run.combine(map_shards(STAGE, mine, inputs.shards))
     stats.details["mined_with"] = {k.split(".", 1)[1]: v for k, v in stage_settings(config, STAGE).items()}
     if config.mine.adjudicate.enabled:
         from pairforge.adjudicate.stage import run_adjudication
@@ -57,9 +50,8 @@ def run_mine(
         stats.details["adjudication"] = run_adjudication(
             config, output, inputs.shards, fresh=fresh, map_shards=map_shards, backend=backend
         )
-        stats.seconds = time.perf_counter() - started
-    stats.save(output.stats(STAGE))
-    return stats
+        stats.seconds = time.perf_counter() - run.started
+    return run.save(stats)
 
 
 def read_queries(output: Workdir, shard: str) -> list[dict[str, Any]]:
@@ -88,11 +80,12 @@ def mine_shard(config: RunConfig, output: Workdir, index_key: str, fresh: bool, 
     upstream = [
         output.key_of(s, shard) if output.done(s, shard).is_file() else None for s in ("dedup-pairs", "ingest")
     ]
-    key = task_key(STAGE, upstream, index_key, stage_settings(config, STAGE))
-    done = None if fresh else output.finished(STAGE, shard, key)
-    if done is not None:
-        return done
-    output.forget(STAGE, shard)
+    work = functools.partial(_mine, config, output, shard)
+    depends_on = (upstream, index_key, stage_settings(config, STAGE))
+    return run_shard_task(output, STAGE, shard, depends_on, work, fresh=fresh)
+
+
+def _mine(config: RunConfig, output: Workdir, shard: str) -> StageStats:
     pairs = read_queries(output, shard)
     rows = mine_candidates(pairs, Pool(output.pool), config, output)
     writer = ShardWriter(output.candidates, shard, CANDIDATE_SCHEMA, config.ingest.shard_rows)
@@ -105,7 +98,6 @@ def mine_shard(config: RunConfig, output: Workdir, index_key: str, fresh: bool, 
     for source in RETRIEVERS:
         if rows and rows[0][f"{source}_ids"] is not None:
             stats.details[f"{source}_candidates"] = sum(len(r[f"{source}_ids"]) for r in rows)
-    output.mark_done(STAGE, shard, key, stats)
     return stats
 
 

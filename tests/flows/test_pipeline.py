@@ -248,6 +248,29 @@ def test_pipeline_publishes_resumes_and_increments(
     assert {r["pair_id"] for r in rows(store / NAME / "v1", "examples")} == third["pair_ids"]
 
 
+def test_run_honours_dedup_against_as_the_dedup_command_does(
+    reference: dict[str, Any], parts: list[Path], llm: FakeLLM, tmp_path: Path
+) -> None:
+    """Issue 22: another dataset whose ``dedup.against`` names the reference version's MinHash index: ``pairforge
+    run`` drops the passages that index holds (shard 0's, also in the reference) exactly as ``pairforge dedup``
+    drops them, and its version holds none of the reference's documents."""
+    reference_version = Path(reference["result"]["path"])
+    corpus = corpus_of(tmp_path, parts[0], parts[2])  # part 0 is in the reference version, part 2 is not
+    against = {"against": [str(reference_version / "index" / "passages")]}
+    ran = run_pipeline(write_config(tmp_path / "run", corpus, llm.base_url, dedup=against))
+    staged = write_config(tmp_path / "staged", corpus, llm.base_url, dedup=against)
+    assert cli("ingest", str(staged)).exit_code == 0
+    deduped = cli("dedup", str(staged), "--json")
+    assert deduped.exit_code == 0, deduped.output
+    by_command = json.loads(deduped.stdout.strip().splitlines()[-1])
+    by_run = ran["funnel"]["dedup-passages"]
+    assert by_run["dropped"] == by_command["dropped"] and by_run["out"] == by_command["out"]
+    assert by_run["dropped"]["seen_in_earlier_version"] > 0
+    seen = {r["doc_id"] for r in rows(reference_version, "passages")}
+    published = {r["doc_id"] for r in rows(Path(ran["path"]), "passages")}
+    assert published and not published & seen
+
+
 def _only_key(work: Path) -> str:
     (done,) = (work / "ingest" / "_done").glob("*.json")
     return done.stem

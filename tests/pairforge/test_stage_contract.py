@@ -1,6 +1,6 @@
 """The stage contract (issue 12), stage by stage, on one small real workdir: WuDao documents in two input shards and
-a CMRC subset with human questions, every stage run by its ``run_<stage>`` over a real run plan, the LLM stage
-against the project's fake OpenAI-compatible server.
+a CMRC subset with human questions, every stage run as the pipeline runs it (``flows.stages.run_stage``: inputs from
+``stage_inputs``) over a real run plan, the LLM stage against the project's fake OpenAI-compatible server.
 
 For every stage: it writes only its own folder (its inputs, the upstream folders and the corpus, keep their bytes
 and times), its shards have the stage's Arrow schema and are named after their input shard, its StageStats add up
@@ -21,19 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from filters.run import FilterInputs, run_filter
+from flows.stages import run_stage as run_wired_stage
 from pairforge.config import RunConfig
-from pairforge.dedup.pairs import DedupPairsInputs, run_dedup_pairs
-from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
-from pairforge.export import ExportInputs, run_export
-from pairforge.generation.generate import GenerateInputs, run_generate
 from pairforge.generation.ledger import Ledger
-from pairforge.ingest import run_ingest
-from pairforge.judge.stage import JudgeInputs, run_judge
-from pairforge.negatives.examples import run_select, select_inputs
-from pairforge.negatives.index import IndexInputs, run_index
-from pairforge.negatives.mine import MineInputs, run_mine
-from pairforge.plan import RunPlan, carried_parts, plan_run
+from pairforge.plan import RunPlan, plan_run
 from pairforge.pool import Pool
 from pairforge.records import (
     CANDIDATE_SCHEMA,
@@ -107,27 +98,8 @@ def own(stage: str, path: str) -> bool:
 
 
 def run_stage(name: str, config: RunConfig, plan: RunPlan, *, fresh: bool = False) -> StageStats:
-    """One stage over the plan, with the inputs ``flows.pipeline.run_stages`` gives it."""
-    workdir, keys = Workdir(config.workdir), plan.keys
-    prior, carried = carried_parts(config, plan, workdir)
-    if name == "ingest":
-        return run_ingest(config, [s.shard for s in plan.todo], workdir, fresh=fresh)
-    if name == "dedup-passages":
-        return run_dedup_passages(config, dedup_inputs(config, keys, prior), workdir, fresh=fresh)
-    if name == "index":
-        return run_index(config, IndexInputs(keys, carried), workdir, fresh=fresh)
-    if name == "generate":
-        return run_generate(config, GenerateInputs(keys, plan.limit), workdir, fresh=fresh)
-    if name == "filter":
-        return run_filter(config, FilterInputs(keys), workdir, fresh=fresh)
-    if name == "judge":
-        return run_judge(config, JudgeInputs(keys), workdir, fresh=fresh)
-    if name == "dedup-pairs":
-        return run_dedup_pairs(config, DedupPairsInputs(keys), workdir, fresh=fresh)
-    if name == "mine":
-        return run_mine(config, MineInputs(keys), workdir, fresh=fresh)
-    assert name == "select"
-    return run_select(config, select_inputs(workdir, keys), workdir, fresh=fresh)
+    """One stage over the plan, as ``flows.pipeline.run_stages`` runs it (inputs from ``stage_inputs``)."""
+    return run_wired_stage(name, config, plan, Workdir(config.workdir), fresh=fresh)
 
 
 @dataclass
@@ -267,9 +239,8 @@ def test_fresh_recomputes_the_same_bytes(run: Run, stage: str) -> None:
 
 
 def test_export_publishes_a_complete_version_and_a_stale_plan_conflicts(run: Run) -> None:
-    funnel = [run.stats[s] for s in STAGES]
     before = run.snapshot()
-    stats = run_export(run.config, ExportInputs(run.plan, funnel), run.workdir)
+    stats = run_stage("export", run.config, run.plan)
     assert changed(before, run.snapshot()) == set()  # export reads the workdir, writes the store
     assert (stats.input, stats.output) == (run.stats["select"].output, run.stats["select"].output)
     manifest = json.loads((Path(stats.details["path"]) / "manifest.json").read_text(encoding="utf-8"))
@@ -278,7 +249,7 @@ def test_export_publishes_a_complete_version_and_a_stale_plan_conflicts(run: Run
     )
     assert sum(manifest["examples"].values()) == stats.output
     with pytest.raises(VersionConflict):  # the same plan again would duplicate v1: refused
-        run_export(run.config, ExportInputs(run.plan, funnel), run.workdir)
+        run_stage("export", run.config, run.plan)
     assert Store(run.config.store).versions("contract") == [1]
     assert plan_run(run.config).todo == []  # every shard is covered now
 
@@ -319,10 +290,11 @@ def test_a_lost_store_is_republished_from_the_warm_workdir(run: Run, tmp_path: P
     plan = plan_run(config)
     assert plan.parent is None and [s.status for s in plan.shards] == ["new"] * 3 and plan.keys == run.plan.keys
     before, sent = run.snapshot(), run.llm.received
-    funnel = [run_stage(stage, config, plan) for stage in STAGES]
+    for stage in STAGES:
+        run_stage(stage, config, plan)
     rewritten = {p for p in changed(before, run.snapshot()) if not p.endswith("/stats.json")}
     assert rewritten == set() and run.llm.received == sent
-    stats = run_export(config, ExportInputs(plan, funnel), Workdir(config.workdir))
+    stats = run_stage("export", config, plan)
     assert stats.details["version"] == 1 and stats.output == run.stats["select"].output
     latest = tmp_path / "store" / "contract" / "latest"  # a path a training job can use as it is
     assert latest.is_symlink() and (latest / "manifest.json").is_file() and any((latest / "flagembedding").iterdir())

@@ -1,5 +1,6 @@
-"""A workdir as the stages before export leave it, built from real data by the real stage functions, in the order
-``flows.pipeline.run_stages`` runs them, over a real run plan (``plan_run``: new shards, carried segments).
+"""A workdir as the stages before export leave it, built from real data by the real stage functions, run as
+``flows.pipeline.run_stages`` runs them (``flows.stages.run_stage``), over a real run plan (``plan_run``: new
+shards, carried segments).
 
 The input shards, written to a temporary folder (never the repo):
 
@@ -24,20 +25,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from filters.run import FilterInputs, run_filter
+from flows.stages import run_stage
 from pairforge.config import RunConfig
-from pairforge.dedup.pairs import DedupPairsInputs, run_dedup_pairs
-from pairforge.dedup.passages import dedup_inputs, run_dedup_passages
-from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard, run_generate
+from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard
 from pairforge.generation.ledger import Ledger, LedgerRow
-from pairforge.ingest import run_ingest
-from pairforge.judge.stage import JudgeInputs, run_judge
-from pairforge.negatives.examples import run_select, select_inputs
-from pairforge.negatives.index import IndexInputs, run_index
-from pairforge.negatives.mine import MineInputs, run_mine
-from pairforge.plan import RunPlan, carried_parts, plan_run
+from pairforge.plan import RunPlan, plan_run
 from pairforge.records import EXAMPLE_SCHEMA
 from pairforge.shards import ShardWriter, read_shard_table
+from pairforge.stages import STAGE_NAMES
 from pairforge.stats import StageStats
 from pairforge.workdir import Workdir
 
@@ -131,20 +126,13 @@ def build_workdir(
     plan = plan_run(config, limit=limit)
     plan.save(workdir.plan)
     keys = plan.keys
-    prior, carried = carried_parts(config, plan, workdir)
-    funnel = [
-        run_ingest(config, [s.shard for s in plan.todo], workdir),
-        run_dedup_passages(config, dedup_inputs(config, keys, prior), workdir),
-        run_index(config, IndexInputs(keys, carried), workdir),
-    ]
-    if with_llm:
-        fill_ledger(config, workdir, keys, answers_by_doc(shared_data))
-        funnel.append(run_generate(config, GenerateInputs(keys, plan.limit), workdir))
-        funnel.append(run_filter(config, FilterInputs(keys), workdir))
-        funnel.append(run_judge(config, JudgeInputs(keys), workdir))
-        funnel.append(run_dedup_pairs(config, DedupPairsInputs(keys), workdir))
-    funnel.append(run_mine(config, MineInputs(keys), workdir))
-    funnel.append(run_select(config, select_inputs(workdir, keys), workdir))
+    funnel = []
+    for name in STAGE_NAMES[:-1]:
+        if name in ("generate", "filter", "judge", "dedup-pairs") and not with_llm:
+            continue
+        if name == "generate":  # the passages are known now: answer every request they make
+            fill_ledger(config, workdir, keys, answers_by_doc(shared_data))
+        funnel.append(run_stage(name, config, plan, workdir))
     if plant:
         plant_short_examples(workdir, keys[0])
     return Built(config, plan, funnel)

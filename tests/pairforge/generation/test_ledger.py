@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from pairforge.generation.ledger import Ledger, LedgerRow, bucket_of, lock_buckets, request_key
@@ -54,19 +53,31 @@ def test_keys_spread_over_the_buckets(tmp_path: Path) -> None:
 
 
 def test_a_bucket_lock_makes_a_second_sender_wait(tmp_path: Path) -> None:
+    """Events, not sleeps, order the two senders: ``a`` holds buckets 1 and 3 until told to let go, ``b`` asks for
+    bucket 3 only once ``a`` holds it, and enters only after ``a`` is out."""
     order: list[str] = []
+    held, release, entered = threading.Event(), threading.Event(), threading.Event()
 
-    def hold(name: str, buckets: list[int], seconds: float) -> None:
-        with lock_buckets(tmp_path, buckets):
-            order.append(f"{name} in")
-            time.sleep(seconds)
-            order.append(f"{name} out")
+    def first() -> None:
+        with lock_buckets(tmp_path, [1, 3]):
+            order.append("a in")
+            held.set()
+            assert release.wait(10)
+            order.append("a out")
 
-    first = threading.Thread(target=hold, args=("a", [1, 3], 0.4))
-    first.start()
-    time.sleep(0.1)
-    second = threading.Thread(target=hold, args=("b", [3], 0.0))  # shares bucket 3: waits for a
-    second.start()
-    first.join()
-    second.join()
+    def second() -> None:
+        with lock_buckets(tmp_path, [3]):  # shares bucket 3: waits for a
+            order.append("b in")
+            entered.set()
+        order.append("b out")
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert held.wait(10)
+    b = threading.Thread(target=second)
+    b.start()
+    assert not entered.wait(0.2)  # a still holds bucket 3 (a broken lock lets b in at once)
+    release.set()
+    a.join(10)
+    b.join(10)
     assert order == ["a in", "a out", "b in", "b out"]

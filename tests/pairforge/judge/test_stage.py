@@ -18,7 +18,8 @@ from pairforge.export.segments import completeness
 from pairforge.generation.ledger import Ledger
 from pairforge.judge.card import judge_section
 from pairforge.judge.rubric import render_judge
-from pairforge.judge.stage import JudgeInputs, run_judge
+from pairforge.judge.stage import run_judge
+from pairforge.mapping import ShardInputs
 from pairforge.plan import RunPlan
 from pairforge.stages import STAGE_NAMES, output_fingerprint, stage_settings
 from pairforge.stats import StageStats
@@ -137,7 +138,7 @@ def test_backend_failures_are_never_cached_and_bad_answers_are_counted(judged: J
     pairs = judged.stats["judge"].input
     judged.llm.set_faults(rates={"http_500": 1.0})
     try:
-        down = run_judge(config, JudgeInputs(judged.plan.keys), workdir, fresh=True)
+        down = run_judge(config, ShardInputs(judged.plan.keys), workdir, fresh=True)
     finally:
         judged.llm.set_faults(rates={"refusal": 0.5})
     assert down.output == 0 and down.dropped == {"judge_unanswered": pairs} and down.details["unanswered"] == pairs
@@ -146,7 +147,7 @@ def test_backend_failures_are_never_cached_and_bad_answers_are_counted(judged: J
     assert completeness(workdir, shard) == (False, {"judge_unanswered": pairs})
     try:
         before = judged.llm.received
-        up = run_judge(config, JudgeInputs(judged.plan.keys), workdir)
+        up = run_judge(config, ShardInputs(judged.plan.keys), workdir)
     finally:
         judged.llm.set_faults(rates={})
     assert judged.llm.received - before == up.details["sent"] == pairs  # every one asked again, once
@@ -155,10 +156,10 @@ def test_backend_failures_are_never_cached_and_bad_answers_are_counted(judged: J
     assert "judge_unanswered" not in up.dropped and completeness(workdir, shard) == (True, {})
     # A refusal gave no scores, so the next run asks it again (as generation re-asks unusable answers, at most
     # generate.max_attempts times); this time the model answers, and after that nothing is sent.
-    again = run_judge(config, JudgeInputs(judged.plan.keys), workdir)
+    again = run_judge(config, ShardInputs(judged.plan.keys), workdir)
     assert again.details["sent"] == again.details["reasked"] == refused
     assert "judge_no_scores" not in again.dropped and again.input == again.output + sum(again.dropped.values())
-    settled = run_judge(config, JudgeInputs(judged.plan.keys), workdir)
+    settled = run_judge(config, ShardInputs(judged.plan.keys), workdir)
     assert settled.details["sent"] == 0 and same_stats(settled, again)
 
 
@@ -170,7 +171,7 @@ def test_a_disabled_judge_passes_pairs_on_and_changes_no_fingerprint(judged: Jud
     assert output_fingerprint(off, 0, {}) != output_fingerprint(judged.config, 0, {})
     config = judged.copy(tmp_path, enabled=False)
     workdir, sent = Workdir(config.workdir), judged.llm.received
-    stats = run_judge(config, JudgeInputs(judged.plan.keys), workdir)
+    stats = run_judge(config, ShardInputs(judged.plan.keys), workdir)
     assert judged.llm.received == sent and stats.details == {"enabled": False}
     assert stats.input == stats.output == table(workdir.judged).num_rows and stats.dropped == {}
     assert table(workdir.judged)["judge_score"].null_count == stats.output

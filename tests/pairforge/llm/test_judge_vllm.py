@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pairforge.config import VllmConfig
-from pairforge.judge.stage import JudgeInputs, run_judge
+from pairforge.judge.stage import run_judge
+from pairforge.mapping import ShardInputs
 from pairforge.plan import plan_run
 from pairforge.stages import STAGE_NAMES
 from pairforge.testing.fake_llm import FakeLLM
@@ -38,7 +39,7 @@ def test_the_judge_scores_every_pair_on_the_real_engine(
     engine = {"backend": "vllm", "model": str(tiny_model_dir), "vllm": VllmConfig(**ENGINE)}
     judge = config.judge.model_copy(update=engine)
     config = config.model_copy(update={"judge": judge})
-    stats = run_judge(config, JudgeInputs(plan.keys), workdir, backend=vllm_backend)  # the session's engine
+    stats = run_judge(config, ShardInputs(plan.keys), workdir, backend=vllm_backend)  # the session's engine
     d = stats.details
     assert stats.input == filtered.output > 0 and d["sent"] == stats.input and d["unanswered"] == 0
     assert not d.get("backend_errors") and d["failures"] == {}  # every answer gave three scores
@@ -46,5 +47,5 @@ def test_the_judge_scores_every_pair_on_the_real_engine(
     assert stats.input == stats.output + sum(stats.dropped.values())
 
     recut = config.model_copy(update={"judge": judge.model_copy(update={"min_score": None})})
-    again = run_judge(recut, JudgeInputs(plan.keys), workdir)  # no backend given: one would have to be built
+    again = run_judge(recut, ShardInputs(plan.keys), workdir)  # no backend given: one would have to be built
     assert again.details["sent"] == 0 and again.output == again.input and again.details["scores"] == d["scores"]
