@@ -18,7 +18,8 @@ from pairforge.adjudicate.stage import plan_adjudication_shard
 from pairforge.config import RunConfig
 from pairforge.export.formats import flagembedding_row, sentence_transformers_row, uniem_row
 from pairforge.generation.ledger import Ledger
-from pairforge.negatives.mine import MineInputs, run_mine
+from pairforge.mapping import ShardInputs
+from pairforge.negatives.mine import run_mine
 from pairforge.plan import RunPlan
 from pairforge.stages import STAGE_NAMES, output_fingerprint, stage_settings
 from pairforge.stats import StageStats
@@ -145,7 +146,7 @@ def test_a_changed_margin_remines_nothing_and_sends_only_new_questions(
     wide = adjudicated.copy(tmp_path / "wide", margin=0.9, max_candidates=8)
     more = planned(wide, adjudicated.plan)
     new = set(more) - set(planned(adjudicated.config, adjudicated.plan))
-    stats = run_mine(wide, MineInputs(adjudicated.plan.keys), Workdir(wide.workdir))
+    stats = run_mine(wide, ShardInputs(adjudicated.plan.keys), Workdir(wide.workdir))
     assert new and stats.details["adjudication"]["sent"] == len(new) == adjudicated.llm.received - sent
 
 
@@ -156,7 +157,7 @@ def test_backend_failures_are_never_cached(adjudicated: Adjudicated, tmp_path: P
     asked = len(planned(config, adjudicated.plan))
     adjudicated.llm.set_faults(rates={"http_500": 1.0})
     try:
-        down = run_mine(config, MineInputs(adjudicated.plan.keys), workdir, fresh=True)
+        down = run_mine(config, ShardInputs(adjudicated.plan.keys), workdir, fresh=True)
     finally:
         adjudicated.llm.set_faults(rates={})
     a = down.details["adjudication"]
@@ -165,7 +166,7 @@ def test_backend_failures_are_never_cached(adjudicated: Adjudicated, tmp_path: P
     select = run_stage("select", config, adjudicated.plan)
     assert select.details["skipped"]["false_negative"] == 0  # nothing confirmed yet
     before = adjudicated.llm.received
-    up = run_mine(config, MineInputs(adjudicated.plan.keys), workdir)
+    up = run_mine(config, ShardInputs(adjudicated.plan.keys), workdir)
     assert up.details["adjudication"]["sent"] == asked == adjudicated.llm.received - before
     assert not any(k.get("unanswered") for k in up.details["adjudication"]["by_kind"].values())
     select = run_stage("select", config, adjudicated.plan)  # the verdicts changed: select redoes its shards

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pairforge.config import VllmConfig
-from pairforge.negatives.mine import MineInputs, run_mine
+from pairforge.mapping import ShardInputs
+from pairforge.negatives.mine import run_mine
 from pairforge.plan import plan_run
 from pairforge.stages import STAGE_NAMES
 from pairforge.testing.fake_llm import FakeLLM
@@ -39,7 +40,7 @@ def test_adjudication_on_the_real_engine(
     engine = {"backend": "vllm", "model": str(tiny_model_dir), "vllm": VllmConfig(**ENGINE), "max_candidates": 2}
     adjudicate = config.mine.adjudicate.model_copy(update=engine)
     config = config.model_copy(update={"mine": config.mine.model_copy(update={"adjudicate": adjudicate})})
-    stats = run_mine(config, MineInputs(plan.keys), workdir, backend=vllm_backend)  # the session's engine
+    stats = run_mine(config, ShardInputs(plan.keys), workdir, backend=vllm_backend)  # the session's engine
     a = stats.details["adjudication"]
     asked = sum(c["asked"] for c in a["by_kind"].values())
     assert asked > 0 and a["sent"] == asked and not a["backend_errors"]
@@ -47,6 +48,6 @@ def test_adjudication_on_the_real_engine(
 
     narrow = adjudicate.model_copy(update={"margin": 0.0})
     config = config.model_copy(update={"mine": config.mine.model_copy(update={"adjudicate": narrow})})
-    again = run_mine(config, MineInputs(plan.keys), workdir)  # no backend given: one would have to be built
+    again = run_mine(config, ShardInputs(plan.keys), workdir)  # no backend given: one would have to be built
     assert again.details["adjudication"]["sent"] == 0
     assert sum(c["asked"] for c in again.details["adjudication"]["by_kind"].values()) <= asked
