@@ -31,6 +31,7 @@ from pairforge.dedup.index import dedup_signatures, read_index
 # Passages per compressed block: 16 keep a random read at ~80 µs and the texts at ~56% of their size (zstd level 3
 # on Chinese passages of ~600 characters; a block of 64 gives 51% but costs 350 µs a read).
 BLOCK = 16
+POOL_FORMAT = "pool-2"  # the folder layout: a pool written under another (an older workdir's) is built again
 
 
 @dataclass(frozen=True)

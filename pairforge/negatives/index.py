@@ -12,7 +12,7 @@ import numpy as np
 
 from pairforge.config import RunConfig
 from pairforge.negatives.bm25 import build_bm25_index
-from pairforge.pool import Pool, PoolPart, build_pool
+from pairforge.pool import POOL_FORMAT, Pool, PoolPart, build_pool
 from pairforge.stages import get_stage, stage_settings
 from pairforge.stats import StageStats
 from pairforge.workdir import ALL, Workdir, shard_files, task_key
@@ -36,7 +36,7 @@ def run_index(config: RunConfig, inputs: IndexInputs, output: Workdir, *, fresh:
     own = [PoolPart(s, shard_files(output.passages, s), output.passage_index / s) for s in inputs.shards]
     upstream = [output.key_of("dedup-passages", s) for s in inputs.shards]
     carried = [(p.name, [(str(f), f.stat().st_size) for f in p.passages]) for p in inputs.carried]
-    key = task_key(STAGE, upstream, carried, stage_settings(config, STAGE))
+    key = task_key(STAGE, upstream, carried, stage_settings(config, STAGE), POOL_FORMAT)
     done = None if fresh else output.finished(STAGE, ALL, key)
     if done is not None:
         return done
