@@ -144,6 +144,8 @@ class PartRows:
         return int(self.starts[-1])
 
     def __getitem__(self, row: int) -> np.ndarray:
+        if row < 0:  # from the end, as a NumPy array reads it
+            row += len(self)
         if not 0 <= row < len(self):
             raise IndexError(f"row {row} of {len(self)}")
         part = int(np.searchsorted(self.starts, row, side="right")) - 1

@@ -49,6 +49,7 @@ def test_the_pool_shares_the_index_parts_signatures_rather_than_copying_them(tmp
         assert (tmp_path / "pool" / f"signatures-{n:05d}.u32").samefile(tmp_path / "index" / name / "signatures.u32")
     write_index(tmp_path / "index" / "b", ["b-0"], dedup_signatures(TEXTS[:1], config), config)  # rewritten aside
     assert np.array_equal(Pool(tmp_path / "pool").signatures[3], dedup_signatures(TEXTS[3:], config)[0])
+    assert np.array_equal(Pool(tmp_path / "pool").signatures[-4], dedup_signatures(TEXTS[:1], config)[0])
     with pytest.raises(IndexError):
         Pool(tmp_path / "pool").signatures[4]
 

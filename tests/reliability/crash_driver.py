@@ -76,7 +76,8 @@ def arm_mine() -> None:
 
 
 def arm_publish(after: int) -> None:
-    """Die once the version's staging folder holds ``after`` files, before it is renamed to ``v<N>``."""
+    """Die once the version's staging folder holds ``after`` files or more (the stage outputs are hard-linked in,
+    not written, so the count can pass ``after`` between two writes), before it is renamed to ``v<N>``."""
     from pairforge.export.writer import VersionWriter
 
     original: Callable[..., Any] = VersionWriter.open.__wrapped__  # type: ignore[attr-defined]
@@ -84,7 +85,7 @@ def arm_publish(after: int) -> None:
     @contextmanager
     def open_(self: VersionWriter, relative: str) -> Iterator[Any]:
         yield from original(self, relative)
-        if len(self.files) == after:
+        if len(self.files) >= after:
             die({"point": "publish", "staging": self.folder, "files": sorted(self.files)})
 
     VersionWriter.open = open_  # type: ignore[method-assign,assignment]
