@@ -174,12 +174,12 @@ def run_stage(config: Path, name: str, args: list[str], env: dict[str, str]) -> 
     return seconds, usage.ru_maxrss / 1024, anon, json.loads(out_path.read_text().strip().splitlines()[-1])
 
 
-def folder_bytes(folder: Path) -> dict[str, int]:
+def folder_bytes(folder: Path, seen: set[tuple[int, int]] | None = None) -> dict[str, int]:
     """Bytes on disk (``st_blocks`` × 512: what the files occupy, not their apparent size) under each folder two
     levels below ``folder`` (``ingest/passages``, ``cache/ledger`` …); files directly in a top folder count under
     it."""
     sizes: dict[str, int] = {}
-    seen: set[tuple[int, int]] = set()
+    seen = set() if seen is None else seen  # shared between calls: a file linked into the store counts once
     for path, _, files in os.walk(folder):
         rel = Path(path).relative_to(folder).parts
         if not rel:
@@ -236,7 +236,9 @@ def main() -> None:
                 peaks.append(peak)
                 anons.append(anon)
                 label = stats["stage"]
-                sizes = folder_bytes(tmp / "work") | {f"store/{k}": v for k, v in folder_bytes(tmp / "store").items()}
+                linked: set[tuple[int, int]] = set()
+                sizes = folder_bytes(tmp / "work", linked)
+                sizes |= {f"store/{k}": v for k, v in folder_bytes(tmp / "store", linked).items()}
                 own = sum(v for k, v in sizes.items() if k.split("/")[0] == ("store" if label == "export" else label))
                 disk.append((label, own, sum(sizes.values()) - before, sum(sizes.values())))
                 before = sum(sizes.values())
