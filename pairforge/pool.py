@@ -1,12 +1,12 @@
 """The passage pool on disk: every passage negatives may come from (earlier versions' and this run's), with random
 access by position and by id, memory-mapped so a 10M-passage pool costs page cache, not RSS.
 
-Folder layout: ``ids.arrow`` (Arrow IPC, one string column), ``texts.zst`` + ``blocks.u64`` + ``offsets.u64``
-(the UTF-8 texts back to back, zstd-compressed in blocks of ``BLOCK`` passages: random access decompresses one
-block of ~30 kB; ``offsets`` index the uncompressed stream), ``signatures-NNNNN.u32`` (MinHash rows, one file per
-part, in order: hard links to the parts' MinHash index files, so the pool keeps no second copy of them),
-``lookup.*`` and ``text-lookup.*`` (64-bit hashes of the ids and of the texts, sorted, with the position of each),
-``meta.json``. Positions are the BM25 index's document numbers.
+Folder layout: ``ids.arrow`` (Arrow IPC, one string column), ``texts.bin`` + ``offsets.u64`` (UTF-8 texts back
+to back, uncompressed: selection reads ~150k texts at random for 5k queries, and decompressing a zstd block per
+read made it 5× slower), ``signatures-NNNNN.u32`` (MinHash rows, one file per part, in order: hard links to the
+parts' MinHash index files, so the pool keeps no second copy of them), ``lookup.*`` and ``text-lookup.*`` (64-bit
+hashes of the ids and of the texts, sorted, with the position of each), ``meta.json``. Positions are the BM25
+index's document numbers.
 """
 
 from __future__ import annotations
@@ -23,14 +23,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import zstandard
 
 from pairforge.config import DedupConfig
 from pairforge.dedup.index import dedup_signatures, read_index
 
-# Passages per compressed block: 16 keep a random read at ~80 µs and the texts at ~56% of their size (zstd level 3
-# on Chinese passages of ~600 characters; a block of 64 gives 51% but costs 350 µs a read).
-BLOCK = 16
 POOL_FORMAT = "pool-2"  # the folder layout: a pool written under another (an older workdir's) is built again
 
 
@@ -52,7 +48,7 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
     hashes: list[np.ndarray] = []
     text_hashes: list[np.ndarray] = []
     offset, sizes = 0, []
-    with (tmp / "offsets.u64").open("wb") as offsets, TextBlocks(tmp) as texts:
+    with (tmp / "offsets.u64").open("wb") as offsets, (tmp / "texts.bin").open("wb") as texts:
         np.zeros(1, dtype=np.uint64).tofile(offsets)
         for n, part in enumerate(parts):
             part_ids, part_sigs = read_index(part.index, dedup)
@@ -60,7 +56,7 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
             for batch_ids, batch_texts in _batches(part.passages):
                 encoded = [t.encode("utf-8") for t in batch_texts]
                 ends = offset + np.cumsum([len(e) for e in encoded], dtype=np.uint64)
-                texts.add(encoded)
+                texts.write(b"".join(encoded))
                 ends.tofile(offsets)
                 offset = int(ends[-1]) if len(ends) else offset
                 ids.append(batch_ids)
@@ -84,38 +80,6 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return Pool(folder)
-
-
-class TextBlocks:
-    """Writes encoded texts to ``texts.zst`` in zstd blocks of ``BLOCK`` texts, and the blocks' byte offsets to
-    ``blocks.u64``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.pending: list[bytes] = []
-        self.ends = [0]
-        self.compressor = zstandard.ZstdCompressor(level=3)
-
-    def __enter__(self) -> TextBlocks:
-        self.out = (self.folder / "texts.zst").open("wb")
-        return self
-
-    def add(self, encoded: list[bytes]) -> None:
-        self.pending.extend(encoded)
-        while len(self.pending) >= BLOCK:
-            self._write(self.pending[:BLOCK])
-            del self.pending[:BLOCK]
-
-    def _write(self, texts: list[bytes]) -> None:
-        block = self.compressor.compress(b"".join(texts))
-        self.out.write(block)
-        self.ends.append(self.ends[-1] + len(block))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pending and not any(exc):
-            self._write(self.pending)
-        self.out.close()
-        np.asarray(self.ends, dtype=np.uint64).tofile(self.folder / "blocks.u64")
 
 
 def _share_signatures(part: PoolPart, sigs: np.ndarray, target: Path) -> None:
@@ -161,9 +125,7 @@ class Pool:
         self.size = int(self.meta["passages"])
         self._ids = pa.ipc.open_file(pa.memory_map(str(folder / "ids.arrow"))).read_all()["id"]
         self._offsets = np.fromfile(folder / "offsets.u64", dtype=np.uint64)
-        self._blocks = np.fromfile(folder / "blocks.u64", dtype=np.uint64)
-        self._texts = np.memmap(folder / "texts.zst", dtype=np.uint8, mode="r") if self._blocks[-1] else None
-        self._cached: tuple[int, bytes] = (-1, b"")  # the last block read (sequential reads decompress it once)
+        self._texts = np.memmap(folder / "texts.bin", dtype=np.uint8, mode="r") if self._offsets[-1] else None
         self._by_id = (
             np.fromfile(folder / "lookup.u64", dtype=np.uint64),
             np.fromfile(folder / "lookup.i64", np.int64),
@@ -187,15 +149,9 @@ class Pool:
         return [str(x) for x in self._ids.take(pa.array(positions, type=pa.int64())).to_pylist()]
 
     def text(self, position: int) -> str:
-        number = position // BLOCK
-        cached = self._cached
-        if cached[0] != number:
-            assert self._texts is not None
-            raw = bytes(self._texts[int(self._blocks[number]) : int(self._blocks[number + 1])])
-            cached = self._cached = (number, zstandard.ZstdDecompressor().decompress(raw))
-        base = int(self._offsets[number * BLOCK])
-        start, end = int(self._offsets[position]) - base, int(self._offsets[position + 1]) - base
-        return cached[1][start:end].decode("utf-8")
+        start, end = int(self._offsets[position]), int(self._offsets[position + 1])
+        assert self._texts is not None
+        return bytes(self._texts[start:end]).decode("utf-8")
 
     def texts(self, positions: Sequence[int]) -> list[str]:
         return [self.text(int(p)) for p in positions]

@@ -10,7 +10,7 @@ import pytest
 
 from pairforge.config import DedupConfig
 from pairforge.dedup.index import dedup_signatures, write_index
-from pairforge.pool import BLOCK, Pool, PoolPart, build_pool
+from pairforge.pool import Pool, PoolPart, build_pool
 from pairforge.records import PASSAGE_SCHEMA
 from pairforge.shards import ShardWriter
 
@@ -54,10 +54,10 @@ def test_the_pool_shares_the_index_parts_signatures_rather_than_copying_them(tmp
         Pool(tmp_path / "pool").signatures[4]
 
 
-def test_texts_across_compressed_blocks_and_parts_read_back_in_any_order(tmp_path: Path) -> None:
-    config = DedupConfig()
+def test_texts_across_parts_read_back_in_any_order(tmp_path: Path) -> None:
+    config, BLOCK = DedupConfig(), 16
     texts = [f"{TEXTS[i % 4]}第{i}段。" * (1 + i % 3) for i in range(3 * BLOCK + 5)]
-    cuts = [0, 7, 7 + BLOCK + 3, len(texts)]  # part edges fall inside blocks
+    cuts = [0, 7, 7 + BLOCK + 3, len(texts)]
     parts = [part(tmp_path, f"p{n}", texts[a:b], config) for n, (a, b) in enumerate(itertools.pairwise(cuts))]
     pool = build_pool(parts, tmp_path / "pool", config)
     order = [len(texts) - 1, 0, BLOCK, BLOCK - 1, 5, 2 * BLOCK + 1, BLOCK]
