@@ -18,6 +18,7 @@ a fixed top k (``consistency_max_rank_share: null``, the rule before issue 20):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -173,6 +174,37 @@ def run_stage(config: Path, name: str, args: list[str], env: dict[str, str]) -> 
     return seconds, usage.ru_maxrss / 1024, anon, json.loads(out_path.read_text().strip().splitlines()[-1])
 
 
+def folder_bytes(folder: Path, seen: set[tuple[int, int]] | None = None) -> dict[str, int]:
+    """Bytes on disk (``st_blocks`` × 512: what the files occupy, not their apparent size) under each folder two
+    levels below ``folder`` (``ingest/passages``, ``cache/ledger`` …); files directly in a top folder count under
+    it."""
+    sizes: dict[str, int] = {}
+    seen = set() if seen is None else seen  # shared between calls: a file linked into the store counts once
+    for path, _, files in os.walk(folder):
+        rel = Path(path).relative_to(folder).parts
+        if not rel:
+            continue
+        key = "/".join(rel[:2])
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                stat = os.lstat(os.path.join(path, name))
+                if (stat.st_dev, stat.st_ino) not in seen:  # a hard-linked file takes its blocks once
+                    seen.add((stat.st_dev, stat.st_ino))
+                    sizes[key] = sizes.get(key, 0) + stat.st_blocks * 512
+    return sizes
+
+
+def print_disk(rows: list[tuple[str, int, int, int]], final: dict[str, int], corpus_bytes: int) -> None:
+    """The disk table: each stage's own folder after it ran, the workdir's growth during it and its total; then the
+    largest folders of the finished workdir."""
+    print(f"\n{'stage':<16}{'own MB':>9}{'+ MB':>9}{'total MB':>10}  (workdir on disk after each stage)")
+    for label, own, grown, total in rows:
+        print(f"{label:<16}{own / 1e6:>9.0f}{grown / 1e6:>9.0f}{total / 1e6:>10.0f}")
+    print(f"largest folders (the corpus JSONL: {corpus_bytes / 1e6:,.0f} MB):")
+    for key, size in sorted(final.items(), key=lambda kv: -kv[1])[:12]:
+        print(f"  {key:<32}{size / 1e6:>9.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--passages", type=int, default=100_000)
@@ -192,7 +224,7 @@ def main() -> None:
             config = write_config(tmp, url)
             total, peaks, anons = 0.0, [], []
             print(f"{'stage':<16}{'seconds':>9}{'peak MB':>9}{'anon MB':>9}  in → out")
-            drops = {}
+            drops, disk, before = {}, [], 0
             for name, extra in STAGES:
                 extra = ["--limit", str(args.generate)] if extra is None else extra
                 if name == "filter":  # the same pairs under the fixed top k first (its outputs are then replaced)
@@ -204,8 +236,15 @@ def main() -> None:
                 peaks.append(peak)
                 anons.append(anon)
                 label = stats["stage"]
+                linked: set[tuple[int, int]] = set()
+                sizes = folder_bytes(tmp / "work", linked)
+                sizes |= {f"store/{k}": v for k, v in folder_bytes(tmp / "store", linked).items()}
+                own = sum(v for k, v in sizes.items() if k.split("/")[0] == ("store" if label == "export" else label))
+                disk.append((label, own, sum(sizes.values()) - before, sum(sizes.values())))
+                before = sum(sizes.values())
                 print(f"{label:<16}{seconds:>9.1f}{peak:>9.0f}{anon:>9.0f}  {stats['in']:,} → {stats['out']:,} "
                       f"{stats['unit']}", flush=True)  # fmt: skip
+        print_disk(disk, sizes, size)
     print(f"peak MB: ru_maxrss of the stage process (mapped file pages included); anon MB: the largest sampled "
           f"RssAnon of its process tree (heap, no file pages). Largest anon: {max(anons):.0f} MB")  # fmt: skip
     print(f"round trip: {drops['ours']:.1%} of the pairs it judged dropped as not_retrievable (a fixed top k would "

@@ -2,14 +2,18 @@
 access by position and by id, memory-mapped so a 10M-passage pool costs page cache, not RSS.
 
 Folder layout: ``ids.arrow`` (Arrow IPC, one string column), ``texts.bin`` + ``offsets.u64`` (UTF-8 texts back
-to back), ``signatures.u32`` (MinHash rows, aligned), ``lookup.*`` and ``text-lookup.*`` (64-bit hashes of the ids
-and of the texts, sorted, with the position of each), ``meta.json``. Positions are the BM25 index's document numbers.
+to back, uncompressed: selection reads ~150k texts at random for 5k queries, and decompressing a zstd block per
+read made it 5× slower), ``signatures-NNNNN.u32`` (MinHash rows, one file per part, in order: hard links to the
+parts' MinHash index files, so the pool keeps no second copy of them), ``lookup.*`` and ``text-lookup.*`` (64-bit
+hashes of the ids and of the texts, sorted, with the position of each), ``meta.json``. Positions are the BM25
+index's document numbers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,6 +26,8 @@ import pyarrow.parquet as pq
 
 from pairforge.config import DedupConfig
 from pairforge.dedup.index import dedup_signatures, read_index
+
+POOL_FORMAT = "pool-2"  # the folder layout: a pool written under another (an older workdir's) is built again
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,9 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
     hashes: list[np.ndarray] = []
     text_hashes: list[np.ndarray] = []
     offset, sizes = 0, []
-    with (
-        (tmp / "texts.bin").open("wb") as texts,
-        (tmp / "offsets.u64").open("wb") as offsets,
-        (tmp / "signatures.u32").open("wb") as sigs,
-    ):
+    with (tmp / "offsets.u64").open("wb") as offsets, (tmp / "texts.bin").open("wb") as texts:
         np.zeros(1, dtype=np.uint64).tofile(offsets)
-        for part in parts:
+        for n, part in enumerate(parts):
             part_ids, part_sigs = read_index(part.index, dedup)
             rows = 0
             for batch_ids, batch_texts in _batches(part.passages):
@@ -63,7 +65,7 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
                 rows += len(batch_ids)
             if rows != len(part_ids):
                 raise ValueError(f"{part.name}: {rows} passages but {len(part_ids)} MinHash rows")
-            np.ascontiguousarray(part_sigs).tofile(sigs)
+            _share_signatures(part, part_sigs, tmp / f"signatures-{n:05d}.u32")
             sizes.append({"name": part.name, "rows": rows})
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], type=pa.string())
     with pa.OSFile(str(tmp / "ids.arrow"), "wb") as sink, pa.ipc.new_file(sink, pa.schema([("id", pa.string())])) as w:
@@ -78,6 +80,40 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return Pool(folder)
+
+
+def _share_signatures(part: PoolPart, sigs: np.ndarray, target: Path) -> None:
+    """The part's MinHash rows at ``target``: a hard link to its index file (written once and never changed in
+    place, so the link stays right), a copy where no link can be made (another file system)."""
+    source = part.index / "signatures.u32"
+    if len(sigs) and source.is_file():
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    np.ascontiguousarray(sigs, dtype=np.uint32).tofile(target)
+
+
+class PartRows:
+    """Row ``i`` of the rows of several equally wide memory-mapped files, back to back (``rows[i]``)."""
+
+    def __init__(self, files: Sequence[Path], sizes: Sequence[int], width: int) -> None:
+        self.parts = [
+            np.memmap(f, dtype=np.uint32, mode="r", shape=(n, width)) for f, n in zip(files, sizes, strict=True) if n
+        ]
+        self.starts = np.cumsum([0, *(len(p) for p in self.parts)])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        if row < 0:  # from the end, as a NumPy array reads it
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(f"row {row} of {len(self)}")
+        part = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return np.asarray(self.parts[part][row - self.starts[part]])
 
 
 class Pool:
@@ -98,12 +134,9 @@ class Pool:
             np.fromfile(folder / "text-lookup.u64", dtype=np.uint64),
             np.fromfile(folder / "text-lookup.i64", dtype=np.int64),
         )
-        shape = (self.size, int(self.meta["num_perm"]))
-        self.signatures = (
-            np.memmap(folder / "signatures.u32", dtype=np.uint32, mode="r", shape=shape)
-            if self.size
-            else np.zeros(shape, dtype=np.uint32)
-        )
+        parts = self.meta["parts"]
+        files = [folder / f"signatures-{n:05d}.u32" for n in range(len(parts))]
+        self.signatures = PartRows(files, [p["rows"] for p in parts], int(self.meta["num_perm"]))
 
     def sign(self, texts: Sequence[str]) -> np.ndarray:
         """MinHash signatures of ``texts`` under the pool's own settings (comparable with ``signatures``)."""

@@ -59,17 +59,11 @@ def run_dedup_passages(
 def sign_shard(config: RunConfig, output: Workdir, fresh: bool, shard: str) -> StageStats:
     """Step 1: the MinHash signatures of one ingested shard, to ``dedup-passages/signatures/<shard>.u32``."""
     depends_on = (output.key_of("ingest", shard), stage_settings(config, STAGE))
-    work = functools.partial(_sign, config, output, shard)
+
+    def work() -> StageStats:
+        return StageStats(STAGE, UNIT, input=len(_sign(config, output, shard)))
+
     return run_shard_task(output, f"{STAGE}.sign", f"{shard}.sig", depends_on, work, fresh=fresh)
-
-
-def _sign(config: RunConfig, output: Workdir, shard: str) -> StageStats:
-    texts = read_shard_table(output.ingested, shard, ["text"])["text"].to_pylist()
-    sigs = dedup_signatures(texts, config.dedup)
-    path = _signature_file(output, shard)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sigs.tofile(path)
-    return StageStats(STAGE, UNIT, input=len(texts))
 
 
 def cluster_passages(
@@ -89,7 +83,7 @@ def _cluster(
     parts = [sigs for _, sigs in prior_parts]
     sizes = {}
     for shard in inputs.shards:
-        sigs = _read_signatures(output, shard, config.dedup.num_perm)
+        sigs = _read_signatures(config, output, shard)
         parts.append(sigs)
         sizes[shard] = len(sigs)
     roots = cluster_signatures(parts, config.dedup, output.scratch(STAGE))
@@ -133,9 +127,13 @@ def _keep(config: RunConfig, output: Workdir, shard: str) -> StageStats:
                       "status": pa.array(status, pa.string())})  # fmt: skip
     output.passage_clusters.mkdir(parents=True, exist_ok=True)
     pq.write_table(audit, output.passage_clusters / f"{shard}.parquet")
-    sigs = _read_signatures(output, shard, config.dedup.num_perm)
+    sigs = _read_signatures(config, output, shard)
     keep_rows = np.asarray([s == KEEP for s in status], dtype=bool)  # bool even when the shard has no passage
     write_index(output.passage_index / shard, kept["id"], sigs[keep_rows], config.dedup)
+    del sigs
+    # The kept rows' signatures live on in the index part; the whole shard's are needed again only if the
+    # clustering reruns, which signs the shard again (``_read_signatures``): no second copy stays on disk.
+    _signature_file(output, shard).unlink(missing_ok=True)
     stats = StageStats(STAGE, UNIT, input=table.num_rows, output=kept.num_rows)
     for reason in (NEAR, SEEN):
         stats.drop(reason, status.count(reason))
@@ -158,8 +156,25 @@ def _signature_file(output: Workdir, shard: str) -> Path:
     return output.stage(STAGE) / "signatures" / f"{shard}.u32"
 
 
-def _read_signatures(output: Workdir, shard: str, num_perm: int) -> np.ndarray:
+def _sign(config: RunConfig, output: Workdir, shard: str) -> np.ndarray:
+    """Sign one ingested shard and write its signatures (aside, then renamed) to its signature file."""
+    texts = read_shard_table(output.ingested, shard, ["text"])["text"].to_pylist()
+    sigs = dedup_signatures(texts, config.dedup)
     path = _signature_file(output, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    sigs.tofile(tmp)
+    tmp.replace(path)
+    return sigs
+
+
+def _read_signatures(config: RunConfig, output: Workdir, shard: str) -> np.ndarray:
+    """The shard's signatures, memory-mapped; signed again when ``keep_shard`` has removed them (a clustering
+    or a keep step that runs again after its shard was kept)."""
+    path = _signature_file(output, shard)
+    num_perm = config.dedup.num_perm
+    if not path.is_file():
+        _sign(config, output, shard)
     count = path.stat().st_size // (4 * num_perm)
     if count == 0:
         return np.zeros((0, num_perm), dtype=np.uint32)

@@ -4,12 +4,15 @@ manifest's sha256 list needs no second read (on s3:// that would be a second dow
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 _CHUNK = 1 << 20
 
@@ -73,10 +76,34 @@ class VersionWriter:
         self.write_bytes(relative, text.encode("utf-8"))
 
     def put_file(self, relative: str, local: Path) -> None:
-        """Copy a local file in, in chunks."""
+        """Put a local file in: a hard link on a local store (the workdir's stage outputs are replaced by rename,
+        never edited in place, and the file is made read-only first, so no second copy of the pool's passages
+        lands on the same disk), else a copy, in chunks."""
+        if isinstance(self.fs, LocalFileSystem) and self._link(relative, local):
+            return
         with self.open(relative) as handle, local.open("rb") as source:
             for block in iter(lambda: source.read(_CHUNK), b""):
                 handle.write(block)
+
+    def _link(self, relative: str, local: Path) -> bool:
+        """Hard-link ``local`` at ``relative`` and record its size and sha256; False where no link can be made."""
+        if relative in self.files:
+            raise ValueError(f"{relative}: written twice")
+        target = self.path(relative)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        mode = local.stat().st_mode
+        local.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        try:
+            os.link(local, target)
+        except OSError:  # another file system, or none with hard links
+            return False
+        digest, size = hashlib.sha256(), 0
+        with local.open("rb") as source:
+            for block in iter(lambda: source.read(_CHUNK), b""):
+                digest.update(block)
+                size += len(block)
+        self.files[relative] = {"bytes": size, "sha256": digest.hexdigest()}
+        return True
 
     def put_tree(self, relative: str, local: Path) -> None:
         """Copy every file under a local folder in, keeping the relative layout."""

@@ -14,7 +14,7 @@ from pairforge.config import RunConfig
 from pairforge.mapping import Mapper, serial_map
 from pairforge.negatives.bm25 import build_bm25_index
 from pairforge.negatives.index_segments import build_bm25_on_workers, pool_batches
-from pairforge.pool import Pool, PoolPart, build_pool
+from pairforge.pool import POOL_FORMAT, Pool, PoolPart, build_pool
 from pairforge.shard_task import StageRun, run_shard_task
 from pairforge.stages import get_stage, stage_settings
 from pairforge.stats import StageStats
@@ -42,7 +42,9 @@ def run_index(
     upstream = [output.key_of("dedup-passages", s) for s in inputs.shards]
     carried = [(p.name, [(str(f), f.stat().st_size) for f in p.passages]) for p in inputs.carried]
     work = functools.partial(_index, config, inputs, output, map_shards)
-    stats = run_shard_task(output, STAGE, ALL, (upstream, carried, stage_settings(config, STAGE)), work, fresh=fresh)
+    stats = run_shard_task(
+        output, STAGE, ALL, (upstream, carried, stage_settings(config, STAGE), POOL_FORMAT), work, fresh=fresh
+    )
     return run.save(stats)
 
 

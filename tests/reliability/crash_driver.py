@@ -76,18 +76,28 @@ def arm_mine() -> None:
 
 
 def arm_publish(after: int) -> None:
-    """Die once the version's staging folder holds ``after`` files, before it is renamed to ``v<N>``."""
+    """Die once the version's staging folder holds ``after`` files or more, before it is renamed to ``v<N>``: after
+    a file written (``open``) or put in (``put_file``: a stage output hard-linked in, no write)."""
     from pairforge.export.writer import VersionWriter
 
     original: Callable[..., Any] = VersionWriter.open.__wrapped__  # type: ignore[attr-defined]
+    put_file = VersionWriter.put_file
+
+    def check(self: VersionWriter) -> None:
+        if len(self.files) >= after:
+            die({"point": "publish", "staging": self.folder, "files": sorted(self.files)})
 
     @contextmanager
     def open_(self: VersionWriter, relative: str) -> Iterator[Any]:
         yield from original(self, relative)
-        if len(self.files) == after:
-            die({"point": "publish", "staging": self.folder, "files": sorted(self.files)})
+        check(self)
+
+    def put_file_(self: VersionWriter, relative: str, local: Any) -> None:
+        put_file(self, relative, local)
+        check(self)
 
     VersionWriter.open = open_  # type: ignore[method-assign,assignment]
+    VersionWriter.put_file = put_file_  # type: ignore[method-assign]
 
 
 def arm_meet(runs: int, folder: Path) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from pairforge.cli import app
 from pairforge.config import RunConfig
-from pairforge.dedup.index import read_index
+from pairforge.dedup.index import dedup_signatures, read_index
 from pairforge.dedup.passages import DedupInputs, run_dedup_passages
 from pairforge.records import PASSAGE_SCHEMA
 from pairforge.shards import ShardWriter
@@ -111,3 +112,24 @@ def test_a_shard_without_passages_keeps_nothing_and_still_has_an_index_part(shar
     ids, sigs = read_index(workdir.passage_index / "bbbb", config_for(workdir.root).dedup)
     assert len(ids) == 0 and sigs.shape == (0, config_for(workdir.root).dedup.num_perm)
     assert [pq.read_metadata(f).num_rows for f in shard_files(workdir.passages, "bbbb")] == [0]  # the schema, no rows
+
+
+def test_signatures_are_removed_once_kept_and_signed_again_when_the_clustering_reruns(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """The shard's signatures are no second copy on disk (the index part keeps the kept rows'); a clustering that
+    must run again (here: a new earlier version to dedup against) signs the shard again and gets it right."""
+    texts = planted_set(shared_data, 40)
+    first, second = Workdir(tmp_path / "v1"), Workdir(tmp_path / "v2")
+    ingested(first, {"aaaa": texts[:30]})
+    run_dedup_passages(config_for(first.root), DedupInputs(["aaaa"]), first)
+    ingested(second, {"bbbb": [*texts[30:60], texts[5]]}, first_id=100)
+    alone = run_dedup_passages(config_for(second.root), DedupInputs(["bbbb"]), second)
+    assert alone.output == 30  # texts[45] is a near copy of texts[5]
+    assert not list((second.stage("dedup-passages") / "signatures").glob("*"))
+    stats = run_dedup_passages(config_for(second.root), DedupInputs(["bbbb"], [first.passage_index / "aaaa"]), second)
+    assert (stats.input, stats.output, stats.dropped) == (31, 10, {"seen_in_earlier_version": 21})
+    config = config_for(second.root).dedup
+    ids, sigs = read_index(second.passage_index / "bbbb", config)
+    by_id = {f"p{100 + i:04d}": t for i, t in enumerate([*texts[30:60], texts[5]])}
+    assert np.array_equal(sigs, dedup_signatures([by_id[i] for i in ids.to_pylist()], config))
