@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from flows.pipeline import _run
 from pairforge.cli import app
+from pairforge.config import RunConfig
 from pairforge.diskfull import DiskFullError, is_disk_full
 from pairforge.testing.fake_llm import FakeLLM
 from tests.pairforge.llm.helpers import cmrc_config, ingest_cmrc
@@ -69,11 +70,19 @@ def test_generate_and_index_on_a_full_disk_say_so_in_one_line(shared_data: Path,
 
 
 def test_a_stage_flow_that_fills_the_disk_is_one_sentence(tmp_path: Path) -> None:
-    def stage_flow(config: dict[str, str]) -> dict[str, str]:
+    def stage_flow(fresh: bool) -> dict[str, str]:
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    config = RunConfig.model_validate(
+        {
+            "name": "full",
+            "workdir": str(tmp_path / "w"),
+            "store": str(tmp_path / "s"),
+            "corpora": [{"format": "wudao", "path": str(tmp_path / "c.jsonl")}],
+        }
+    )
     with pytest.raises(DiskFullError, match=r"^stage generate failed: the disk is full .*" + str(tmp_path)) as info:
-        _run("generate", stage_flow, {"workdir": str(tmp_path / "w"), "store": str(tmp_path / "s")})
+        _run("generate", config, stage_flow, False)
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 

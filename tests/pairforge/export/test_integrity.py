@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,11 @@ def damage(path: Path, how: str) -> None:
     if how == "delete":
         path.unlink()
         return
+    # A local store hard-links the workdir's outputs: the damage goes to a copy at this path only, so the session's
+    # workdir (the same inode) stays whole for the other tests.
+    copy = path.with_name(path.name + ".copy")
+    shutil.copyfile(path, copy)
+    copy.replace(path)
     path.chmod(0o644)
     if how == "truncate":
         os.truncate(path, 1000)
