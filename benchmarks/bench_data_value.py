@@ -19,9 +19,14 @@ group's questions over the evaluation group's paragraphs: nothing evaluated was 
     RESULT data_value ours=<generated gain> anchor=<human gain> ratio=<ours/anchor> unit=recall_at_5
     RESULT negatives_value ours=<generated> anchor=<generated-inbatch> ratio=<ours/anchor> unit=recall_at_5
 
-gains being over the untrained student, means over seeds; the paired differences are printed with their
+gains being over the untrained student (a pretrained student's untrained score is the same under every seed and is
+measured once), means over seeds; the paired differences are printed with their
 standard error. Also printed: kept pairs per passage, seconds per kept pair (generation time over kept pairs),
 and the faithfulness share of the kept pairs (``pairforge.evaluate.faithfulness``).
+
+The default is a smoke run for ``make bench`` (16 passages, 2 seeds: its figures are noise); the measured run is
+``nice -n 10 timeout 7200 python benchmarks/bench_data_value.py --full`` (80 passages, 5 seeds), best with
+``--prepare-only`` first (the generation, tens of minutes of vLLM on a CPU, cached for every later run).
 """
 
 from __future__ import annotations

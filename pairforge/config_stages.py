@@ -264,7 +264,7 @@ class GateConfig(Strict):
     )
     tolerance: float = Field(default=0.01, ge=0, description="How far below the parent a promoted version may be.")
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(**GATE_TRAIN),
+        default_factory=lambda: TrainConfig.model_validate(GATE_TRAIN),
         description="Student and budget (`pairforge train`'s settings; both runs use the same). Keys left out "
         f"take the gate's defaults {GATE_TRAIN}: the pretrained MiniLM-L6, which (unlike `static`) benefits from "
         "mined hard negatives, on a budget that keeps the gate in minutes on a CPU; `student: static` is the "
