@@ -19,9 +19,14 @@ group's questions over the evaluation group's paragraphs: nothing evaluated was 
     RESULT data_value ours=<generated gain> anchor=<human gain> ratio=<ours/anchor> unit=recall_at_5
     RESULT negatives_value ours=<generated> anchor=<generated-inbatch> ratio=<ours/anchor> unit=recall_at_5
 
-gains being over the untrained student, means over seeds; the paired differences are printed with their
+gains being over the untrained student (a pretrained student's untrained score is the same under every seed and is
+measured once), means over seeds; the paired differences are printed with their
 standard error. Also printed: kept pairs per passage, seconds per kept pair (generation time over kept pairs),
 and the faithfulness share of the kept pairs (``pairforge.evaluate.faithfulness``).
+
+The default is a smoke run for ``make bench`` (16 passages, 2 seeds: its figures are noise); the measured run is
+``nice -n 10 timeout 7200 python benchmarks/bench_data_value.py --full`` (80 passages, 5 seeds), best with
+``--prepare-only`` first (the generation, tens of minutes of vLLM on a CPU, cached for every later run).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from pairforge.train.students import build_student
 REPO = Path(__file__).resolve().parents[1]
 CMRC = SHARED / "cmrc2018" / "cmrc2018_dev.squad.json"
 WORK = REPO / "work" / "bench_data_value"
+QUICK, FULL = (16, 2), (80, 5)  # (passages, seeds): `make bench`'s smoke run, and the measured run (--full)
 SPAN = 20  # a training text sharing this many characters with an eval passage counts as a leak
 
 
@@ -173,10 +179,15 @@ def recall_at_5(model: Any, eval_set: LongTextSet) -> float:
     return float(block["recall_at_5"])
 
 
-def run_seed(arms: dict[str, TrainData], config: TrainConfig, eval_set: LongTextSet, seed: int) -> dict[str, float]:
-    """recall@5 of every arm (``untrained`` included) for one seed, each arm trained with the same config."""
+def run_seed(
+    arms: dict[str, TrainData], config: TrainConfig, eval_set: LongTextSet, untrained: float | None, seed: int
+) -> dict[str, float]:
+    """recall@5 of every arm (``untrained`` included: scored now unless given) for one seed, each arm trained
+    with the same config."""
     seeded = config.model_copy(update={"seed": seed})
-    scores = {"untrained": recall_at_5(build_student(seeded, "cpu"), eval_set)}
+    if untrained is None:
+        untrained = recall_at_5(build_student(seeded, "cpu"), eval_set)
+    scores = {"untrained": untrained}
     print(f"seed {seed} untrained: recall@5 {scores['untrained']:.4f}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-data-value-") as scratch:
         for name, data in arms.items():
@@ -191,12 +202,14 @@ def run_arms(
     arms: dict[str, TrainData], config: TrainConfig, seeds: int, eval_set: LongTextSet, jobs: int
 ) -> dict[str, list[float]]:
     """recall@5 per arm and seed (``untrained`` included); ``jobs`` seeds at once, in separate processes."""
+    # A pretrained student is the same model under every seed: its untrained score is measured once.
+    untrained = None if config.is_static() else recall_at_5(build_student(config, "cpu"), eval_set)
     if jobs > 1:
         context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
         with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            per_seed = list(pool.map(functools.partial(run_seed, arms, config, eval_set), range(seeds)))
+            per_seed = list(pool.map(functools.partial(run_seed, arms, config, eval_set, untrained), range(seeds)))
     else:
-        per_seed = [run_seed(arms, config, eval_set, seed) for seed in range(seeds)]
+        per_seed = [run_seed(arms, config, eval_set, untrained, seed) for seed in range(seeds)]
     return {name: [scores[name] for scores in per_seed] for name in per_seed[0]}
 
 
@@ -225,8 +238,15 @@ def faithfulness_share(version: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--passages", type=int, default=80, help="Generation-group paragraphs to generate from.")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--full", action="store_true", help=f"The measured run: {FULL[0]} passages, {FULL[1]} seeds (tens of minutes)."
+    )
+    parser.add_argument(
+        "--passages",
+        type=int,
+        help=f"Generation-group paragraphs to generate from (default {QUICK[0]}; --full {FULL[0]}).",
+    )
+    parser.add_argument("--seeds", type=int, help=f"Seeds (default {QUICK[1]}; --full {FULL[1]}).")
     parser.add_argument("--student", default=None, help="The student (default: the gate's default student).")
     parser.add_argument("--epochs", type=float, default=None, help="Default: the gate's budget.")
     parser.add_argument("--jobs", type=int, default=1, help="Seeds trained at once (one process each).")
@@ -234,6 +254,9 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--prepare-only", action="store_true", help="Only make the cached version.")
     args = parser.parse_args()
+    # `make bench` runs the quick default (a smoke run whose figures are noise); the measured figures need --full.
+    args.passages = args.passages or (FULL if args.full else QUICK)[0]
+    args.seeds = args.seeds or (FULL if args.full else QUICK)[1]
     paragraphs, eval_file, version, seconds = prepare(args.passages, args.split_seed, args.limit)
     if args.prepare_only:
         print(f"version: {version} ({seconds} s of pipeline)")

@@ -305,6 +305,10 @@ class ExportConfig(Strict):
     _check_types = field_validator("flagembedding_types")(check_flagembedding_types)
 
 
+# The gate's default student and budget (measured: docs/quality.md, "Data value").
+GATE_TRAIN: dict[str, object] = {"student": "minilm", "max_steps": 20, "batch_size": 16, "learning_rate": 5e-5}
+
+
 class GateConfig(Strict):
     """The training-effect gate: after export, the same student is trained with the same seed and budget on the
     new version and on its parent (no parent: the untrained student is the baseline), and both are evaluated on
@@ -329,9 +333,21 @@ class GateConfig(Strict):
     )
     tolerance: float = Field(default=0.01, ge=0, description="How far below the parent a promoted version may be.")
     train: TrainConfig = Field(
-        default_factory=lambda: TrainConfig(max_steps=100),
-        description="Student and budget (`pairforge train`'s settings; both runs use the same).",
+        default_factory=lambda: TrainConfig.model_validate(GATE_TRAIN),
+        description="Student and budget (`pairforge train`'s settings; both runs use the same). Keys left out "
+        f"take the gate's defaults {GATE_TRAIN}: the pretrained MiniLM-L6, which (unlike `static`) benefits from "
+        "mined hard negatives, on a budget that keeps the gate in minutes on a CPU; `student: static` is the "
+        "seconds-fast bag of tokens.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_gate_defaults(cls, values: object) -> object:
+        """A ``train`` mapping without ``student`` gets the gate's student and budget (not `pairforge train`'s
+        `static`), so ``train: {max_steps: 50}`` changes only the steps."""
+        if isinstance(values, dict) and isinstance(values.get("train"), dict) and "student" not in values["train"]:
+            values = {**values, "train": {**GATE_TRAIN, **values["train"]}}
+        return values
 
 
 class FlowConfig(Strict):

