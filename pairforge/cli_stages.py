@@ -4,7 +4,7 @@ the input shards the latest version does not cover). ``pairforge run`` runs them
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,8 +13,17 @@ from pairforge.cli_common import JsonOption, err, print_json, store_errors, user
 from pairforge.config import RunConfig, load_config
 from pairforge.plan import RunPlan, plan_run
 from pairforge.stats import StageStats
-from pairforge.wiring import stage_inputs
 from pairforge.workdir import Workdir
+
+
+def stage_inputs(name: str, config: RunConfig, plan: RunPlan, workdir: Workdir) -> Any:
+    """``pairforge.wiring.stage_inputs``, imported when a command runs: the CLI module's own imports must not load
+    numba (the stage modules do), because vLLM's engine process re-imports it and its CPU kernel scan breaks on
+    llvmlite's objects (tests/test_imports.py keeps the CLI free of numba)."""
+    from pairforge.wiring import stage_inputs as wired_inputs
+
+    return wired_inputs(name, config, plan, workdir)
+
 
 ConfigArg = Annotated[Path, typer.Argument(help="RunConfig YAML file.")]
 FreshOption = Annotated[bool, typer.Option("--fresh", help="Recompute even the shards whose output is current.")]

@@ -7,6 +7,9 @@ read made it 5× slower), ``signatures-NNNNN.u32`` (MinHash rows, one file per p
 parts' MinHash index files, so the pool keeps no second copy of them), ``lookup.*`` and ``text-lookup.*`` (64-bit
 hashes of the ids and of the texts, sorted, with the position of each), ``meta.json``. Positions are the BM25
 index's document numbers.
+
+The MinHash code (numba) is imported where it is used: the CLI imports this module through the run plan, and the
+CLI's imports must not load numba (see ``pairforge.cli_stages.stage_inputs``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pairforge.config import DedupConfig
-from pairforge.dedup.index import dedup_signatures, read_index
 
 POOL_FORMAT = "pool-2"  # the folder layout: a pool written under another (an older workdir's) is built again
 
@@ -51,6 +53,8 @@ def build_pool(parts: Sequence[PoolPart], folder: Path, dedup: DedupConfig) -> P
     with (tmp / "offsets.u64").open("wb") as offsets, (tmp / "texts.bin").open("wb") as texts:
         np.zeros(1, dtype=np.uint64).tofile(offsets)
         for n, part in enumerate(parts):
+            from pairforge.dedup.index import read_index  # numba: see the module docstring
+
             part_ids, part_sigs = read_index(part.index, dedup)
             rows = 0
             for batch_ids, batch_texts in _batches(part.passages):
@@ -140,6 +144,8 @@ class Pool:
 
     def sign(self, texts: Sequence[str]) -> np.ndarray:
         """MinHash signatures of ``texts`` under the pool's own settings (comparable with ``signatures``)."""
+        from pairforge.dedup.index import dedup_signatures  # numba: see the module docstring
+
         return dedup_signatures(texts, DedupConfig.model_validate(self.meta["dedup"]))
 
     def id(self, position: int) -> str:

@@ -4,10 +4,13 @@ higher one; and the check itself finds what it must (function-level, relative, `
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.import_graph import (
     Import,
     find_circles,
@@ -114,3 +117,13 @@ def test_the_longest_prefix_names_the_layer() -> None:
     assert [layer_of(m, layers) for m in ("a", "a.b", "a.cli", "a.cli.x", "a.client")] == [0, 0, 1, 1, 0]
     with pytest.raises(KeyError, match="b is in no layer"):
         layer_of("b", layers)
+
+
+def test_the_cli_module_loads_no_numba() -> None:
+    """vLLM's engine process re-imports the main module (``python -m pairforge.cli``), and its CPU kernel scan breaks
+    on llvmlite's objects ("'_lib_fn_wrapper' object has no attribute 'get'"): the CLI's own imports stay free of
+    numba, which the stage modules load when a command runs."""
+    probe = "import sys, pairforge.cli; print(sorted(m for m in ('numba', 'llvmlite.binding') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

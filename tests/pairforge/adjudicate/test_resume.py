@@ -4,24 +4,18 @@ version of tests/pairforge/judge/test_resume.py, part-way by the same held ledge
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
 from pairforge.adjudicate.stage import plan_adjudication_shard
-from pairforge.generation.ledger import bucket_of
 from pairforge.plan import plan_run
 from pairforge.stages import STAGE_NAMES
 from pairforge.workdir import Workdir
-from tests.conftest import REPO
 from tests.pairforge.adjudicate.helpers import AdjudicatingLLM, adjudicate_config
 from tests.pairforge.judge.helpers import write_wudao
-from tests.pairforge.llm.helpers import hold_bucket, ledger_rows, wait_until_stalled
+from tests.pairforge.llm.helpers import kill_mid_batch_then_resume
 from tests.pairforge.test_stage_contract import run_stage
 
 RUN_TIMEOUT_S = 300
@@ -48,31 +42,9 @@ def test_sigkill_mid_adjudication_then_resume(shared_data: Path, tmp_path: Path)
             run_stage(stage, off, plan)  # the candidates, mined once (adjudication's settings do not key them)
         planned = {p.key: p for shard in plan.keys for p in plan_adjudication_shard(config, workdir, shard)}
         digests = {key: llm.digest(p.chat_request().messages[-1]["content"]) for key, p in planned.items()}
-        held = max(map(bucket_of, planned))
-        assert len(planned) > 20 and len(set(map(bucket_of, planned))) > 8
         ledger = workdir.adjudicate_ledger
-        lock = hold_bucket(ledger, held, next(k for k in planned if bucket_of(k) == held))
-        sent_before = llm.received
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(mine_cmd(config_path), cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env, start_new_session=True)  # fmt: skip
-        try:
-            wait_until_stalled(proc, ledger, RUN_TIMEOUT_S)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)  # mid-batch, the process and anything it started
-            proc.wait()
-            lock.rollback()
-            lock.close()
-        before = ledger_rows(ledger)
-        assert 0 < len(before) < len(planned), "the kill must land part-way"
-        assert held not in set(map(bucket_of, before))  # the batch stopped at the held bucket
-        assert llm.received - sent_before >= len(before)
-
-        done = subprocess.run(mine_cmd(config_path), cwd=REPO, capture_output=True, text=True, env=env,
-                              timeout=RUN_TIMEOUT_S)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        stats = json.loads(done.stdout.strip().splitlines()[-1])
-        after = ledger_rows(ledger)
+        resumed = kill_mid_batch_then_resume(mine_cmd(config_path), ledger, list(planned), llm, RUN_TIMEOUT_S)
+        before, after, stats = resumed.before, resumed.after, resumed.stats
         attempts = llm.attempts
 
     a = stats["details"]["adjudication"]

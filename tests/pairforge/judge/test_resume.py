@@ -8,23 +8,17 @@ bucket commits its lower buckets and waits on the lock, and the process is kille
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-from pairforge.generation.ledger import bucket_of
 from pairforge.judge.stage import plan_judge_shard
 from pairforge.plan import plan_run
 from pairforge.stages import STAGE_NAMES
 from pairforge.workdir import Workdir
-from tests.conftest import REPO
 from tests.pairforge.judge.helpers import ScoringLLM, judge_config, write_wudao
-from tests.pairforge.llm.helpers import hold_bucket, ledger_rows, wait_until_stalled
+from tests.pairforge.llm.helpers import kill_mid_batch_then_resume
 from tests.pairforge.test_stage_contract import run_stage
 
 RUN_TIMEOUT_S = 300
@@ -50,31 +44,9 @@ def test_sigkill_mid_judge_then_resume(shared_data: Path, tmp_path: Path) -> Non
             run_stage(stage, config, plan)
         planned = {p.key: p for shard in plan.keys for p in plan_judge_shard(config, workdir, shard)}
         digests = {key: llm.digest(p.chat_request().messages[-1]["content"]) for key, p in planned.items()}
-        held = max(map(bucket_of, planned))
-        assert len(planned) > 20 and len(set(map(bucket_of, planned))) > 8
         ledger = workdir.judge_ledger
-        lock = hold_bucket(ledger, held, next(k for k in planned if bucket_of(k) == held))
-        sent_before = llm.received
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(judge_cmd(config_path), cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env, start_new_session=True)  # fmt: skip
-        try:
-            wait_until_stalled(proc, ledger, RUN_TIMEOUT_S)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)  # mid-batch, the process and anything it started
-            proc.wait()
-            lock.rollback()
-            lock.close()
-        before = ledger_rows(ledger)
-        assert 0 < len(before) < len(planned), "the kill must land part-way"
-        assert held not in set(map(bucket_of, before))  # the batch stopped at the held bucket
-        assert llm.received - sent_before >= len(before)
-
-        done = subprocess.run(judge_cmd(config_path), cwd=REPO, capture_output=True, text=True, env=env,
-                              timeout=RUN_TIMEOUT_S)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        stats = json.loads(done.stdout.strip().splitlines()[-1])
-        after = ledger_rows(ledger)
+        resumed = kill_mid_batch_then_resume(judge_cmd(config_path), ledger, list(planned), llm, RUN_TIMEOUT_S)
+        before, after, stats = resumed.before, resumed.after, resumed.stats
         attempts = llm.attempts
 
     d = stats["details"]

@@ -3,6 +3,9 @@ dedup, as the pipeline does), the run of that stage, and reads of the bucketed l
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -13,12 +16,13 @@ from typing import Any
 from pairforge.config import RunConfig
 from pairforge.dedup.passages import DedupInputs, run_dedup_passages
 from pairforge.generation.generate import GenerateInputs, passage_budget, plan_shard, run_generate
-from pairforge.generation.ledger import Ledger
+from pairforge.generation.ledger import Ledger, bucket_of
 from pairforge.generation.requests import PlannedRequest
 from pairforge.ingest import run_ingest
 from pairforge.plan import plan_run
 from pairforge.stats import StageStats
 from pairforge.workdir import Workdir
+from tests.conftest import REPO
 
 CMRC = ("cmrc2018", "cmrc2018_trial.squad.json")
 
@@ -118,3 +122,42 @@ def wait_until_stalled(proc: subprocess.Popen, ledger: Path, timeout_s: float) -
         if len(now) != len(rows):
             rows, since = now, time.monotonic()
     return rows
+
+
+@dataclass
+class Resumed:
+    """A stage command killed mid-batch and run again: the ledger's rows at the kill and after, the rerun's stats."""
+
+    before: dict[str, tuple[Any, ...]]
+    after: dict[str, tuple[Any, ...]]
+    stats: dict[str, Any]
+    sent_before_kill: int
+
+
+def kill_mid_batch_then_resume(command: list[str], ledger: Path, planned: list[str], llm: Any, timeout_s: float
+                               ) -> Resumed:  # fmt: skip
+    """Run ``command`` (a stage of ``python -m pairforge.cli``, printing its stats as JSON last) with the ledger's
+    last bucket of ``planned`` keys held, SIGKILL its process group once the other buckets are committed, then run it
+    again to the end. Checks that the kill landed part-way and before the held bucket."""
+    held = max(map(bucket_of, planned))
+    assert len(planned) > 20 and len(set(map(bucket_of, planned))) > 8
+    lock = hold_bucket(ledger, held, next(k for k in planned if bucket_of(k) == held))
+    sent_before = llm.received
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)  # fmt: skip
+    try:
+        wait_until_stalled(proc, ledger, timeout_s)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # mid-batch, the process and anything it started
+        proc.wait()
+        lock.rollback()
+        lock.close()
+    before = ledger_rows(ledger)
+    assert 0 < len(before) < len(planned), "the kill must land part-way"
+    assert held not in set(map(bucket_of, before))  # the batch stopped at the held bucket
+    sent = llm.received - sent_before
+    assert sent >= len(before)
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env, timeout=timeout_s)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Resumed(before, ledger_rows(ledger), json.loads(done.stdout.strip().splitlines()[-1]), sent)
