@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,6 +65,28 @@ def exact_jaccard(a: str, b: str, n: int = 5) -> float:
     return len(sa & sb) / len(sa | sb)
 
 
+def cluster_shards(shards: list[Path], config: Any, scratch: Path) -> pa.Table:
+    """Each passage's cluster as the dedup-passages stage finds it: each shard signed and its signatures kept in a
+    memory-mapped file, LSH buckets on disk, one union-find (``pairforge.dedup.cluster``)."""
+    import numpy as np
+
+    from pairforge.dedup.cluster import cluster_of, cluster_representatives, cluster_signatures
+    from pairforge.dedup.index import dedup_signatures
+
+    signed = scratch / "signed"
+    signed.mkdir(parents=True)
+    parts = []
+    for n, shard in enumerate(shards):
+        path = signed / f"{n:05d}.u32"
+        dedup_signatures(pq.read_table(shard, columns=["text"])["text"].to_pylist(), config).tofile(path)
+        rows = path.stat().st_size // (4 * config.num_perm)
+        parts.append(np.memmap(path, dtype=np.uint32, mode="r", shape=(rows, config.num_perm)))
+    ids = pa.concat_arrays([pq.read_table(s, columns=["id"])["id"].combine_chunks() for s in shards])
+    roots = cluster_signatures(parts, config, scratch / "lsh")
+    representatives = cluster_representatives(roots, lambda rows: ids.take(pa.array(rows)))
+    return pa.table({"id": ids, "cluster": cluster_of(roots, ids, representatives)})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--passages", type=int, default=1_000_000)
@@ -72,8 +95,6 @@ def main() -> None:
     if args.make:
         make_corpus(Path(args.make), args.passages)
         return
-    from filters.sharded import cluster_shards
-
     from pairforge.config import DedupConfig
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,7 +103,7 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--passages", str(args.passages), "--make", str(corpus)], check=True)
         shards = sorted(corpus.glob("*.parquet"))
         start = time.perf_counter()
-        clusters = cluster_shards(shards, "text", DedupConfig(threshold=0.8), Path(tmp) / "scratch")
+        clusters = cluster_shards(shards, DedupConfig(threshold=0.8), Path(tmp) / "scratch")
         seconds = time.perf_counter() - start
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
