@@ -20,11 +20,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pairforge.config import GenerateConfig, MineConfig
+from pairforge.config import GenerateConfig, RunConfig
 from pairforge.llm.base import ChatRequest
 from pairforge.llm.transformers_backend import TransformersBackend
 from pairforge.negatives.dense import Embedder
-from pairforge.negatives.mine import _device, mine_candidates
+from pairforge.negatives.index import dense_device, index_passages
+from pairforge.negatives.mine import mine_candidates
+from pairforge.workdir import Workdir
 from tests.tiny_model import build_tiny_model
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -103,13 +105,22 @@ def check_dense(tmp: Path) -> bool:
     a, b = gpu.encode(pool[:256]), cpu.encode(pool[:256])
     cosine = float(np.min(np.sum(a * b, axis=1)))
     ok = check("dense_gpu_equals_cpu", cosine > 0.999, f"min cosine {cosine:.6f} over 256 texts")
-    config = MineConfig(retriever="dense", dense_model=encoder, range_max=10, relative_margin=None)
-    ok &= check("dense_default_device", _device(config) == "cuda", f"mine.dense_device unset → {_device(config)}")
-    pairs = [{"pair_id": f"q{i}", "kind": "qp", "query": pool[i][:30], "positive_id": str(i), "positive": pool[i]}
+    mine = {"retriever": "dense", "dense_model": encoder, "range_max": 10, "relative_margin": None}
+    config = RunConfig.model_validate({"name": "gpu-check", "workdir": str(tmp / "w"), "store": str(tmp / "s"),
+                                       "corpora": [{"format": "jsonl", "path": str(tmp / "none.jsonl")}],
+                                       "mine": mine})  # fmt: skip
+    on_cpu_config = config.model_copy(update={"mine": config.mine.model_copy(update={"dense_device": "cpu"})})
+    device = dense_device(config)
+    ok &= check("dense_default_device", device == "cuda", f"mine.dense_device unset → {device}")
+    pairs = [{"pair_id": f"q{i}", "kind": "qp", "query": pool[i][:30], "positive_id": str(i), "positive": pool[i],
+              "answers": []}
              for i in range(200)]  # fmt: skip
     ids = [str(i) for i in range(len(pool))]
-    on_gpu = mine_candidates(pairs, ids, pool, config)
-    on_cpu = mine_candidates(pairs, ids, pool, config.model_copy(update={"dense_device": "cpu"}))
+    candidates = []
+    for name, run_config in (("gpu", config), ("cpu", on_cpu_config)):
+        workdir = Workdir(tmp / name)
+        candidates.append(mine_candidates(pairs, index_passages(run_config, ids, pool, workdir), run_config, workdir))
+    on_gpu, on_cpu = candidates
     same = sum(g["dense_ids"][:5] == c["dense_ids"][:5] for g, c in zip(on_gpu, on_cpu, strict=True))
     ok &= check("dense_candidates_gpu_vs_cpu", same >= 190, f"top-5 identical for {same}/200 queries")
     many = pool * 25
