@@ -31,6 +31,7 @@ from pairforge.cli import app, describe_incomplete
 from pairforge.stages import STAGE_NAMES
 from pairforge.testing.fake_llm import FakeLLM
 from pairforge.workdir import Workdir, shard_files
+from tests.conftest import REPO
 from tests.figures import figure
 from tests.flows.conftest import split_wudao, write_pipeline_config
 from tests.flows.dask_probe import ENV as TASK_LOG_ENV
@@ -384,7 +385,8 @@ def test_every_stage_on_ray_gives_the_thread_runners_version(
     task_log = tmp_path / "task-log"
     task_log.mkdir()
     monkeypatch.setenv(TASK_LOG_ENV, str(task_log))  # the workers inherit the environment Ray starts with
-    hook = {"worker_process_setup_hook": "tests.flows.dask_probe.ray_setup"}
+    # Ray's workers are fresh interpreters: the repository on their path lets them import the recorder's module
+    hook = {"worker_process_setup_hook": "tests.flows.dask_probe.ray_setup", "env_vars": {"PYTHONPATH": str(REPO)}}
     with joined_ray(None, 2, runtime_env=hook):
         addresses = {node["NodeManagerAddress"] for node in ray.nodes()}
         result = run_pipeline(config)
