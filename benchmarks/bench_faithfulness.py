@@ -104,9 +104,10 @@ def generate(workdir: Path, passages: int, seed: str, min_chars: int) -> Path:
 
 def filter_arm(config_path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """The filter stage under ``settings`` (in this process: no LLM is needed), its kept pairs scored."""
-    from filters.run import run_filter
+    from filters.chain import build_filters
     from pairforge.config import load_config
     from pairforge.evaluate.faithfulness import score_faithfulness
+    from pairforge.filter import run_filter
     from pairforge.plan import RunPlan
     from pairforge.shards import read_shard_table
     from pairforge.workdir import Workdir
@@ -115,7 +116,7 @@ def filter_arm(config_path: Path, settings: dict[str, Any]) -> dict[str, Any]:
     config = config.model_copy(update={"filter": config.filter.model_copy(update=settings)})
     workdir = Workdir(config.workdir)
     shards = RunPlan.load(workdir.plan).keys
-    stats = run_filter(config, ShardInputs(shards), workdir)
+    stats = run_filter(config, ShardInputs(shards), workdir, build_filters=build_filters)
     kept = [row for shard in shards for row in read_shard_table(workdir.filtered, shard).to_pylist()]
     generated = sum(read_shard_table(workdir.generated, shard).num_rows for shard in shards)
     passages = sum(read_shard_table(workdir.passages, shard).num_rows for shard in shards)

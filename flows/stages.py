@@ -20,20 +20,21 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 
-from filters.run import run_filter
+from filters.chain import build_filters
 from flows.progress import report
 from flows.runtime import LLM_LEASE_S, LLM_LIMIT
 from pairforge.config import RunConfig
 from pairforge.dedup.pairs import run_dedup_pairs
 from pairforge.dedup.passages import run_dedup_passages
 from pairforge.export import run_export
+from pairforge.filter import run_filter
 from pairforge.generation.generate import run_generate
 from pairforge.ingest import run_ingest
-from pairforge.judge.stage import run_judge
+from pairforge.judge import run_judge
 from pairforge.mapping import Mapper, ShardFn, serial_map
-from pairforge.negatives.examples import run_select
 from pairforge.negatives.index import run_index
 from pairforge.negatives.mine import run_mine
+from pairforge.negatives.select import run_select
 from pairforge.plan import RunPlan
 from pairforge.stages import get_stage
 from pairforge.stats import StageStats
@@ -78,7 +79,7 @@ RUNNERS: dict[str, Callable[..., StageStats]] = {
     "dedup-passages": run_dedup_passages,
     "index": run_index,
     "generate": run_generate,
-    "filter": run_filter,
+    "filter": functools.partial(run_filter, build_filters=build_filters),
     "judge": run_judge,
     "dedup-pairs": run_dedup_pairs,
     "mine": run_mine,

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from pairforge.cli_common import JsonOption, err, print_json, store_errors, user_errors
 from pairforge.cli_eval import eval_app
-from pairforge.cli_stages import ConfigArg, FreshOption, open_run, print_stats
+from pairforge.cli_stages import print_stats
 from pairforge.cli_stages import register as register_stages
 from pairforge.cli_train import train
 from pairforge.cli_versions import versions_app
@@ -42,18 +42,6 @@ def main() -> None:
     """pairforge: LLM-written (question, passage) pairs, MinHash dedup, hard negatives, versioned datasets."""
 
 
-@app.command("filter")
-def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
-    """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
-    from filters.run import run_filter
-    from pairforge.wiring import stage_inputs
-
-    with user_errors("filter", config):
-        cfg, workdir, plan = open_run(config)
-        stats = run_filter(cfg, stage_inputs("filter", cfg, plan, workdir), workdir, fresh=fresh)
-    print_stats(stats, as_json)
-
-
 @app.command()
 def reselect(
     config: Annotated[Path, typer.Argument(help="RunConfig YAML file (its workdir receives the examples).")],
@@ -62,8 +50,8 @@ def reselect(
     as_json: JsonOption = False,
 ) -> None:
     """Re-run negative selection from stored candidates with another policy (no re-encoding)."""
+    from pairforge.negatives.policy import format_stats
     from pairforge.negatives.reselect import run_reselect
-    from pairforge.negatives.select import format_stats
 
     with user_errors():
         stats = run_reselect(load_config(config), source, policy)

@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command("dedup")(dedup)
     app.command("index")(index)
     app.command("generate")(generate)
+    app.command("filter")(filter_pairs)
     app.command("judge")(judge)
     app.command("mine")(mine)
     app.command("select")(select)
@@ -146,10 +147,22 @@ def generate(
     print_stats(stats, as_json)
 
 
+def filter_pairs(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
+    """Drop generated pairs that fail the filters, with reasons: WORKDIR/filter/."""
+    from filters.chain import build_filters
+    from pairforge.filter import run_filter
+
+    with user_errors("filter", config):
+        cfg, workdir, plan = open_run(config)
+        stats = run_filter(cfg, stage_inputs("filter", cfg, plan, workdir), workdir, build_filters=build_filters,
+                           fresh=fresh)  # fmt: skip
+    print_stats(stats, as_json)
+
+
 def judge(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Score the filtered pairs with the LLM judge and keep those above the cut (off: pass them on): sends what the
     judge's ledger lacks, writes WORKDIR/judge/."""
-    from pairforge.judge.stage import run_judge
+    from pairforge.judge import run_judge
 
     with user_errors():
         cfg, workdir, plan = open_run(config)
@@ -179,8 +192,8 @@ def mine(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = Fa
 
 def select(config: ConfigArg, fresh: FreshOption = False, as_json: JsonOption = False) -> None:
     """Choose hard negatives from the stored candidates: WORKDIR/select/examples."""
-    from pairforge.negatives.examples import run_select
-    from pairforge.negatives.select import format_stats
+    from pairforge.negatives.policy import format_stats
+    from pairforge.negatives.select import run_select
 
     with user_errors("select", config):
         cfg, workdir, plan = open_run(config)

@@ -17,8 +17,8 @@ from pairforge.dedup.passages import DedupInputs
 from pairforge.export import ExportInputs
 from pairforge.generation.generate import GenerateInputs
 from pairforge.mapping import ShardInputs
-from pairforge.negatives.examples import SelectInputs
 from pairforge.negatives.index import IndexInputs
+from pairforge.negatives.select import SelectInputs
 from pairforge.plan import RunPlan, carried_parts
 from pairforge.stages import STAGE_NAMES, get_stage
 from pairforge.stats import StageStats

@@ -76,6 +76,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "stages",
         (
             "pairforge.ingest",
+            "pairforge.filter",
             "pairforge.generation",
             "pairforge.judge",
             "pairforge.adjudicate",

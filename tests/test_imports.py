@@ -52,6 +52,7 @@ def test_every_product_module_has_a_layer() -> None:
     ("lower", "higher"),
     [
         ("pairforge.records", "filters.base"),  # the core never imports filters ...
+        ("pairforge.filter", "filters.chain"),  # (the filter stage is handed its filters)
         ("pairforge.export.publish", "flows.pipeline"),  # ... nor flows
         ("pairforge.store.versions", "pairforge.plan"),
         ("pairforge.dedup.index", "pairforge.negatives.mine"),

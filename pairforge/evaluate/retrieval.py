@@ -21,9 +21,9 @@ import pyarrow as pa
 from pairforge.config import MineConfig, RunConfig, SquadCorpus
 from pairforge.corpora import read_shard
 from pairforge.dedup.minhash import char_shingles
-from pairforge.negatives.examples import select_examples
 from pairforge.negatives.index import index_passages
 from pairforge.negatives.mine import mine_candidates
+from pairforge.negatives.select import select_examples
 from pairforge.pool import Pool
 from pairforge.records import Document, HumanPair
 from pairforge.text import normalize_text

@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from pairforge.config import MineConfig, RunConfig
-from pairforge.negatives.examples import SelectInputs, run_select
+from pairforge.negatives.select import SelectInputs, run_select
 from pairforge.pool import build_pool
 from pairforge.stages import MINED_WITH
 from pairforge.stats import StageStats

@@ -1,252 +1,239 @@
-"""Positive-aware selection of hard negatives from stored candidates ("mine once, select many").
+"""The select stage: training examples (query, positive, selected hard negatives) from the stored candidates of
+each input shard, with the positive-aware guards of ``policy``. No retrieval, no tokenising: the pool gives texts and
+MinHash signatures by position, so ``pairforge reselect`` re-runs only this with another policy.
 
-A candidate row holds, per retriever (``bm25``, ``dense``), the top ``range_max`` pool ids with scores and the
-query's score for its own positive. Selection walks ranks ``range_min..range_max`` and keeps a candidate only
-if it passes every guard, then takes ``num_negatives`` (``top`` or ``random``), split ``bm25_share`` : rest
-when both retrievers were mined, and fills a shortfall with random pool passages that pass the same guards.
+One global step first: queries that occur more than once in the run (a human set with several positives per
+question, or the same question generated for two passages), so no positive of a query becomes its negative.
 """
 
 from __future__ import annotations
 
 import functools
-import random
-from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pairforge.config import MineConfig
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-GUARDS = (
-    "positive",
-    "other_positive",
-    "false_negative",
-    "near_duplicate_of_positive",
-    "contains_answer",
-    "margin",
-    "max_score",
-)
-MIN_ANSWER_CHARS = 2  # a one-character answer ("3") is in most passages; guarding on it empties the pool
-RETRIEVERS = ("bm25", "dense")
+from pairforge.adjudicate.stage import adjudication_key, read_false_negatives
+from pairforge.config import MineConfig, RunConfig
+from pairforge.dedup.minhash import estimate_jaccard
+from pairforge.mapping import Mapper, serial_map
+from pairforge.negatives.heldout import drop_heldout_candidates, is_heldout, split_heldout
+from pairforge.negatives.policy import score_means, select_all
+from pairforge.pool import Pool, id_hashes
+from pairforge.records import EXAMPLE_SCHEMA
+from pairforge.shard_task import StageRun, run_shard_task
+from pairforge.shards import ShardWriter
+from pairforge.stages import get_stage
+from pairforge.stats import StageStats
+from pairforge.workdir import ALL, Workdir, shard_files
 
-
-@dataclass
-class MineSummary:
-    """Counts from one selection (and the mining before it); ``--json`` prints this."""
-
-    queries: int = 0
-    with_full_negatives: int = 0
-    negatives: int = 0
-    shortfall: int = 0
-    topped_up: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    by_source: dict[str, int] = field(default_factory=dict)
-    positive_score_mean: dict[str, float] = field(default_factory=dict)
-    negative_score_mean: dict[str, float] = field(default_factory=dict)
-    # sums and counts behind the means, so shards' summaries add up (``score_means``)
-    positive_score_sum: dict[str, float] = field(default_factory=dict)
-    positive_score_n: dict[str, int] = field(default_factory=dict)
-    negative_score_sum: dict[str, float] = field(default_factory=dict)
-    negative_score_n: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+STAGE = "select"
+UNIT = get_stage(STAGE).unit
 
 
-def score_means(details: dict[str, Any]) -> dict[str, Any]:
-    """``details`` (a summed MineSummary dict) with the score means recomputed from the sums and counts."""
-    out = dict(details)
-    for side in ("positive", "negative"):
-        sums, counts = details.get(f"{side}_score_sum", {}), details.get(f"{side}_score_n", {})
-        out[f"{side}_score_mean"] = {r: round(sums[r] / counts[r], 4) for r in sums if counts.get(r)}
-    return out
+@dataclass(frozen=True)
+class SelectInputs:
+    """The input shards, where their candidates are and the pool they were mined from (a workdir's own, or those of
+    another workdir or a published version for ``reselect``), and what keys the candidates."""
+
+    shards: list[str]
+    candidates: Path
+    pool: Path
+    upstream: str
+    adjudicated: Path | None = None  # false-negative verdicts (``mine.adjudicate``), where the workdir has them
 
 
-@dataclass
-class _Tally:
-    summary: MineSummary = field(default_factory=MineSummary)
-    skipped: Counter[str] = field(default_factory=Counter)
-    by_source: Counter[str] = field(default_factory=Counter)
-    pos_scores: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in RETRIEVERS})
-    neg_scores: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in RETRIEVERS})
+class PoolIds(Sequence[str]):
+    """The pool's ids as a sequence (random top-up draws from it by position)."""
 
-    def close(self) -> MineSummary:
-        s = self.summary
-        s.skipped = {g: self.skipped[g] for g in GUARDS}
-        s.by_source = dict(self.by_source)
-        s.positive_score_mean = {r: _mean(v) for r, v in self.pos_scores.items() if v}
-        s.negative_score_mean = {r: _mean(v) for r, v in self.neg_scores.items() if v}
-        s.positive_score_sum = {r: float(sum(v)) for r, v in self.pos_scores.items() if v}
-        s.positive_score_n = {r: len(v) for r, v in self.pos_scores.items() if v}
-        s.negative_score_sum = {r: float(sum(v)) for r, v in self.neg_scores.items() if v}
-        s.negative_score_n = {r: len(v) for r, v in self.neg_scores.items() if v}
-        return s
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    def __len__(self) -> int:
+        return self.pool.size
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        return self.pool.id(i)
 
 
-def select_all(
-    candidates: Sequence[dict[str, Any]],
-    pool_ids: Sequence[str],
-    config: MineConfig,
-    is_near_duplicate: Callable[[str, str], bool],
-    text_of: Callable[[str], str],
-    positives_of: dict[str, set[str]] | None = None,
-) -> tuple[list[list[tuple[str, float, str]]], MineSummary]:
-    """Negatives ``(id, score, source)`` for every candidate row, and the counts.
+def run_select(
+    config: RunConfig, inputs: SelectInputs, output: Workdir, *, fresh: bool = False, map_shards: Mapper = serial_map
+) -> StageStats:
+    """Examples for every input shard's candidates under ``config.mine``'s selection policy."""
+    run = StageRun(STAGE, output)
+    repeats_key = find_repeated_queries(config, inputs, output, fresh=fresh)
+    select = functools.partial(select_shard, config, inputs, output, repeats_key, fresh)
+    stats = run.combine(map_shards(STAGE, select, inputs.shards))
+    stats.details = score_means(stats.details)
+    return run.save(stats)
 
-    ``is_near_duplicate(pool_id, pair_id)`` says whether a pool passage is a MinHash twin of any positive of
-    that pair's query; ``text_of(pool_id)`` is the passage text (for the answer guard); ``positives_of`` maps a
-    query to positive ids it has beyond these rows (the same query elsewhere in the run)."""
-    positives_of = {q: set(ids) for q, ids in (positives_of or {}).items()}
+
+def find_repeated_queries(config: RunConfig, inputs: SelectInputs, output: Workdir, *, fresh: bool = False) -> str:
+    """The global step: every query that occurs in more than one candidate row, with its positives, to
+    ``select/_global/repeats.parquet``. Memory: 8 bytes per row, and the repeated rows."""
+    work = functools.partial(_find_repeats, inputs, output)
+    run_shard_task(output, f"{STAGE}.repeats", ALL, (inputs.upstream, inputs.shards), work, fresh=fresh)
+    return output.key_of(STAGE, ALL)
+
+
+def _find_repeats(inputs: SelectInputs, output: Workdir) -> StageStats:
+    files = [f for s in inputs.shards for f in shard_files(inputs.candidates, s)]
+    hashes = np.concatenate(
+        [id_hashes(pq.read_table(f, columns=["query"])["query"].to_pylist()) for f in files]
+        or [np.zeros(0, np.uint64)]
+    )
+    unique, counts = np.unique(hashes, return_counts=True)
+    repeated = unique[counts > 1]
+    rows: list[pa.Table] = []
+    for f in files:
+        table = pq.read_table(f, columns=["query", "positive_id", "positive"])
+        mask = np.isin(id_hashes(table["query"].to_pylist()), repeated)
+        rows.append(table.filter(pa.array(mask, pa.bool_())))
+    folder = output.stage(STAGE) / "_global"
+    folder.mkdir(parents=True, exist_ok=True)
+    schema = pa.schema([("query", pa.string()), ("positive_id", pa.string()), ("positive", pa.string())])
+    table = pa.concat_tables([r.cast(schema) for r in rows]) if rows else schema.empty_table()
+    pq.write_table(table, folder / "repeats.parquet")
+    return StageStats(STAGE, UNIT, details={"repeated_rows": table.num_rows})
+
+
+def select_shard(
+    config: RunConfig, inputs: SelectInputs, output: Workdir, repeats_key: str, fresh: bool, shard: str
+) -> StageStats:
+    """One shard's examples."""
+    adjudicated = inputs.adjudicated if config.mine.adjudicate.enabled else None
+    verdicts_key = adjudication_key(output, shard) if adjudicated else None
+    work = functools.partial(_select, config, inputs, output, shard, adjudicated)
+    depends_on = (repeats_key, shard, config.mine.model_dump(mode="json"), *([verdicts_key] * bool(adjudicated)))
+    return run_shard_task(output, STAGE, shard, depends_on, work, fresh=fresh)
+
+
+def _select(
+    config: RunConfig, inputs: SelectInputs, output: Workdir, shard: str, adjudicated: Path | None
+) -> StageStats:
+    table = pa.concat_tables(pq.read_table(f) for f in shard_files(inputs.candidates, shard))
+    candidates = [cut(row, config.mine.range_max) for row in table.to_pylist()]
+    if adjudicated:
+        mark_false_negatives(candidates, read_false_negatives(adjudicated, shard), config.mine)
+    pool = Pool(inputs.pool)
+    examples, summary = select_examples(candidates, pool, config.mine, _repeats(output))
+    examples, heldout = split_heldout(examples, config.mine.heldout_share, config.mine.seed)
+    outputs = [(output.examples, examples)]
+    if config.mine.heldout_share:  # no held-out files at all without a split (versions list the same files)
+        outputs.append((output.heldout, heldout))
+        summary["heldout"] = len(heldout)
+    for folder, rows in outputs:
+        writer = ShardWriter(folder, shard, EXAMPLE_SCHEMA, config.ingest.shard_rows)
+        for example in rows:
+            writer.add(example)
+        writer.close()
+    stats = StageStats(STAGE, UNIT, input=len(candidates), output=len(examples), details=summary)
+    stats.details["human_examples"] = sum(e["kind"] == "human" for e in examples)  # the funnel's human-pairs row
+    return stats
+
+
+def select_examples(
+    candidates: list[dict[str, Any]], pool: Pool, config: MineConfig, repeats: pa.Table
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Examples from candidate rows: no re-encoding, no re-tokenising (the pool holds texts and signatures)."""
+    positives_of: dict[str, set[str]] = {}
+    twin_texts: dict[str, list[str]] = {}
+    for query, pid, text in zip(*(repeats[c].to_pylist() for c in ("query", "positive_id", "positive")), strict=True):
+        if pid is not None:
+            positives_of.setdefault(query, set()).add(pid)
+        else:
+            twin_texts.setdefault(query, []).append(text)
+    for c in candidates:  # this shard's own positives (also in ``repeats`` when the query repeats)
+        (positives_of.setdefault(c["query"], set()).add(c["positive_id"]) if c["positive_id"]
+         else twin_texts.setdefault(c["query"], []).append(c["positive"]))  # fmt: skip
+    if config.heldout_share:  # a held-out passage is nobody's negative
+        candidates = [drop_heldout_candidates(c, config.heldout_share, config.seed) for c in candidates]
+    twins = _twin_signatures(positives_of, twin_texts, pool)
+    query_of = {c["pair_id"]: c["query"] for c in candidates}
+    needed = sorted({pid for c in candidates for s in ("bm25", "dense") for pid in c.get(f"{s}_ids") or []})
+    position = dict(zip(needed, pool.positions(needed).tolist(), strict=True))
+
+    def at(pid: str) -> int:
+        if pid not in position:
+            position[pid] = int(pool.positions([pid])[0])
+        return position[pid]
+
+    def near_duplicate(pid: str, pair_id: str) -> bool:
+        if is_heldout(pid, config.heldout_share, config.seed):  # unfit for a random top-up too
+            return True
+        sig = pool.signatures[at(pid)]
+        return any(estimate_jaccard(sig, twin) >= config.near_duplicate_threshold for twin in twins[query_of[pair_id]])
+
+    def text_of(pid: str) -> str:
+        return pool.text(at(pid))
+
+    chosen, summary = select_all(candidates, PoolIds(pool), config, near_duplicate, text_of, positives_of)
+    examples = [_example(c, negs, text_of) for c, negs in zip(candidates, chosen, strict=True)]
+    return examples, summary.to_dict()
+
+
+def mark_false_negatives(
+    candidates: list[dict[str, Any]], confirmed: dict[str, list[str]], config: MineConfig
+) -> None:
+    """Give each candidate row the ids the LLM confirmed as answering its query (never its negatives) and, with
+    ``adjudicate.export_positives``, the same ids as extra positives (held-out passages never: they are eval)."""
     for c in candidates:
-        if c["positive_id"] is not None:
-            positives_of.setdefault(c["query"], set()).add(c["positive_id"])
-    tally = _Tally()
-    chosen = []
-    for c in candidates:
-        twin = functools.partial(_swap, is_near_duplicate, c["pair_id"])
-        chosen.append(select_negatives(c, positives_of.get(c["query"], set()), config, twin, pool_ids, text_of, tally))
-    return chosen, tally.close()
+        ids = confirmed.get(c["pair_id"], [])
+        c["false_negative_ids"] = ids
+        export = config.adjudicate.export_positives
+        c["extra_positive_ids"] = [i for i in ids if not is_heldout(i, config.heldout_share, config.seed)] * export
 
 
-def _swap(is_near_duplicate: Callable[[str, str], bool], pair_id: str, pid: str) -> bool:
-    return is_near_duplicate(pid, pair_id)
+def _twin_signatures(positives_of: dict[str, set[str]], texts: dict[str, list[str]], pool: Pool) -> dict[str, list]:
+    """Per query, the MinHash signatures of all its positives (pool rows, or computed for positives outside it)."""
+    twins: dict[str, list] = {}
+    for query, ids in positives_of.items():
+        twins[query] = [pool.signatures[p] for p in pool.positions(sorted(ids)).tolist() if p >= 0]
+    outside = [(q, t) for q, ts in texts.items() for t in ts]
+    if outside:
+        for (query, _), sig in zip(outside, pool.sign([t for _, t in outside]), strict=True):
+            twins.setdefault(query, []).append(sig)
+    return twins
 
 
-def select_negatives(
-    candidate: dict[str, Any],
-    positives: set[str],
-    config: MineConfig,
-    is_near_duplicate: Callable[[str], bool],
-    pool_ids: Sequence[str],
-    text_of: Callable[[str], str],
-    tally: _Tally,
-) -> list[tuple[str, float, str]]:
-    """The negatives of one candidate row, best first within each source."""
-    rng = random.Random(f"{config.seed}:{candidate['pair_id']}")
-    confirmed = set(candidate.get("false_negative_ids") or ())
-    answers = [a for a in candidate.get("answers") or [] if len(a) >= MIN_ANSWER_CHARS] if config.answer_guard else []
-    allowed: dict[str, list[tuple[str, float, str]]] = {}
-    for source in RETRIEVERS:
-        ids = candidate.get(f"{source}_ids")
-        if ids is None:
-            continue
-        own = candidate.get(f"{source}_positive_score")
-        if own is not None:
-            tally.pos_scores[source].append(own)
-        allowed[source] = []
-        for rank, (pid, score) in enumerate(zip(ids, candidate[f"{source}_scores"], strict=True)):
-            if rank < config.range_min:
-                continue
-            reason = _guard(pid, score, own, candidate["positive_id"], positives, config, is_near_duplicate)
-            if pid in confirmed:  # the LLM said it answers the query (mine.adjudicate): never a negative
-                reason = "false_negative"
-            if not reason and answers and any(a in text_of(pid) for a in answers):
-                reason = "contains_answer"
-            if reason:
-                tally.skipped[reason] += 1
-            else:
-                allowed[source].append((pid, score, source))
-    n = config.num_negatives
-    quota = {"bm25": round(n * config.bm25_share), "dense": n - round(n * config.bm25_share)}
-    if len(allowed) == 1:
-        quota = {source: n for source in allowed}
-    chosen: list[tuple[str, float, str]] = []
-    for source, items in allowed.items():  # each source's quota, then the others' leftovers
-        chosen += _take(items, quota[source], {c[0] for c in chosen}, config.sampling_strategy, rng)
-    for items in allowed.values():
-        chosen += _take(items, n - len(chosen), {c[0] for c in chosen}, config.sampling_strategy, rng)
-    if len(chosen) < n and config.top_up == "random":
-        taken = {c[0] for c in chosen} | positives | {candidate["positive_id"]} | confirmed
-
-        def unfit(pid: str) -> bool:
-            return is_near_duplicate(pid) or any(a in text_of(pid) for a in answers)
-
-        extra = _random_top_up(n - len(chosen), taken, unfit, pool_ids, rng)
-        tally.summary.topped_up += len(extra)
-        chosen += extra
-    s = tally.summary
-    s.queries += 1
-    s.negatives += len(chosen)
-    s.with_full_negatives += len(chosen) == n
-    s.shortfall += n - len(chosen)
-    for _, score, source in chosen:
-        tally.by_source[source] += 1
-        if source in tally.neg_scores:
-            tally.neg_scores[source].append(score)
-    return chosen
+def _example(c: dict[str, Any], negs: list[tuple[str, float, str]], text_of: Any) -> dict[str, Any]:
+    positive = text_of(c["positive_id"]) if c["positive_id"] else c["positive"]
+    own = c["bm25_positive_score"] if c["bm25_positive_score"] is not None else c["dense_positive_score"]
+    extra = c.get("extra_positive_ids") or []  # confirmed false negatives, after the pair's own positive
+    return {"pair_id": c["pair_id"], "kind": c["kind"], "query": c["query"], "pos": [positive, *map(text_of, extra)],
+            "neg": [text_of(pid) for pid, _, _ in negs], "pos_scores": [own or 0.0, *_scores_of(c, extra)],
+            "neg_scores": [score for _, score, _ in negs], "neg_sources": [source for _, _, source in negs],
+            "positive_id": c["positive_id"], "negative_ids": [pid for pid, _, _ in negs]}  # fmt: skip
 
 
-def _take(
-    items: list[tuple[str, float, str]], k: int, taken: set[str], strategy: str, rng: random.Random
-) -> list[tuple[str, float, str]]:
-    free = [item for item in items if item[0] not in taken]
-    if k <= 0 or not free:
-        return []
-    if strategy == "random" and len(free) > k:
-        picked = set(rng.sample(range(len(free)), k))
-        return [item for i, item in enumerate(free) if i in picked]
-    return free[:k]
+def _scores_of(c: dict[str, Any], ids: list[str]) -> list[float]:
+    """The retriever score of each of ``ids`` in a candidate row (BM25's where both found it)."""
+    scores: dict[str, float] = {}
+    for source in ("dense", "bm25"):
+        scores.update(zip(c.get(f"{source}_ids") or [], c.get(f"{source}_scores") or [], strict=True))
+    return [scores.get(pid, 0.0) for pid in ids]
 
 
-def _random_top_up(
-    k: int,
-    taken: set[str],
-    unfit: Callable[[str], bool],
-    pool_ids: Sequence[str],
-    rng: random.Random,
-) -> list[tuple[str, float, str]]:
-    """Random pool passages that are neither positives nor their twins (bounded tries: tiny pools fall short)."""
-    out: list[tuple[str, float, str]] = []
-    for _ in range(min(20 * k, 4 * len(pool_ids))):
-        if len(out) == k:
-            break
-        pid = pool_ids[rng.randrange(len(pool_ids))]
-        if pid in taken or unfit(pid):
-            continue
-        taken.add(pid)
-        out.append((pid, 0.0, "random"))
-    return out
+def _repeats(output: Workdir) -> pa.Table:
+    return pq.read_table(output.stage(STAGE) / "_global" / "repeats.parquet")
 
 
-def _guard(
-    pid: str,
-    score: float,
-    positive_score: float | None,
-    positive: str | None,
-    positives: set[str],
-    config: MineConfig,
-    is_near_duplicate: Callable[[str], bool],
-) -> str | None:
-    if pid == positive:
-        return "positive"
-    if pid in positives:
-        return "other_positive"
-    if positive_score is not None:
-        if config.relative_margin is not None and score > (1 - config.relative_margin) * positive_score:
-            return "margin"
-        if config.absolute_margin is not None and score > positive_score - config.absolute_margin:
-            return "margin"
-    if config.max_score is not None and score > config.max_score:
-        return "max_score"
-    if is_near_duplicate(pid):
-        return "near_duplicate_of_positive"
-    return None
+def cut(row: dict[str, Any], range_max: int) -> dict[str, Any]:
+    """A candidate row with each retriever's list cut to ``range_max`` (a policy may use fewer than were mined)."""
+    for source in ("bm25", "dense"):
+        if row.get(f"{source}_ids") is not None:
+            row[f"{source}_ids"] = row[f"{source}_ids"][:range_max]
+            row[f"{source}_scores"] = row[f"{source}_scores"][:range_max]
+    return row
 
 
-def format_stats(summary: dict[str, Any]) -> str:
-    """A plain-text table like sentence-transformers' mining stats, from a selection's summary (``to_dict``)."""
-    lines = [f"{'metric':<38}{'value':>12}"]
-    rows: list[tuple[str, Any]] = [("queries", summary["queries"])]
-    rows += [("with all negatives", summary["with_full_negatives"])]
-    rows += [(f"{r} positive score (mean)", v) for r, v in summary["positive_score_mean"].items()]
-    rows += [(f"{r} negative score (mean)", v) for r, v in summary["negative_score_mean"].items()]
-    rows += [(f"negatives from {s}", n) for s, n in sorted(summary["by_source"].items())]
-    rows += [(f"skipped: {g}", n) for g, n in summary["skipped"].items()]
-    rows += [("random top-up", summary["topped_up"]), ("shortfall", summary["shortfall"])]
-    lines += [f"{name:<38}{value:>12}" for name, value in rows]
-    return "\n".join(lines)
-
-
-def _mean(values: list[float]) -> float:
-    return round(sum(values) / len(values), 4)
+def count_kinds(examples: pa.Table) -> dict[str, int]:
+    """Examples per kind."""
+    counts = pc.value_counts(examples["kind"]).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counts, key=lambda c: c["values"])}

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from filters.chain import drop_reason
 from filters.copy import longest_shared_span, ngram_overlap
-from filters.run import drop_reason
 from pairforge.config import RunConfig
 
 CONFIG = RunConfig.model_validate({"corpora": [{"format": "jsonl", "path": "x"}]})

@@ -21,7 +21,7 @@ from pairforge.export import ExportInputs, run_export
 from pairforge.export.notes import describe_human_pairs, describe_left_out
 from pairforge.export.publish import why_empty
 from pairforge.human_counts import HUMAN_ROW, count_human_pairs
-from pairforge.negatives.select import MIN_ANSWER_CHARS
+from pairforge.negatives.policy import MIN_ANSWER_CHARS
 from pairforge.stats import StageStats
 from pairforge.store import layout
 from pairforge.text import normalize_text

@@ -16,9 +16,9 @@ import pytest
 from pairforge.config import RunConfig
 from pairforge.export.segments import completeness
 from pairforge.generation.ledger import Ledger
+from pairforge.judge import run_judge
 from pairforge.judge.card import judge_section
 from pairforge.judge.rubric import render_judge
-from pairforge.judge.stage import run_judge
 from pairforge.mapping import ShardInputs
 from pairforge.plan import RunPlan
 from pairforge.stages import STAGE_NAMES, output_fingerprint, stage_settings

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pairforge.config import VllmConfig
-from pairforge.judge.stage import run_judge
+from pairforge.judge import run_judge
 from pairforge.mapping import ShardInputs
 from pairforge.plan import plan_run
 from pairforge.stages import STAGE_NAMES

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pairforge.config import MineConfig
-from pairforge.negatives.select import select_all
+from pairforge.negatives.policy import select_all
 
 POOL = [f"p{i}" for i in range(30)]
 TEXT = {pid: f"段落{pid}" for pid in POOL} | {"p7": "答案是长江的段落"}

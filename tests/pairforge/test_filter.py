@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from filters.base import Pair, PairFilter
-from filters.run import run_filter
+from filters.chain import build_filters
 from pairforge.config import RunConfig
+from pairforge.filter import run_filter
 from pairforge.mapping import ShardInputs
 from pairforge.negatives.index import IndexInputs, run_index
 from pairforge.records import DROPPED_SCHEMA, FILTERED_PAIR_SCHEMA
@@ -55,7 +56,7 @@ def filtered(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tup
     pairs.append(pair(102, "好", 4))  # too short
     pairs.append(pair(103, paragraphs[5]["qas"][0]["question"], 5, evidence="文中没有这句话"))  # invented evidence
     write_generated(workdir, SHARD, pairs)
-    return config, workdir, run_filter(config, ShardInputs([SHARD]), workdir)
+    return config, workdir, run_filter(config, ShardInputs([SHARD]), workdir, build_filters=build_filters)
 
 
 def test_filter_stage_reasons_and_counts(filtered: tuple) -> None:
@@ -80,7 +81,7 @@ def test_filter_stage_reasons_and_counts(filtered: tuple) -> None:
 def test_a_fresh_rerun_gives_the_same_pairs_and_one_rank_column(filtered: tuple) -> None:
     config, workdir, stats = filtered
     before = {f.name: f.read_bytes() for f in workdir.filtered.glob("*.parquet")}
-    again = run_filter(config, ShardInputs([SHARD]), workdir, fresh=True)
+    again = run_filter(config, ShardInputs([SHARD]), workdir, build_filters=build_filters, fresh=True)
     assert again.to_dict() | {"seconds": 0} == stats.to_dict() | {"seconds": 0}
     assert {f.name: f.read_bytes() for f in workdir.filtered.glob("*.parquet")} == before  # no column added twice
 
@@ -123,7 +124,7 @@ def test_restatements_keep_the_evidence_they_restate(tmp_path: Path) -> None:
         pair_row("s3", "赵州桥建于2021年，由李春设计。", "p", passage, first, kind="sp", evidence_method="target"),
     ]
     write_generated(workdir, SHARD, pairs)
-    stats = run_filter(config, ShardInputs([SHARD]), workdir)
+    stats = run_filter(config, ShardInputs([SHARD]), workdir, build_filters=build_filters)
     kept = {r["id"]: r for r in read_shard_table(workdir.filtered, SHARD).to_pylist()}
     assert set(kept) == {"s1", "s2"} and stats.dropped == {"unsupported": 1}
     start = passage.index(neighbour)
