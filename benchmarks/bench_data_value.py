@@ -108,18 +108,22 @@ def write_inputs(paragraphs: list[dict[str, Any]], eval_articles: list[dict[str,
 
 def generate_version(config: Path, folder: Path, limit: int | None) -> tuple[Path, float]:
     """The latest version of the run over ``config`` (``limit``: only the first that many passages get requests)
-    and the first run's wall seconds (the generation). The pipeline runs every time: the workdir and the ledger
-    make a rerun cheap (nothing new publishes nothing; a changed setting after generation sends no request)."""
+    and the wall seconds of every run that published a version so far. The pipeline runs every time: the workdir
+    and the ledger make a rerun cheap (nothing new publishes nothing; a changed setting after generation asks only
+    what the ledger lacks, e.g. the failed answers it asks again, up to ``generate.max_attempts``)."""
     latest = folder / "store" / "cmrc-gen" / "latest"
     timing = folder / "run_seconds.json"
+    before = latest.resolve() if latest.exists() else None
     started = time.perf_counter()
     command = [sys.executable, "-m", "pairforge.cli", "run", str(config)]
     command += ["--limit", str(limit)] if limit else []
     print(f"pipeline (answers cached in its ledger): {' '.join(command)}", flush=True)
     subprocess.run(command, check=True, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
-    if not timing.exists():
-        timing.write_text(json.dumps({"seconds": round(time.perf_counter() - started, 1)}), encoding="utf-8")
-    return latest.resolve(), json.loads(timing.read_text(encoding="utf-8"))["seconds"]
+    runs = json.loads(timing.read_text(encoding="utf-8")).get("runs", []) if timing.exists() else []
+    if latest.resolve() != before:
+        runs.append({"version": latest.resolve().name, "seconds": round(time.perf_counter() - started, 1)})
+        timing.write_text(json.dumps({"runs": runs}), encoding="utf-8")
+    return latest.resolve(), sum(run["seconds"] for run in runs)
 
 
 def prepare(passages: int, split_seed: int, limit: int | None) -> tuple[list[dict[str, Any]], Path, Path, float]:
@@ -225,16 +229,19 @@ def paired(a: list[float], b: list[float]) -> tuple[float, float]:
 
 
 def judge_costs(version: Path, seconds: float) -> str:
-    """Kept pairs and seconds per kept pair with the judge and without it, from the funnel of the version the
-    generating run published (v1): without the judge, the filter's output is kept and the judge's seconds are not
-    spent."""
-    manifest = json.loads((version.parent / "v1" / "manifest.json").read_text(encoding="utf-8"))
+    """Kept pairs and seconds per kept pair with the judge and without it, from the funnels of every version up
+    to ``version`` (the runs ``seconds`` sums): without the judge, the filter's output is kept and none of the
+    judge's seconds are spent."""
+    judge_seconds = 0.0
+    for n in range(1, int(version.name.removeprefix("v")) + 1):
+        manifest = json.loads((version.parent / f"v{n}" / "manifest.json").read_text(encoding="utf-8"))
+        judge_seconds += sum(s["seconds"] for s in manifest["funnel"] if s["stage"] == "judge")
     stages = {s["stage"]: s for s in manifest["funnel"]}
     judge, filtered = stages.get("judge", {}), stages["filter"]["out"]
     judged = judge.get("out", filtered) if judge.get("details", {}).get("enabled") else filtered
-    spent, per = judge.get("seconds", 0.0), max(filtered, 1)
-    return (f"with the judge {judged} kept, {seconds / max(judged, 1):.1f} s per kept pair (its {spent:.0f} s "
-            f"included); without it {filtered} kept, {(seconds - spent) / per:.1f} s per kept pair")  # fmt: skip
+    return (f"with the judge {judged} kept, {seconds / max(judged, 1):.1f} s per kept pair (its {judge_seconds:.0f} "
+            f"s included); without it {filtered} kept, {(seconds - judge_seconds) / max(filtered, 1):.1f} s per kept "
+            "pair")  # fmt: skip
 
 
 def faithfulness_share(version: Path) -> str:
@@ -298,8 +305,8 @@ def main() -> None:
     print(f"eval: {len(eval_set.queries)} queries ({sum(eval_set.long)} long) over {len(eval_set.passages)} "
           f"paragraphs of the evaluation group; student {config.student}, {settings}")  # fmt: skip
     print(f"generation: {len(paragraphs)} paragraphs, {kept} kept pairs ({kept / len(paragraphs):.2f} per "
-          f"paragraph), {seconds / max(kept, 1):.1f} s per kept pair (the last pipeline run's wall time; answers "
-          "already in the ledger cost nothing)")  # fmt: skip
+          f"paragraph), {seconds / max(kept, 1):.1f} s per kept pair (the wall time of every pipeline run that "
+          "published, {seconds:.0f} s)")  # fmt: skip
     print(f"judge: {judge_costs(version, seconds)}")
     print(f"faithfulness: {faithfulness_share(version)}")
     for name, data in arms.items():
