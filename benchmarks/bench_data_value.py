@@ -3,8 +3,8 @@
 CMRC 2018 dev (one paragraph per article) is split by article, seeded, into a generation group and an evaluation
 group. From the generation group ``--passages`` paragraphs are drawn; pairforge's pipeline runs once over them
 with the demo settings (the demo model, ``configs/demo.yaml`` without its gate) into a cached workdir and store
-under ``work/bench_data_value/`` (reruns send no request), without the version's own held-out split (the
-benchmark's eval is its own article group). The arms, each the same student with the same budget, over
+under ``work/bench_data_value/`` (a rerun asks only what its ledger lacks), without the version's own held-out
+split (the benchmark's eval is its own article group). The arms, each the same student with the same budget, over
 ``--seeds`` seeds, paired by seed:
 
 - ``untrained``: the student as built;
@@ -232,11 +232,12 @@ def judge_costs(version: Path, seconds: float) -> str:
     """Kept pairs and seconds per kept pair with the judge and without it, from the funnels of every version up
     to ``version`` (the runs ``seconds`` sums): without the judge, the filter's output is kept and none of the
     judge's seconds are spent."""
-    judge_seconds = 0.0
-    for n in range(1, int(version.name.removeprefix("v")) + 1):
-        manifest = json.loads((version.parent / f"v{n}" / "manifest.json").read_text(encoding="utf-8"))
-        judge_seconds += sum(s["seconds"] for s in manifest["funnel"] if s["stage"] == "judge")
-    stages = {s["stage"]: s for s in manifest["funnel"]}
+    funnels = [
+        json.loads((version.parent / f"v{n}" / "manifest.json").read_text(encoding="utf-8"))["funnel"]
+        for n in range(1, int(version.name.removeprefix("v")) + 1)
+    ]
+    judge_seconds = sum(s["seconds"] for funnel in funnels for s in funnel if s["stage"] == "judge")
+    stages = {s["stage"]: s for s in funnels[-1]}
     judge, filtered = stages.get("judge", {}), stages["filter"]["out"]
     judged = judge.get("out", filtered) if judge.get("details", {}).get("enabled") else filtered
     return (f"with the judge {judged} kept, {seconds / max(judged, 1):.1f} s per kept pair (its {judge_seconds:.0f} "
@@ -306,7 +307,7 @@ def main() -> None:
           f"paragraphs of the evaluation group; student {config.student}, {settings}")  # fmt: skip
     print(f"generation: {len(paragraphs)} paragraphs, {kept} kept pairs ({kept / len(paragraphs):.2f} per "
           f"paragraph), {seconds / max(kept, 1):.1f} s per kept pair (the wall time of every pipeline run that "
-          "published, {seconds:.0f} s)")  # fmt: skip
+          f"published, {seconds:.0f} s)")  # fmt: skip
     print(f"judge: {judge_costs(version, seconds)}")
     print(f"faithfulness: {faithfulness_share(version)}")
     for name, data in arms.items():
