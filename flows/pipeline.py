@@ -159,7 +159,8 @@ def _run(name: str, config: RunConfig, one_stage: Any, fresh: bool) -> dict[str,
     """One stage flow; an unexpected error becomes one sentence naming the stage (a full disk: naming the full
     folder, the workdir's or the store's, with no traceback behind it)."""
     try:
-        result: dict[str, Any] = one_stage(fresh)
+        with _no_heartbeat():
+            result: dict[str, Any] = one_stage(fresh)
         return result
     except (VersionConflict, NothingToPublish, StageError):
         raise
@@ -168,6 +169,16 @@ def _run(name: str, config: RunConfig, one_stage: Any, fresh: bool) -> dict[str,
         if is_disk_full(exc, folders):
             raise DiskFullError(describe_disk_full(name, folders)) from None
         raise StageError(f"stage {name} failed: {type(exc).__name__}: {exc}") from exc
+
+
+@contextmanager
+def _no_heartbeat() -> Iterator[None]:
+    """A stage flow (a subflow of the pipeline's flow run, whose heartbeat covers the run) sends no heartbeat of
+    its own: Prefect joins a flow's heartbeat thread when the flow ends, up to a second per stage, ten per run."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def _nothing_new(config: RunConfig, plan: RunPlan, started: float) -> dict[str, Any]:

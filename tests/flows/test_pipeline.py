@@ -660,6 +660,27 @@ def test_a_stage_crash_is_a_sentence_naming_the_stage(settings_base: dict[str, A
     figure("a damaged stage output on the CLI path", line)
 
 
+def test_only_the_pipeline_flow_run_sends_heartbeats(settings_base: dict[str, Any]) -> None:
+    """The stage flows, subflows of the pipeline's flow run, send no heartbeat of their own: Prefect waits up to a
+    second for a flow's heartbeat thread when the flow ends, ten stages per run. The pipeline's flow run still sends
+    its own (what a server's zombie-run automation watches)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.testing.fixtures import AssertingEventsClient
+
+    EventsWorker.set_client_override(AssertingEventsClient)  # Prefect's recording events client
+    try:
+        result = run_cli(settings_base["config"], "--fresh")  # every stage flow runs again
+        EventsWorker.instance().drain()
+        assert AssertingEventsClient.last is not None
+        events = list(AssertingEventsClient.last.events)
+    finally:
+        EventsWorker.set_client_override(None)
+    assert result.exit_code == 0, result.output
+    beating = {r.get("prefect.resource.name") for e in events if e.event == "prefect.flow-run.heartbeat"
+               for r in e.related if r.role == "flow"}  # fmt: skip
+    assert beating == {"pipeline"}, beating
+
+
 def test_a_run_without_the_key_fails_naming_the_variable(
     parts: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
