@@ -1,7 +1,8 @@
 """Scheduled runs without a prefect.yaml: ``pairforge deploy CONFIG --cron "0 2 * * *"`` serves the pipeline
-flow from this process (``prefect.serve``); each scheduled run is incremental (see ``flows.pipeline``). With
-``--train`` the same ``serve`` also serves ``train/<name>``, which the server's automation runs on each version of
-the config's dataset that a run publishes (the ``pairforge.version.published`` trigger of ``flows.events``).
+flow from this process (Prefect's ``Runner``, as ``prefect.serve`` does); each scheduled run is incremental (see
+``flows.pipeline``). With ``--train`` the same runner also serves ``train/<name>``, which the server's automation
+runs on each version of the config's dataset that a run publishes (the ``pairforge.version.published`` trigger of
+``flows.events``).
 
 Schedules need a server whose scheduler creates the runs. With ``PREFECT_API_URL`` set (environment or Prefect
 profile) that server is used. Without it a real local ``prefect server start`` (``flows.server.LocalServer``) is
@@ -56,8 +57,6 @@ def serve_pipeline(
     the API, the UI and the server's log are. With ``train_defaults`` (a dict, maybe empty: the train flow's
     parameters besides ``version_path``) ``train/<name>`` is served beside it. At most one run at a time, training
     included: runs share the workdir (and the machine)."""
-    from prefect import serve
-
     config = load_config(config_path)
     deployments = [build_deployment(config_path, cron, name)]  # a bad cron fails here, before any server starts
     if train_defaults is not None:
@@ -72,11 +71,58 @@ def serve_pipeline(
         logging.getLogger("prefect.runner.process_manager").addFilter(vanished)
         try:
             with _flow_runs_in_own_session():
-                serve(*deployments, limit=1, print_starting_message=False)
+                _serve(deployments)
         finally:
             logging.getLogger("prefect.runner.process_manager").removeFilter(vanished)
             for line in crash_unfinished_runs(served):
                 announce(line)
+
+
+CANCEL_AGAIN_S = 5.0  # Ctrl-C: the serving task is cancelled again this often while it has not ended
+
+
+def _serve(deployments: list[Any]) -> None:
+    """``prefect.serve`` (one run at a time), with Ctrl-C handled by ``serve_until_interrupted``."""
+    import asyncio
+
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True, limit=1)
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    asyncio.run(serve_until_interrupted(runner))
+
+
+async def serve_until_interrupted(runner: Any, again_s: float = CANCEL_AGAIN_S) -> None:
+    """``runner.start()`` until SIGINT. asyncio cancels the serving task once on the first Ctrl-C, and a
+    cancellation that arrives while Prefect's runner starts a flow-run process can be lost: ``pairforge deploy``
+    then served on until a second Ctrl-C (a test saw it keep serving for two minutes). Here SIGINT cancels the
+    serving task, and the cancellation is repeated every ``again_s`` seconds while the runner still serves (not
+    once it has begun to shut down: ``runner.started`` is false then, and its cleanup stops the run's process)."""
+    import asyncio
+
+    loop, serving = asyncio.get_running_loop(), asyncio.current_task()
+    assert serving is not None
+    interrupted = False
+
+    def cancel() -> None:
+        nonlocal interrupted
+        interrupted = True
+        serving.cancel()
+        loop.call_later(again_s, cancel_if_lost)
+
+    def cancel_if_lost() -> None:
+        if runner.started and not serving.done():
+            cancel()
+
+    loop.add_signal_handler(signal.SIGINT, cancel)
+    try:
+        await runner.start()
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 @contextmanager

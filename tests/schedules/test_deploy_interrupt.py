@@ -6,12 +6,14 @@ deployment is left PENDING or RUNNING."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
 import time
 from pathlib import Path
 
+from flows.deploy import serve_until_interrupted
 from pairforge.testing.fake_llm import FakeLLM
 from tests.flows.conftest import split_wudao, write_pipeline_config
 from tests.schedules.conftest import (
@@ -68,3 +70,46 @@ def test_ctrl_c_stops_deploy_quietly_and_leaves_no_run_unfinished(tmp_path: Path
     assert unfinished_runs(tmp_path / "work" / ".prefect-server" / "prefect.db") == [], (run["name"], log[-4000:])
     leftovers = [p for p in deploy.descendants if p.is_running()]
     assert not leftovers, [cmdline(p) for p in leftovers]
+
+
+class LosesFirstCancel:
+    """A runner that serves until cancelled, but loses the first cancellation (as Prefect's runner can while it
+    starts a flow-run process); ``give_up`` ends it from outside, so a broken handler cannot hang the test."""
+
+    def __init__(self) -> None:
+        self.started = False
+        self.cancels = 0
+        self.give_up = False
+
+    async def start(self) -> None:
+        self.started = True
+        try:
+            while not self.give_up:
+                try:
+                    await asyncio.sleep(0.05)
+                except asyncio.CancelledError:
+                    self.cancels += 1
+                    task = asyncio.current_task()
+                    if self.cancels > 1 or task is None:
+                        raise
+                    task.uncancel()  # lost
+        finally:
+            self.started = False
+
+
+def test_a_lost_ctrl_c_is_cancelled_again_until_deploy_stops() -> None:
+    """One SIGINT whose cancellation the runner loses: the serving task is cancelled again ``again_s`` later, and
+    deploy's serving ends quietly (no KeyboardInterrupt, no CancelledError out of it)."""
+    runner = LosesFirstCancel()
+
+    async def interrupted_once() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.2, os.kill, os.getpid(), signal.SIGINT)
+        loop.call_later(20, setattr, runner, "give_up", True)
+        await serve_until_interrupted(runner, again_s=0.3)
+
+    started = time.monotonic()
+    asyncio.run(interrupted_once())
+    assert runner.cancels == 2 and not runner.give_up and not runner.started
+    assert time.monotonic() - started < 10
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is the default again
