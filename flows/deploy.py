@@ -13,6 +13,7 @@ temporary server would not do: it runs no scheduler.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -78,13 +79,11 @@ def serve_pipeline(
                 announce(line)
 
 
-CANCEL_AGAIN_S = 5.0  # Ctrl-C: the serving task is cancelled again this often while it has not ended
+CANCEL_AGAIN_S = 5.0  # Ctrl-C: the serving task is cancelled again this often while the runner still serves
 
 
 def _serve(deployments: list[Any]) -> None:
     """``prefect.serve`` (one run at a time), with Ctrl-C handled by ``serve_until_interrupted``."""
-    import asyncio
-
     from prefect.runner import Runner
 
     runner = Runner(pause_on_shutdown=True, limit=1)
@@ -99,8 +98,6 @@ async def serve_until_interrupted(runner: Any, again_s: float = CANCEL_AGAIN_S) 
     then served on until a second Ctrl-C (a test saw it keep serving for two minutes). Here SIGINT cancels the
     serving task, and the cancellation is repeated every ``again_s`` seconds while the runner still serves (not
     once it has begun to shut down: ``runner.started`` is false then, and its cleanup stops the run's process)."""
-    import asyncio
-
     loop, serving = asyncio.get_running_loop(), asyncio.current_task()
     assert serving is not None
     interrupted = False
