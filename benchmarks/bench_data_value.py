@@ -1,16 +1,18 @@
 """What the generated data is worth, measured against human data for the same passages (issue 20, part 7).
 
 CMRC 2018 dev (one paragraph per article) is split by article, seeded, into a generation group and an evaluation
-group. From the generation group ``--passages`` paragraphs are drawn; pairforge's pipeline runs once over them
+group. Every paragraph of the generation group, in a seeded order, is the corpus: pairforge's pipeline runs over it
 with the demo settings (the demo model, ``configs/demo.yaml`` without its gate) into a cached workdir and store
-under ``work/bench_data_value/`` (a rerun asks only what its ledger lacks), without the version's own held-out
-split (the benchmark's eval is its own article group). The arms, each the same student with the same budget, over
-``--seeds`` seeds, paired by seed:
+under ``work/bench_data_value/`` (a rerun asks only what its ledger lacks), and only the first ``--passages`` pool
+passages get requests (``pairforge run --limit``). The whole pool is mined for negatives, as a user's corpus is: a
+pool of only the paragraphs generated from would give negatives of unrelated articles, hardly hard. The version's
+own held-out split is off (the benchmark's eval is its own article group). The arms, each the same student with the
+same budget, over ``--seeds`` seeds, paired by seed:
 
 - ``untrained``: the student as built;
 - ``generated``: trained on the version's qp/sp examples with their first mined hard negative;
 - ``human``: trained on CMRC's own human questions of the same paragraphs, each with the best other BM25
-  paragraph among them as its hard negative (as the generated pairs have their first mined one);
+  paragraph of the same pool as its hard negative (as the generated pairs have their first mined one);
 - ``generated-inbatch``: the generated pairs without their mined negatives (in-batch negatives only).
 
 Every arm is scored by recall@5 under the long-text protocol (``pairforge eval longtext``) on the evaluation
@@ -26,7 +28,7 @@ standard error. Also printed: kept pairs per passage, seconds per kept pair (gen
 and the faithfulness share of the kept pairs (``pairforge.evaluate.faithfulness``).
 
 The default is a smoke run for ``make bench`` (16 passages, 2 seeds: its figures are noise); the measured run is
-``nice -n 10 timeout 7200 python benchmarks/bench_data_value.py --full`` (80 passages, 5 seeds), best with
+``nice -n 10 timeout 7200 python benchmarks/bench_data_value.py --full`` (50 passages, 5 seeds), best with
 ``--prepare-only`` first (the generation, tens of minutes of vLLM on a CPU, cached for every later run).
 """
 
@@ -61,7 +63,7 @@ from pairforge.train.students import build_student
 REPO = Path(__file__).resolve().parents[1]
 CMRC = SHARED / "cmrc2018" / "cmrc2018_dev.squad.json"
 WORK = REPO / "work" / "bench_data_value"
-QUICK, FULL = (16, 2), (80, 5)  # (passages, seeds): `make bench`'s smoke run, and the measured run (--full)
+QUICK, FULL = (16, 2), (50, 5)  # (passages, seeds): `make bench`'s smoke run, and the measured run (--full)
 SPAN = 20  # a training text sharing this many characters with an eval passage counts as a leak
 
 
@@ -73,15 +75,15 @@ def split_articles(articles: list[dict[str, Any]], seed: int) -> tuple[list[dict
     return [articles[i] for i in sorted(order[:half])], [articles[i] for i in sorted(order[half:])]
 
 
-def draw_paragraphs(articles: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
-    """``count`` paragraphs of the generation group, seeded, in file order."""
+def order_paragraphs(articles: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Every paragraph of ``articles`` in a seeded order (the corpus: its first passages get requests)."""
     paragraphs = [p for a in articles for p in a["paragraphs"]]
-    picked = sorted(random.Random(seed).sample(range(len(paragraphs)), min(count, len(paragraphs))))
-    return [paragraphs[i] for i in picked]
+    random.Random(seed).shuffle(paragraphs)
+    return paragraphs
 
 
 def write_inputs(paragraphs: list[dict[str, Any]], eval_articles: list[dict[str, Any]], folder: Path) -> Path:
-    """The generation corpus (JSONL, one document per paragraph), the eval group's SQuAD file, and the run's
+    """The corpus (JSONL, one document per paragraph), the eval group's SQuAD file, and the run's
     config (the demo's settings, no gate) under ``folder``; returns the config path."""
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "passages.jsonl").open("w", encoding="utf-8") as out:
@@ -106,8 +108,8 @@ def write_inputs(paragraphs: list[dict[str, Any]], eval_articles: list[dict[str,
     return path
 
 
-def generate_version(config: Path, folder: Path, limit: int | None) -> tuple[Path, float]:
-    """The latest version of the run over ``config`` (``limit``: only the first that many passages get requests)
+def generate_version(config: Path, folder: Path, limit: int) -> tuple[Path, float]:
+    """The latest version of the run over ``config`` (only the first ``limit`` pool passages get requests)
     and the wall seconds of every run that published a version so far. The pipeline runs every time: the workdir
     and the ledger make a rerun cheap (nothing new publishes nothing; a changed setting after generation asks only
     what the ledger lacks, e.g. the failed answers it asks again, up to ``generate.max_attempts``)."""
@@ -116,7 +118,7 @@ def generate_version(config: Path, folder: Path, limit: int | None) -> tuple[Pat
     before = latest.resolve() if latest.exists() else None
     started = time.perf_counter()
     command = [sys.executable, "-m", "pairforge.cli", "run", str(config)]
-    command += ["--limit", str(limit)] if limit else []
+    command += ["--limit", str(limit)]
     print(f"pipeline (answers cached in its ledger): {' '.join(command)}", flush=True)
     subprocess.run(command, check=True, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
     runs = json.loads(timing.read_text(encoding="utf-8")).get("runs", []) if timing.exists() else []
@@ -126,42 +128,44 @@ def generate_version(config: Path, folder: Path, limit: int | None) -> tuple[Pat
     return latest.resolve(), sum(run["seconds"] for run in runs)
 
 
-def prepare(passages: int, split_seed: int, limit: int | None) -> tuple[list[dict[str, Any]], Path, Path, float]:
+def prepare(passages: int, split_seed: int) -> tuple[list[dict[str, Any]], Path, Path, float]:
     """The paragraphs generated from, the eval file, the version and the generation seconds."""
     articles = json.loads(CMRC.read_text(encoding="utf-8"))["data"]
     gen_articles, eval_articles = split_articles(articles, split_seed)
-    paragraphs = draw_paragraphs(gen_articles, passages, split_seed)
-    folder = WORK / f"split{split_seed}-p{passages}"
+    paragraphs = order_paragraphs(gen_articles, split_seed)
+    folder = WORK / f"split{split_seed}-pool-p{passages}"
     config = write_inputs(paragraphs, eval_articles, folder)
-    version, seconds = generate_version(config, folder, limit)
-    return generated_paragraphs(version, paragraphs, limit), folder / "eval.squad.json", version, seconds
+    version, seconds = generate_version(config, folder, passages)
+    return generated_paragraphs(version, paragraphs, passages), folder / "eval.squad.json", version, seconds
 
 
-def generated_paragraphs(version: Path, paragraphs: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
-    """The paragraphs that got requests: the version's first ``limit`` pool passages (all without a limit), in the
-    pool's order (window sampling may leave short paragraphs out of the pool)."""
+def pool_texts(version: Path) -> list[str]:
+    """The version's pool passages in the pool's order (window sampling may leave short paragraphs out)."""
     import pyarrow.parquet as pq
 
-    texts = [
-        t
-        for f in sorted((version / "data" / "passages").glob("*.parquet"))
-        for t in pq.read_table(f)["text"].to_pylist()
-    ]
-    asked = set(texts[:limit] if limit else texts)
-    return [p for p in paragraphs if normalize_text(p["context"], t2s=True) in asked]
+    files = sorted((version / "data" / "passages").glob("*.parquet"))
+    return [t for f in files for t in pq.read_table(f)["text"].to_pylist()]
 
 
-def human_data(paragraphs: list[dict[str, Any]], prompts: dict[str, str], negatives: bool) -> TrainData:
+def generated_paragraphs(version: Path, paragraphs: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The paragraphs that got requests: those of the version's first ``limit`` pool passages, in the pool's order."""
+    position = {text: i for i, text in enumerate(pool_texts(version)[:limit])}
+    asked = [p for p in paragraphs if normalize_text(p["context"], t2s=True) in position]
+    return sorted(asked, key=lambda p: position[normalize_text(p["context"], t2s=True)])
+
+
+def human_data(
+    paragraphs: list[dict[str, Any]], pool: list[str], prompts: dict[str, str], negatives: int
+) -> TrainData:
     """CMRC's own questions of ``paragraphs`` as ``qp`` rows (the generated questions' kind, so both get the same
-    query instruction); with ``negatives``, each row's negative is the best BM25 match among the other paragraphs
-    (as pairforge's BM25 mining would pick it)."""
-    passages = [normalize_text(p["context"]) for p in paragraphs]
-    questions = [(normalize_text(qa["question"]), i) for i, p in enumerate(paragraphs) for qa in p["qas"]]
+    query instruction), their positive the paragraph's pool passage, their ``negatives`` the best BM25 matches among
+    the other passages of ``pool`` (as pairforge's BM25 mining would pick them)."""
+    passages = [normalize_text(p["context"], t2s=True) for p in paragraphs]
+    questions = [(normalize_text(qa["question"]), passages[i]) for i, p in enumerate(paragraphs) for qa in p["qas"]]
     data = TrainData(prompts=dict(prompts))
-    top = bm25_top_k(passages, [q for q, _ in questions], 5) if negatives else [[] for _ in questions]
+    top = bm25_top_k(pool, [q for q, _ in questions], negatives + 4) if negatives else [[] for _ in questions]
     for (question, gold), ranked in zip(questions, top, strict=True):
-        others = [passages[i] for i in ranked if i != gold][:1]
-        add_example(data, "qp", question, [passages[gold]], others, 1 if negatives else 0)
+        add_example(data, "qp", question, [gold], [pool[i] for i in ranked if pool[i] != gold], negatives)
     return data
 
 
@@ -269,45 +273,48 @@ def main() -> None:
     parser.add_argument(
         "--passages",
         type=int,
-        help=f"Generation-group paragraphs to generate from (default {QUICK[0]}; --full {FULL[0]}).",
+        help=f"Pool passages that get requests (default {QUICK[0]}; --full {FULL[0]}).",
     )
     parser.add_argument("--seeds", type=int, help=f"Seeds (default {QUICK[1]}; --full {FULL[1]}).")
     parser.add_argument("--student", default=None, help="The student (default: the gate's default student).")
+    parser.add_argument("--negatives", type=int, help="Mined negatives per row (default: the gate's).")
     parser.add_argument("--epochs", type=float, default=None, help="Default: the gate's budget.")
     parser.add_argument("--jobs", type=int, default=1, help="Seeds trained at once (one process each).")
-    parser.add_argument("--limit", type=int, help="Only the first N pool passages get requests (a quick run).")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--prepare-only", action="store_true", help="Only make the cached version.")
     args = parser.parse_args()
     # `make bench` runs the quick default (a smoke run whose figures are noise); the measured figures need --full.
     args.passages = args.passages or (FULL if args.full else QUICK)[0]
     args.seeds = args.seeds or (FULL if args.full else QUICK)[1]
-    paragraphs, eval_file, version, seconds = prepare(args.passages, args.split_seed, args.limit)
+    paragraphs, eval_file, version, seconds = prepare(args.passages, args.split_seed)
     if args.prepare_only:
         print(f"version: {version} ({seconds} s of pipeline)")
         return
     config = GateConfig(eval=[str(eval_file)]).train
-    update: dict[str, Any] = {"num_negatives": 1}
+    update: dict[str, Any] = {}
+    if args.negatives is not None:
+        update["num_negatives"] = args.negatives
     if args.student:
         update["student"] = args.student
     if args.epochs:
         update.update(epochs=args.epochs, max_steps=None)
     config = config.model_copy(update=update)
     eval_set = select_longtext(eval_file, long_chars=512, short_per_long=2.0)
-    generated = read_versions([str(version)], 1)
+    generated = read_versions([str(version)], config.num_negatives)
     generated = generated.only([k for k in ("qp", "sp") if k in generated.rows])
     kept = sum(read_versions([str(version)], 0).only(["qp", "sp"]).counts().values())
+    pool = pool_texts(version)
     arms = {
         "generated": generated,
-        "human": human_data(paragraphs, generated.prompts, negatives=True),
+        "human": human_data(paragraphs, pool, generated.prompts, config.num_negatives),
         "generated-inbatch": without_negatives(generated),
     }
     settings = config.model_dump(exclude_none=True)
     print(f"eval: {len(eval_set.queries)} queries ({sum(eval_set.long)} long) over {len(eval_set.passages)} "
           f"paragraphs of the evaluation group; student {config.student}, {settings}")  # fmt: skip
-    print(f"generation: {len(paragraphs)} paragraphs, {kept} kept pairs ({kept / len(paragraphs):.2f} per "
-          f"paragraph), {seconds / max(kept, 1):.1f} s per kept pair (the wall time of every pipeline run that "
-          f"published, {seconds:.0f} s)")  # fmt: skip
+    print(f"generation: {len(paragraphs)} of the pool's {len(pool)} paragraphs, {kept} kept pairs "
+          f"({kept / len(paragraphs):.2f} per paragraph), {seconds / max(kept, 1):.1f} s per kept pair (the wall "
+          f"time of every pipeline run that published, {seconds:.0f} s)")  # fmt: skip
     print(f"judge: {judge_costs(version, seconds)}")
     print(f"faithfulness: {faithfulness_share(version)}")
     for name, data in arms.items():
