@@ -10,9 +10,10 @@ own held-out split is off (the benchmark's eval is its own article group). The a
 same budget, over ``--seeds`` seeds, paired by seed:
 
 - ``untrained``: the student as built;
-- ``generated``: trained on the version's qp/sp examples with their first mined hard negative;
+- ``generated``: trained on the version's qp/sp examples with their first mined hard negative (``--negatives``:
+  the first N; default the gate's count);
 - ``human``: trained on CMRC's own human questions of the same paragraphs, each with the best other BM25
-  paragraph of the same pool as its hard negative (as the generated pairs have their first mined one);
+  paragraph of the same pool as its hard negative (as many as the generated pairs have mined ones);
 - ``generated-inbatch``: the generated pairs without their mined negatives (in-batch negatives only).
 
 Every arm is scored by recall@5 under the long-text protocol (``pairforge eval longtext``) on the evaluation
@@ -129,14 +130,14 @@ def generate_version(config: Path, folder: Path, limit: int) -> tuple[Path, floa
 
 
 def prepare(passages: int, split_seed: int) -> tuple[list[dict[str, Any]], Path, Path, float]:
-    """The paragraphs generated from, the eval file, the version and the generation seconds."""
+    """The corpus's paragraphs (in its order), the eval file, the version and the generation seconds."""
     articles = json.loads(CMRC.read_text(encoding="utf-8"))["data"]
     gen_articles, eval_articles = split_articles(articles, split_seed)
     paragraphs = order_paragraphs(gen_articles, split_seed)
     folder = WORK / f"split{split_seed}-pool-p{passages}"
     config = write_inputs(paragraphs, eval_articles, folder)
     version, seconds = generate_version(config, folder, passages)
-    return generated_paragraphs(version, paragraphs, passages), folder / "eval.squad.json", version, seconds
+    return paragraphs, folder / "eval.squad.json", version, seconds
 
 
 def pool_texts(version: Path) -> list[str]:
@@ -147,11 +148,10 @@ def pool_texts(version: Path) -> list[str]:
     return [t for f in files for t in pq.read_table(f)["text"].to_pylist()]
 
 
-def generated_paragraphs(version: Path, paragraphs: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The paragraphs that got requests: those of the version's first ``limit`` pool passages, in the pool's order."""
-    position = {text: i for i, text in enumerate(pool_texts(version)[:limit])}
-    asked = [p for p in paragraphs if normalize_text(p["context"], t2s=True) in position]
-    return sorted(asked, key=lambda p: position[normalize_text(p["context"], t2s=True)])
+def generated_paragraphs(pool: list[str], paragraphs: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The paragraphs that got requests: those of the first ``limit`` ``pool`` passages, in the corpus's order."""
+    asked = set(pool[:limit])
+    return [p for p in paragraphs if normalize_text(p["context"], t2s=True) in asked]
 
 
 def human_data(
@@ -286,7 +286,7 @@ def main() -> None:
     # `make bench` runs the quick default (a smoke run whose figures are noise); the measured figures need --full.
     args.passages = args.passages or (FULL if args.full else QUICK)[0]
     args.seeds = args.seeds or (FULL if args.full else QUICK)[1]
-    paragraphs, eval_file, version, seconds = prepare(args.passages, args.split_seed)
+    corpus, eval_file, version, seconds = prepare(args.passages, args.split_seed)
     if args.prepare_only:
         print(f"version: {version} ({seconds} s of pipeline)")
         return
@@ -304,6 +304,7 @@ def main() -> None:
     generated = generated.only([k for k in ("qp", "sp") if k in generated.rows])
     kept = sum(read_versions([str(version)], 0).only(["qp", "sp"]).counts().values())
     pool = pool_texts(version)
+    paragraphs = generated_paragraphs(pool, corpus, args.passages)
     arms = {
         "generated": generated,
         "human": human_data(paragraphs, pool, generated.prompts, config.num_negatives),
