@@ -58,8 +58,11 @@ class ShardWriter:
 
 
 # zstd rather than Parquet's default snappy: Chinese text takes ~40% less disk (a 10k-passage shard: 13 → 7.5 MB)
-# and reads as fast; every Parquet reader (pyarrow, HF datasets, pandas, DuckDB, Spark) reads it.
+# and reads as fast; every Parquet reader (pyarrow, HF datasets, pandas, DuckDB, Spark) reads it. Level 3 (zstd's
+# own default; pyarrow's is 1): a 50k-passage shard's text 50 → 37 MB, written in 0.54 s instead of 0.33 s and read
+# no slower; level 6 saves 3 MB more for 2.5x the writing time.
 COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 3
 
 
 def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
@@ -68,9 +71,9 @@ def write_table(table: pa.Table, schema: pa.Schema, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     if table.num_rows:
-        pq.write_table(table, tmp, compression=COMPRESSION)
+        pq.write_table(table, tmp, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL)
     else:  # the schema and no row group: an empty row group stops readers such as `datasets` (batch size 0)
-        pq.ParquetWriter(tmp, table.schema, compression=COMPRESSION).close()
+        pq.ParquetWriter(tmp, table.schema, compression=COMPRESSION, compression_level=COMPRESSION_LEVEL).close()
     os.replace(tmp, path)
 
 

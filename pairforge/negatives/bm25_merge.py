@@ -50,7 +50,9 @@ def merge_segments(segments: list[Path], metas: list[dict[str, Any]], out: Path,
     term_ptr.tofile(out / "term_ptr.bin")
     k1, b = params["k1"], params["b"]
     norm = k1 * (1 - b + b * doclen / avgdl) if n_docs else np.zeros(0)  # the exact expression rank-bm25 uses
-    tf_dtype = np.uint16 if max([m["max_tf"] for m in metas] or [0]) < 1 << 16 else np.uint32
+    # tf in the narrowest type that holds them all: one byte for passages of ~600 characters (391 → 196 MB at 1M)
+    max_tf = max([m["max_tf"] for m in metas] or [0])
+    tf_dtype = np.uint8 if max_tf < 1 << 8 else np.uint16 if max_tf < 1 << 16 else np.uint32
     maxc = np.zeros(df.shape[0], np.float64)
     with open(out / "docs.bin", "wb") as f_docs, open(out / "w.bin", "wb") as f_w, open(out / "tf.bin", "wb") as f_tf:
         for bucket in range(n_buckets):
