@@ -12,6 +12,17 @@ from pairforge.config import FlowConfig
 
 LLM_LIMIT = "pairforge-llm"  # global concurrency limit around LLM stages
 LLM_LEASE_S = 60  # a run killed while it holds the LLM slot blocks others this long on a server that reaps leases
+# The temporary server lives for one run and only orchestrates it (flow runs, states, logs, the LLM limit). Its
+# event persister and task-run recorder would write every task's events into the same SQLite file from the
+# background, and the lock they take sometimes holds a state change for SQLite's whole 60-s busy wait (the
+# client times out and resends): 4 of 14 runs of a test stalled that way, none of 9 without them. Nothing reads
+# those tables before the server stops; automations (triggers) need a real server too.
+QUIET_SERVER = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # its heartbeat logs SQLite lock noise
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+}
 
 
 @contextmanager
@@ -32,7 +43,6 @@ def temporary_server() -> Iterator[None]:
             if saved is None:
                 os.environ.pop("PREFECT_API_URL", None)
         return
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # its heartbeat logs SQLite lock noise
     server = _server_class(SubprocessASGIServer)()
     server.start(timeout=120)
     os.environ["PREFECT_API_URL"] = server.api_url
@@ -49,7 +59,8 @@ def temporary_server() -> Iterator[None]:
 def _server_class(base: type) -> type:
     """Prefect's temporary server whose uvicorn process ends with this one: it gets a parent-death signal (it
     would outlive a killed ``pairforge run`` by minutes, PPID 1), and a SIGTERM to the run spares it until the run
-    has recorded its end (``pairforge.reaper``)."""
+    has recorded its end (``pairforge.reaper``). Its environment adds ``QUIET_SERVER`` (a setting the user made
+    wins); this process's own environment stays as it was."""
     import subprocess
 
     from pairforge.reaper import parent_death_signal, spare
@@ -61,9 +72,10 @@ def _server_class(base: type) -> type:
 
             def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[Any]:
                 kwargs["preexec_fn"] = preexec
+                kwargs["env"] = {**QUIET_SERVER, **kwargs.get("env", os.environ)}
                 return original(*args, **kwargs)
 
-            # Prefect builds the command; only the Popen call it makes here gains the preexec_fn.
+            # Prefect builds the command; only the Popen call it makes here gains the preexec_fn and the settings.
             subprocess.Popen = popen  # type: ignore[misc,assignment]
             try:
                 process: subprocess.Popen[Any] = super()._run_uvicorn_command()

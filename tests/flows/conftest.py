@@ -3,6 +3,7 @@ results would otherwise leak between runs)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,21 +11,35 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.runtime import QUIET_SERVER
+
 
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     home = tmp_path_factory.mktemp("prefect-home")
-    saved = {
-        k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_LOGGING_LEVEL")
+    session = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
     }
-    os.environ.update(
-        PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_LOGGING_LEVEL="WARNING"
-    )
+    saved = {k: os.environ.get(k) for k in {**session, **QUIET_SERVER}}
+    os.environ.update(session)
     from prefect.testing.utilities import prefect_test_harness
 
-    # The server migrates a fresh SQLite database first: minutes on a busy 2-core machine.
-    with prefect_test_harness(server_startup_timeout=600):
+    with contextlib.ExitStack() as stack:
+        # The server gets the settings `pairforge run` gives its temporary server (no background writers locking
+        # SQLite); only its start sees them, so a real server a later test starts keeps its event services.
+        os.environ.update(QUIET_SERVER)
+        try:
+            # The server migrates a fresh SQLite database first: minutes on a busy 2-core machine.
+            stack.enter_context(prefect_test_harness(server_startup_timeout=600))
+        finally:
+            _restore({k: saved[k] for k in QUIET_SERVER if k not in session})
         yield
+    _restore(saved)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
