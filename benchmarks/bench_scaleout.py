@@ -2,9 +2,11 @@
 
 A corpus of real passages (built from ../shared/data) in 8 shards; each run gets a fresh workdir and a LocalCluster
 started before the clock (a standing cluster, as in production), then the pipeline's stage flows run their shard
-tasks on it: ingest, dedup-passages, index, generate (the fake LLM, for a fixed subset; not counted), filter,
-dedup-pairs, mine, select. The two runs' outputs must be identical, byte for byte. Prints a per-stage table
-(1-worker s, 2-worker s, speedup; with ``--repeat N`` each stage's fastest of N runs) and
+tasks on it: ingest, dedup-passages, index, generate (the fake LLM; not counted), filter, dedup-pairs, mine,
+select. Every passage gets a request by default, as in a run without ``--limit``: ``--generate N`` asks only the
+first N pool passages, which lie in the first shards, so filter, mine and select then have one shard's work. The
+two runs' outputs must be identical, byte for byte. Prints a per-stage table (1-worker s, 2-worker s, speedup;
+with ``--repeat N`` each stage's fastest of N runs) and
 ``RESULT scaleout ours=<s, 2 workers> anchor=<s, 1 worker> ratio=<anchor/ours> unit=speedup`` last.
 
 ``--pinned`` pins each worker to one core with one numba/OpenMP/BLAS thread and its helper processes inside the
@@ -40,7 +42,7 @@ def write_corpus(folder: Path, count: int) -> None:
         handle.close()
 
 
-def run_stages(corpus: Path, workdir: Path, address: str, base_url: str, generate: int) -> dict[str, float]:
+def run_stages(corpus: Path, workdir: Path, address: str, base_url: str, generate: int | None) -> dict[str, float]:
     from flows.pipeline import run_stages as pipeline_stages
     from pairforge.config import RunConfig
     from pairforge.plan import plan_run
@@ -126,7 +128,9 @@ def print_table(seconds: dict[int, dict[str, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--passages", type=int, default=40_000)
-    parser.add_argument("--generate", type=int, default=2_000)
+    parser.add_argument(
+        "--generate", type=int, default=None, help="pool passages that get requests (default: all, in every shard)"
+    )
     parser.add_argument("--warmup", type=int, default=800, help="passages of the untimed run each cluster does first")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per worker count; a stage's fastest counts")
     parser.add_argument("--pinned", action="store_true", help="each worker on one core, one thread (see above)")
