@@ -291,6 +291,8 @@ def main() -> None:
     # `make bench` runs the quick default (a smoke run whose figures are noise); the measured figures need --full.
     if args.passages is None:
         args.passages = (FULL if args.full else QUICK)[0]
+    if args.passages < 0:
+        parser.error("--passages: a count of pool passages, or 0 for every one")
     args.seeds = args.seeds or (FULL if args.full else QUICK)[1]
     corpus, eval_file, version, seconds = prepare(args.passages, args.split_seed)
     if args.prepare_only:
