@@ -66,8 +66,8 @@ from pairforge.train.students import build_student
 REPO = Path(__file__).resolve().parents[1]
 CMRC = SHARED / "cmrc2018" / "cmrc2018_dev.squad.json"
 WORK = REPO / "work" / "bench_data_value"
-EVERY = 0  # --passages 0: every pool passage gets requests
-QUICK, FULL = (16, 2), (EVERY, 5)  # (passages, seeds): `make bench`'s smoke run, and the measured run (--full)
+# (passages, seeds): `make bench`'s smoke run, and the measured run (--full; passages None: every pool passage)
+QUICK, FULL = (16, 2), (None, 5)
 SPAN = 20  # a training text sharing this many characters with an eval passage counts as a leak
 
 
@@ -112,9 +112,9 @@ def write_inputs(paragraphs: list[dict[str, Any]], eval_articles: list[dict[str,
     return path
 
 
-def generate_version(config: Path, folder: Path, limit: int) -> tuple[Path, float]:
+def generate_version(config: Path, folder: Path, limit: int | None) -> tuple[Path, float]:
     """The latest version of the run over ``config`` (only the first ``limit`` pool passages get requests; every one
-    with ``EVERY``) and the wall seconds of every run that published a version so far. The pipeline runs every
+    with None) and the wall seconds of every run that published a version so far. The pipeline runs every
     time: the workdir and the ledger make a rerun cheap (nothing new publishes nothing; a changed setting after
     generation asks only what the ledger lacks, e.g. the failed answers it asks again, up to
     ``generate.max_attempts``)."""
@@ -123,7 +123,7 @@ def generate_version(config: Path, folder: Path, limit: int) -> tuple[Path, floa
     before = latest.resolve() if latest.exists() else None
     started = time.perf_counter()
     command = [sys.executable, "-m", "pairforge.cli", "run", str(config)]
-    command += ["--limit", str(limit)] if limit != EVERY else []
+    command += ["--limit", str(limit)] if limit is not None else []
     print(f"pipeline (answers cached in its ledger): {' '.join(command)}", flush=True)
     subprocess.run(command, check=True, env={**os.environ, "PREFECT_LOGGING_LEVEL": "WARNING"})
     runs = json.loads(timing.read_text(encoding="utf-8")).get("runs", []) if timing.exists() else []
@@ -133,12 +133,12 @@ def generate_version(config: Path, folder: Path, limit: int) -> tuple[Path, floa
     return latest.resolve(), sum(run["seconds"] for run in runs)
 
 
-def prepare(passages: int, split_seed: int) -> tuple[list[dict[str, Any]], Path, Path, float]:
+def prepare(passages: int | None, split_seed: int) -> tuple[list[dict[str, Any]], Path, Path, float]:
     """The corpus's paragraphs (in its order), the eval file, the version and the generation seconds."""
     articles = json.loads(CMRC.read_text(encoding="utf-8"))["data"]
     gen_articles, eval_articles = split_articles(articles, split_seed)
     paragraphs = order_paragraphs(gen_articles, split_seed)
-    folder = WORK / f"split{split_seed}-pool-{f'p{passages}' if passages != EVERY else 'all'}"
+    folder = WORK / f"split{split_seed}-pool-{'all' if passages is None else f'p{passages}'}"
     config = write_inputs(paragraphs, eval_articles, folder)
     version, seconds = generate_version(config, folder, passages)
     return paragraphs, folder / "eval.squad.json", version, seconds
@@ -152,10 +152,10 @@ def pool_texts(version: Path) -> list[str]:
     return [t for f in files for t in pq.read_table(f)["text"].to_pylist()]
 
 
-def generated_paragraphs(pool: list[str], paragraphs: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """The paragraphs that got requests: those of the first ``limit`` ``pool`` passages (every one with ``EVERY``),
-    in the corpus's order."""
-    asked = set(pool[:limit] if limit != EVERY else pool)
+def generated_paragraphs(pool: list[str], paragraphs: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """The paragraphs that got requests: those of the first ``limit`` ``pool`` passages (every one with None), in
+    the corpus's order."""
+    asked = set(pool[:limit])
     return [p for p in paragraphs if normalize_text(p["context"], t2s=True) in asked]
 
 
@@ -291,8 +291,10 @@ def main() -> None:
     # `make bench` runs the quick default (a smoke run whose figures are noise); the measured figures need --full.
     if args.passages is None:
         args.passages = (FULL if args.full else QUICK)[0]
-    if args.passages < 0:
+    elif args.passages < 0:
         parser.error("--passages: a count of pool passages, or 0 for every one")
+    elif args.passages == 0:
+        args.passages = None  # every pool passage
     args.seeds = args.seeds or (FULL if args.full else QUICK)[1]
     corpus, eval_file, version, seconds = prepare(args.passages, args.split_seed)
     if args.prepare_only:
